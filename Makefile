@@ -1,0 +1,33 @@
+# Streamwatch: `make demo` starts the whole stack, `make test` runs every check.
+# Both set everything up themselves on a fresh machine (venv, package, Debian's Prometheus).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup system-deps test lint unit bench clean
+
+setup: $(STAMP) system-deps
+
+# Reinstall only when the dependency list changes; editable, so the root scripts use the tree.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup lint
+	$(VENV)/bin/pytest
+
+bench: setup
+	$(PY) -m bench.run
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

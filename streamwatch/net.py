@@ -1,0 +1,64 @@
+"""Ports and HTTP readiness: the checks every service and the stack runner make before and after start."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from prometheus_client import CollectorRegistry, start_http_server
+
+from streamwatch.errors import UserError
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on ``host:port`` (or the address cannot be bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def require_free_port(host: str, port: int, what: str = "service") -> None:
+    if port_in_use(host, port):
+        raise UserError(f"{what}: port {port} on {host} is already in use")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS just handed out, for tests and for stacks started on free ports."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def start_metrics_server(registry: CollectorRegistry, host: str, port: int, what: str = "metrics") -> Any:
+    """Serve ``registry`` on ``http://host:port/metrics``; a busy port is a ``UserError``, not a traceback."""
+    try:
+        return start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"{what}: port {port} on {host} is already in use") from None
+        raise UserError(f"{what}: cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout_s`` passes; returns whether it became true."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def http_ok(url: str, timeout_s: float = 1.0) -> bool:
+    try:
+        return requests.get(url, timeout=timeout_s).status_code == 200
+    except requests.RequestException:
+        return False

@@ -1,0 +1,105 @@
+"""Child processes for tests and the local stack: start, wait for health, stop without leftovers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from streamwatch.net import http_ok, wait_until
+
+
+class ManagedProcess:
+    """A child process with its output in a log file; ``stop()`` sends SIGTERM, then SIGKILL."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ):
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,  # its own process group, so stop() reaches any grandchildren
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_http(self, url: str, timeout_s: float = 30.0) -> None:
+        """Wait until ``url`` answers 200; raise with the log's tail if the process dies or times out."""
+        ok = wait_until(lambda: not self.alive or http_ok(url), timeout_s, 0.1)
+        if not ok or not self.alive:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not become healthy at {url}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout_s)
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> ManagedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def python_argv(*args: str) -> list[str]:
+    """Run a project entry point with the interpreter that runs us (the venv's)."""
+    return [sys.executable, *args]
+
+
+def prometheus_argv(config_file: Path, port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
+    """Debian's ``prometheus`` as a foreground process on loopback with its own TSDB directory."""
+    return [
+        "prometheus",
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={data_dir}",
+        f"--web.listen-address={host}:{port}",
+        "--web.enable-lifecycle",  # lets the stack reload rules without a restart
+        "--log.level=warn",
+    ]
+
+
+def alertmanager_argv(config_file: Path, port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
+    """Debian's Alertmanager, alone: an empty cluster address switches gossip off."""
+    return [
+        "prometheus-alertmanager",
+        f"--config.file={config_file}",
+        f"--storage.path={data_dir}",
+        f"--web.listen-address={host}:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]

@@ -1,0 +1,86 @@
+"""Fixtures shared by the whole suite: real Prometheus (and Alertmanager) processes on loopback."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamwatch.net import free_port
+from streamwatch.procs import ManagedProcess, prometheus_argv
+from streamwatch.promapi import PrometheusClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class PrometheusServer:
+    url: str
+    client: PrometheusClient
+    process: ManagedProcess
+    config_path: Path
+
+
+@dataclass
+class ScrapeTarget:
+    job: str
+    address: str  # host:port
+    interval: str = "1s"
+    metrics_path: str = "/metrics"
+
+
+@dataclass
+class PrometheusFactory:
+    tmp_path: Path
+    started: list[ManagedProcess] = field(default_factory=list)
+
+    def __call__(
+        self,
+        targets: Sequence[ScrapeTarget] = (),
+        rule_files: Sequence[Path] = (),
+        alertmanager: str | None = None,
+        interval: str = "1s",
+    ) -> PrometheusServer:
+        if shutil.which("prometheus") is None:
+            pytest.fail("prometheus is not installed: run `make setup` (installs Debian's prometheus)")
+        port = free_port()
+        workdir = self.tmp_path / f"prometheus-{port}"
+        workdir.mkdir()
+        config: dict = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": [
+                {
+                    "job_name": t.job,
+                    "scrape_interval": t.interval,
+                    "metrics_path": t.metrics_path,
+                    "static_configs": [{"targets": [t.address]}],
+                }
+                for t in targets
+            ],
+        }
+        if rule_files:
+            config["rule_files"] = [str(p) for p in rule_files]
+        if alertmanager:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+        config_path = workdir / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        proc = ManagedProcess(
+            "prometheus", prometheus_argv(config_path, port, workdir / "data"), workdir / "prometheus.log"
+        )
+        self.started.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        proc.wait_http(f"{url}/-/ready", timeout_s=30)
+        return PrometheusServer(url, PrometheusClient(url), proc, config_path)
+
+
+@pytest.fixture
+def start_prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
+    """Start real Prometheus servers on free loopback ports; all are stopped after the test."""
+    factory = PrometheusFactory(tmp_path)
+    yield factory
+    for proc in factory.started:
+        proc.stop()

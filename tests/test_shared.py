@@ -1,0 +1,176 @@
+"""The shared library: config loading, the API format, backoff, atomic writes, and a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pytest
+
+from streamwatch import config
+from streamwatch.atomic import atomic_write_text
+from streamwatch.backoff import Backoff
+from streamwatch.cli import run
+from streamwatch.errors import ConfigError, UserError
+from streamwatch.promapi import FormatError, format_value, matrix_response, parse_response
+from streamwatch.series import Series
+
+
+@dataclass
+class Inner:
+    weight: float = 1.0
+
+
+@dataclass
+class Example:
+    name: str = "x"
+    count: int = 3
+    ratio: float = 0.5
+    enabled: bool = True
+    mode: Literal["a", "b"] = "a"
+    tags: list[str] = field(default_factory=list)
+    inner: Inner = field(default_factory=Inner)
+    limit: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError(f"count must not be negative, got {self.count}")
+
+
+def test_config_file_then_flags_override(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[svc]\ncount = 7\nratio = 2\ntags = ["p"]\n[svc.inner]\nweight = 0.25\n')
+    cfg = config.load(Example, path, section="svc", overrides={"count": 9, "name": None})
+    assert cfg == Example(count=9, ratio=2.0, tags=["p"], inner=Inner(0.25))
+    assert isinstance(cfg.ratio, float)
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"cuont": 1}, "unknown key 'cuont'"),
+        ({"count": "3"}, "'count' must be an integer"),
+        ({"count": True}, "'count' must be an integer"),
+        ({"ratio": "x"}, "'ratio' must be a number"),
+        ({"mode": "c"}, "'mode' must be one of"),
+        ({"count": -1}, "count must not be negative"),
+        ({"inner": {"wieght": 1}}, "unknown key 'wieght'"),
+        ({"limit": "high"}, "'limit' must be a number"),
+    ],
+)
+def test_config_rejects_with_one_line(data: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.from_mapping(Example, data, "test.toml")
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_config_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("count = = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(Example, bad)
+    with pytest.raises(ConfigError, match="no such config file"):
+        config.load(Example, tmp_path / "missing.toml")
+
+
+def test_cli_run_turns_user_errors_into_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    def main(argv: object) -> int:
+        raise UserError("the thing\nis broken")
+
+    assert run(main, [], prog="prog") == 2
+    assert capsys.readouterr().err == "prog: error: the thing is broken\n"
+
+
+def test_api_format_round_trip() -> None:
+    s = Series({"__name__": "m", "job": "j"}, np.array([1.0, 2.5, 4.0]), np.array([1.0, 0.1, math.inf]))
+    doc = json.loads(json.dumps(matrix_response([s])))
+    assert doc["data"]["result"][0]["values"] == [[1, "1"], [2.5, "0.1"], [4, "+Inf"]]
+    (back,) = parse_response(doc)
+    assert back.labels == s.labels
+    np.testing.assert_array_equal(back.timestamps, s.timestamps)
+    np.testing.assert_array_equal(back.values, s.values)
+
+
+def test_api_parse_sorts_samples_and_reads_vectors() -> None:
+    doc = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": {"a": "1"}, "value": [10, "3.5"]}]},
+    }
+    (s,) = parse_response(doc)
+    assert s.values.tolist() == [3.5] and s.timestamps.tolist() == [10.0]
+    doc = {
+        "status": "success",
+        "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[3, "3"], [1, "1"]]}]},
+    }
+    assert parse_response(doc)[0].values.tolist() == [1.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("doc", "needle"),
+    [
+        ([], "expected a JSON object"),
+        ({"status": "error", "error": "bad query"}, "bad query"),
+        ({"status": "success", "data": {}}, "missing data.resultType"),
+        ({"status": "success", "data": {"resultType": "string", "result": []}}, "unsupported"),
+        (
+            {
+                "status": "success",
+                "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, "abc"]]}]},
+            },
+            "is not a number",
+        ),
+        (
+            {
+                "status": "success",
+                "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, 2.0]]}]},
+            },
+            "is not a string",
+        ),
+    ],
+)
+def test_api_parse_rejects(doc: object, needle: str) -> None:
+    with pytest.raises(FormatError, match=needle):
+        parse_response(doc)
+
+
+def test_format_value_matches_prometheus() -> None:
+    assert [format_value(v) for v in (12.0, 0.5, -3.25, math.nan, -math.inf)] == [
+        "12",
+        "0.5",
+        "-3.25",
+        "NaN",
+        "-Inf",
+    ]
+
+
+def test_backoff_grows_caps_and_resets() -> None:
+    b = Backoff(initial_s=1, factor=2, maximum_s=5)
+    assert [b.next_delay() for _ in range(5)] == [1, 2, 4, 5, 5]
+    b.reset()
+    assert b.next_delay() == 1
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    p = tmp_path / "sub" / "f.json"
+    atomic_write_text(p, "one")
+    atomic_write_text(p, "two")
+    assert p.read_text() == "two"
+    assert [x.name for x in p.parent.iterdir()] == ["f.json"]
+
+
+@pytest.mark.e2e
+def test_real_prometheus_scrapes_itself(start_prometheus) -> None:
+    from streamwatch.net import wait_until
+    from tests.conftest import ScrapeTarget
+
+    prom = start_prometheus([])
+    addr = prom.url.removeprefix("http://")
+    prom = start_prometheus([ScrapeTarget("prometheus", addr)])
+    assert wait_until(lambda: bool(prom.client.query('up{job="prometheus"}')), 20)
+    (s,) = prom.client.query('up{job="prometheus"}')
+    assert s.values[-1] == 1.0 and s.labels["job"] == "prometheus"
