@@ -1,0 +1,1 @@
+"""Anomaly detectors behind one small interface (see ``base.Detector``)."""
