@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from streamwatch.net import free_port
-from streamwatch.procs import ManagedProcess, prometheus_argv
+from streamwatch.procs import ManagedProcess, prometheus_argv, python_argv
 from streamwatch.promapi import PrometheusClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,56 @@ class PrometheusFactory:
 def start_prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
     """Start real Prometheus servers on free loopback ports; all are stopped after the test."""
     factory = PrometheusFactory(tmp_path)
+    yield factory
+    for proc in factory.started:
+        proc.stop()
+
+
+# --- simulator (issue #2) -------------------------------------------------------------------------
+
+
+@dataclass
+class SimulatorServer:
+    url: str  # http://127.0.0.1:PORT
+    port: int
+    address: str  # 127.0.0.1:PORT, as a Prometheus scrape target
+    process: ManagedProcess
+
+
+@dataclass
+class SimulatorFactory:
+    tmp_path: Path
+    started: list[ManagedProcess] = field(default_factory=list)
+
+    def __call__(
+        self, config: Path | str | None = None, *extra_args: str, seed: int | None = None
+    ) -> SimulatorServer:
+        """Start ``python simulator.py serve`` from the repo root on a free port; wait for /healthz.
+
+        ``config`` is a TOML file (e.g. with custom ``[[metrics]]``); ``extra_args`` go to ``serve``.
+        """
+        port = free_port()
+        args = ["simulator.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if config is not None:
+            args += ["--config", str(config)]
+        if seed is not None:
+            args += ["--seed", str(seed)]
+        proc = ManagedProcess(
+            "simulator",
+            python_argv(*args, *extra_args),
+            self.tmp_path / f"simulator-{port}.log",
+            cwd=ROOT,
+        )
+        self.started.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        proc.wait_http(f"{url}/healthz", timeout_s=30)
+        return SimulatorServer(url, port, f"127.0.0.1:{port}", proc)
+
+
+@pytest.fixture
+def start_simulator(tmp_path: Path) -> Iterator[SimulatorFactory]:
+    """Start real simulators (subprocesses) on free loopback ports; all are stopped after the test."""
+    factory = SimulatorFactory(tmp_path)
     yield factory
     for proc in factory.started:
         proc.stop()

@@ -1,0 +1,147 @@
+"""``python simulator.py [serve|generate|capture]``: the simulator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from werkzeug.serving import make_server
+
+from simulator.app import create_app
+from simulator.config import SimulatorConfig
+from simulator.training import DEFAULT_INSTANCE, DEFAULT_JOB, capture, generate
+from streamwatch import config as configlib
+from streamwatch.atomic import atomic_write_text
+from streamwatch.clock import SystemClock
+from streamwatch.durations import parse_duration
+from streamwatch.errors import UserError
+from streamwatch.logs import setup_logging
+from streamwatch.net import require_free_port
+from streamwatch.promapi import PrometheusClient
+
+log = logging.getLogger("simulator")
+COMMANDS = ("serve", "generate", "capture")
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints usage plus an error and exits; we want the one-line error of cli.run instead.
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="simulator.py", description="Seasonal Prometheus metric source for Streamwatch.")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="serve /metrics, /healthz and /anomalies (the default)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 5000)")
+    serve.add_argument("--config", type=Path, help="TOML file with seed, tick_s and [[metrics]]")
+    serve.add_argument("--seed", type=int, help="noise seed (default 0)")
+    serve.add_argument("--log-format", choices=("text", "json"), default="text")
+
+    gen = sub.add_parser("generate", help="write training data without a server, as Prometheus returns it")
+    gen.add_argument("--metric", required=True, help="metric short name, e.g. energy_price")
+    gen.add_argument("--duration", default="1h", help="range to cover, e.g. 1h (default 1h)")
+    gen.add_argument("--out", type=Path, required=True, help="output JSON file (written atomically)")
+    gen.add_argument("--end", type=float, help="last timestamp, epoch seconds (default now)")
+    gen.add_argument("--step", default="2s", help="sample spacing (default 2s, the scrape interval)")
+    gen.add_argument("--seed", type=int, help="noise seed (default from config, 0)")
+    gen.add_argument("--config", type=Path, help="TOML file with [[metrics]]")
+    gen.add_argument("--job", default=DEFAULT_JOB, help=f"job label (default {DEFAULT_JOB})")
+    gen.add_argument(
+        "--instance", default=DEFAULT_INSTANCE, help=f"instance label (default {DEFAULT_INSTANCE})"
+    )
+
+    cap = sub.add_parser("capture", help="save a live Prometheus' answer to a range query")
+    cap.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
+    cap.add_argument("--query", required=True, help="range selector, e.g. 'energy_price_metric[1h]'")
+    cap.add_argument("--out", type=Path, required=True, help="output JSON file (written atomically)")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = list(argv) if argv is not None else None
+    if args is None:
+        import sys
+
+        args = sys.argv[1:]
+    # `python simulator.py --port 5000` keeps working: no subcommand means serve.
+    if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help")):
+        args = ["serve", *args]
+    return _parser().parse_args(args)
+
+
+def load_config(path: Path | None, **overrides: Any) -> SimulatorConfig:
+    return configlib.load(SimulatorConfig, path, overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "generate":
+        return cmd_generate(args)
+    if args.command == "capture":
+        return cmd_capture(args)
+    return cmd_serve(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, host=args.host, port=args.port, seed=args.seed)
+    setup_logging(args.log_format)
+    require_free_port(cfg.host, cfg.port, "simulator")
+    clock = SystemClock()
+    app = create_app(cfg, clock)
+    try:
+        server = make_server(cfg.host, cfg.port, app, threaded=True)
+    except OSError as exc:
+        raise UserError(f"simulator: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
+
+    # serve_forever runs in a thread so SIGTERM/SIGINT can call shutdown() from the main thread.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    names = ", ".join(m.metric_name for m in cfg.metrics)
+    log.info("simulator serving %s on http://%s:%d (seed %d)", names, cfg.host, cfg.port, cfg.seed)
+    stop.wait()
+    log.info("simulator stopping")
+    clock.stop()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, seed=args.seed)
+    spec = cfg.metric(args.metric)
+    if spec is None:
+        raise UserError(f"unknown metric {args.metric!r} (known: {', '.join(cfg.metric_names)})")
+    duration_s = parse_duration(args.duration, "--duration")
+    step_s = parse_duration(args.step, "--step")
+    if step_s > duration_s:
+        raise UserError(f"--step {args.step} is longer than --duration {args.duration}")
+    end = args.end if args.end is not None else time.time()
+    doc = generate(spec, end, duration_s, step_s, cfg.seed, cfg.tick_s, args.job, args.instance)
+    _write_json(args.out, doc)
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    doc = capture(PrometheusClient(args.prometheus_url), args.query)
+    _write_json(args.out, doc)
+    return 0
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    try:
+        atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write: {exc.strerror}") from None

@@ -1,0 +1,74 @@
+"""Prometheus exposition of the simulator: gauges computed from the wave at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, PlatformCollector, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from simulator import wave
+from simulator.active import ActiveAnomalies
+from simulator.anomalies import KINDS, apply_all
+from simulator.config import SimulatorConfig
+from streamwatch.clock import Clock
+
+
+def current_values(config: SimulatorConfig, anomalies: ActiveAnomalies, t: float) -> dict[str, float]:
+    """Every metric's served value at ``t``: the wave plus the anomalies active then."""
+    active = anomalies.active(t)
+    return {
+        spec.name: apply_all(wave.value(spec, t, config.seed, config.tick_s), t, active, spec)
+        for spec in config.metrics
+    }
+
+
+class WaveCollector(Collector):
+    """Reads the clock on each scrape, so the value is the wave's at that moment, never stale."""
+
+    def __init__(self, config: SimulatorConfig, anomalies: ActiveAnomalies, clock: Clock):
+        self.config = config
+        self.anomalies = anomalies
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        t = self.clock.time()
+        values = current_values(self.config, self.anomalies, t)
+        for spec in self.config.metrics:
+            value = values[spec.name]
+            yield GaugeMetricFamily(
+                spec.metric_name,
+                f"Simulated {spec.name} (wave {spec.min:g}..{spec.max:g} step {spec.step:g}, with anomalies)",
+                value=value,
+            )
+        active = GaugeMetricFamily(
+            "streamwatch_simulator_active_anomalies",
+            "Injected anomalies currently active, per metric.",
+            labels=["metric"],
+        )
+        running = self.anomalies.active(t)
+        for spec in self.config.metrics:
+            active.add_metric([spec.name], sum(1 for a in running if a.metric == spec.name))
+        yield active
+
+
+def build_registry(
+    config: SimulatorConfig, anomalies: ActiveAnomalies, clock: Clock
+) -> tuple[CollectorRegistry, Counter]:
+    """The app's own registry (never the global one) and its injection counter."""
+    registry = CollectorRegistry()
+    registry.register(WaveCollector(config, anomalies, clock))
+    injected = Counter(
+        "streamwatch_simulator_anomalies_injected",
+        "Anomalies injected through POST /anomalies, per metric and kind.",
+        ["metric", "kind"],
+        registry=registry,
+    )
+    # Every series exists from the first scrape, so increase() sees the first injection too.
+    for spec in config.metrics:
+        for kind in KINDS:
+            injected.labels(spec.name, kind)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry, injected
