@@ -1,0 +1,5 @@
+import sys
+
+from dashboard.cli import run
+
+sys.exit(run())

@@ -1,0 +1,93 @@
+"""``python -m dashboard``: serve the live page on 127.0.0.1:8000."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from dashboard.app import create_app
+from dashboard.config import DashboardConfig
+from streamwatch import cli as sw_cli
+from streamwatch.config import load
+from streamwatch.errors import UserError
+from streamwatch.logs import setup_logging
+
+log = logging.getLogger("dashboard")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="dashboard",
+        description="Streamwatch's live page: forecast bands, anomalies, incident scores and severity, read "
+        "from Prometheus' HTTP API.",
+    )
+    p.add_argument("--config", type=Path, help="TOML file; its [dashboard] table holds the keys below")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p.add_argument("--prometheus-url", help="Prometheus to read from (default http://127.0.0.1:9090)")
+    p.add_argument(
+        "--simulator-url", help="simulator for the injection buttons (default http://127.0.0.1:5000)"
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        dest="metrics",
+        help="watched metric short name; repeat for several (default energy_consumption, energy_price)",
+    )
+    p.add_argument("--refresh", type=float, dest="refresh_s", help="seconds between page updates (default 2)")
+    p.add_argument("--log-format", choices=["text", "json"], default="text")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.log_format)
+    overrides: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "prometheus_url": args.prometheus_url,
+        "simulator_url": args.simulator_url,
+        "metrics": args.metrics,
+        "refresh_s": args.refresh_s,
+    }
+    cfg = load(DashboardConfig, args.config, section="dashboard", overrides=overrides)
+    app = create_app(cfg)
+    try:
+        server = make_server(cfg.host, cfg.port, app, threaded=True)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"dashboard: port {cfg.port} on {cfg.host} is already in use") from None
+        raise UserError(f"dashboard: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
+    except SystemExit:
+        # werkzeug exits when the port is taken in some versions; report it as the busy port it is.
+        raise UserError(f"dashboard: port {cfg.port} on {cfg.host} is already in use") from None
+
+    def stop(signum: int, frame: Any) -> None:
+        # shutdown() waits for serve_forever to return, so it must run outside the serving thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info(
+        "dashboard on http://%s:%d/ reading %s (metrics: %s)",
+        cfg.host,
+        cfg.port,
+        cfg.prometheus_url,
+        ", ".join(cfg.metrics),
+    )
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    return sw_cli.run(main, argv, prog="dashboard")

@@ -1,0 +1,57 @@
+"""The dashboard's settings, as a typed dataclass loaded with ``streamwatch.config.load``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# A watched metric's short name is pasted into PromQL label matchers, so only plain names are accepted.
+METRIC_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _default_metrics() -> list[str]:
+    return ["energy_consumption", "energy_price"]
+
+
+@dataclass
+class DashboardConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    prometheus_url: str = "http://127.0.0.1:9090"
+    simulator_url: str = "http://127.0.0.1:5000"
+    metrics: list[str] = field(default_factory=_default_metrics)
+    refresh_s: float = 2.0  # the original design's live view refreshed every 2 s
+    timeout_s: float = 3.0  # per request to Prometheus or the simulator, so a hung peer cannot stall the page
+    incident_lookback_s: float = 3600.0  # how far back "recent incidents" reaches
+    max_points: int = 300  # samples per chart; the query step is range / max_points
+    spike_magnitude: float = 3.0  # the injection buttons' spike: multiply the value by this
+    transient_duration_s: float = 10.0  # short enough for the decaying score to stay under the threshold
+    prolonged_duration_s: float = 120.0  # long enough for the score to cross it
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        for name in ("prometheus_url", "simulator_url"):
+            url = getattr(self, name)
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must be an http:// or https:// URL, got {url!r}")
+            setattr(self, name, url.rstrip("/"))
+        if not self.metrics:
+            raise ValueError("metrics must name at least one watched metric")
+        for metric in self.metrics:
+            if not METRIC_NAME.match(metric):
+                raise ValueError(f"metrics: {metric!r} is not a valid metric name")
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError(f"metrics has duplicates: {self.metrics}")
+        for name in (
+            "refresh_s",
+            "timeout_s",
+            "incident_lookback_s",
+            "spike_magnitude",
+            "transient_duration_s",
+            "prolonged_duration_s",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_points < 10:
+            raise ValueError(f"max_points must be at least 10, got {self.max_points}")

@@ -1,0 +1,296 @@
+// Streamwatch live page: polls the dashboard's named-query API every refresh_ms and redraws uPlot charts.
+// Plain browser JavaScript, no build step; uPlot is served from /static/vendor (no CDN, works offline).
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("dashboard-config").textContent);
+  const state = { range: config.range, charts: {}, timer: null, injecting: false };
+  const colors = {
+    axis: "#8b95a5", grid: "rgba(139,149,165,0.14)", actual: "#e6edf3", expected: "#58a6ff",
+    band: "rgba(88,166,255,0.16)", bound: "rgba(88,166,255,0.45)", anomaly: "#ff5d6c",
+    score: "#f0b429", threshold: "#ff5d6c",
+  };
+
+  // ---- small helpers -------------------------------------------------------------------------------
+  const $ = (sel, root) => (root || document).querySelector(sel);
+
+  function fmtNumber(v, digits) {
+    if (v === null || v === undefined) return "–";
+    const abs = Math.abs(v);
+    if (abs >= 1000) return v.toFixed(0);
+    if (abs >= 100) return v.toFixed(1);
+    return v.toFixed(digits === undefined ? 2 : digits);
+  }
+  function fmtCount(v) { return v === null || v === undefined ? "–" : String(Math.round(v)); }
+  function fmtPercent(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(1) + " %"; }
+  function fmtTime(t) { return new Date(t * 1000).toLocaleTimeString([], { hour12: false }); }
+  function fmtDuration(s) {
+    s = Math.round(s);
+    if (s < 60) return s + " s";
+    const m = Math.floor(s / 60), r = s % 60;
+    if (m < 60) return m + " min" + (r ? " " + r + " s" : "");
+    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  }
+
+  class ApiError extends Error {
+    constructor(message, status, source) { super(message); this.status = status; this.source = source; }
+  }
+
+  async function getJson(url, options) {
+    let resp;
+    try {
+      resp = await fetch(url, Object.assign({ cache: "no-store" }, options || {}));
+    } catch (e) {
+      throw new ApiError("the dashboard server is unreachable", 0, "dashboard");
+    }
+    let body = null;
+    try { body = await resp.json(); } catch (e) { body = null; }
+    if (!resp.ok) {
+      const msg = (body && body.error) || ("HTTP " + resp.status);
+      throw new ApiError(msg, resp.status, body && body.source);
+    }
+    return body;
+  }
+
+  // ---- charts --------------------------------------------------------------------------------------
+  function axes(valueLabel) {
+    return [
+      { stroke: colors.axis, grid: { stroke: colors.grid, width: 1 }, ticks: { stroke: colors.grid } },
+      { stroke: colors.axis, grid: { stroke: colors.grid, width: 1 }, ticks: { stroke: colors.grid },
+        size: 56, label: valueLabel, labelSize: 18, labelFont: "12px system-ui, sans-serif" },
+    ];
+  }
+
+  function bandOptions(el) {
+    return {
+      width: el.clientWidth || 600, height: 230, cursor: { drag: { x: false, y: false } },
+      legend: { show: false }, axes: axes(null),
+      series: [
+        {},
+        { label: "lower", stroke: colors.bound, width: 1 },
+        { label: "upper", stroke: colors.bound, width: 1 },
+        { label: "forecast", stroke: colors.expected, width: 1.5, dash: [6, 4] },
+        { label: "actual", stroke: colors.actual, width: 2 },
+        // Anomalous samples: points only, drawn on top of the actual line.
+        { label: "anomaly", stroke: colors.anomaly, fill: colors.anomaly, width: 0, paths: () => null,
+          points: { show: true, size: 9, width: 1, stroke: colors.anomaly, fill: colors.anomaly } },
+      ],
+      bands: [{ series: [2, 1], fill: colors.band }],
+    };
+  }
+
+  function scoreOptions(el) {
+    return {
+      width: el.clientWidth || 600, height: 120, cursor: { drag: { x: false, y: false } },
+      legend: { show: false }, axes: axes(null),
+      scales: { y: { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.15] } },
+      series: [
+        {},
+        { label: "score", stroke: colors.score, width: 2, fill: "rgba(240,180,41,0.12)" },
+        { label: "threshold", stroke: colors.threshold, width: 1.5, dash: [5, 5] },
+      ],
+    };
+  }
+
+  function overlay(el, text) {
+    let o = el.querySelector(".overlay");
+    if (!o) { o = document.createElement("div"); o.className = "overlay"; el.appendChild(o); }
+    o.textContent = text || "";
+    o.hidden = !text;
+  }
+
+  function draw(id, makeOptions, columns, samples, emptyText) {
+    const el = document.getElementById(id);
+    let chart = state.charts[id];
+    if (!chart) {
+      chart = new uPlot(makeOptions(el), columns, el);
+      state.charts[id] = chart;
+    } else {
+      chart.setData(columns);
+    }
+    el.dataset.samples = String(samples);
+    overlay(el, samples > 0 ? "" : emptyText);
+  }
+
+  function resizeCharts() {
+    for (const id in state.charts) {
+      const el = document.getElementById(id);
+      const chart = state.charts[id];
+      if (el.clientWidth && chart.width !== el.clientWidth) chart.setSize({ width: el.clientWidth, height: chart.height });
+    }
+  }
+
+  // ---- page sections -------------------------------------------------------------------------------
+  function showError(err) {
+    const box = $("#error");
+    if (!err) { box.hidden = true; box.textContent = ""; return; }
+    const secs = (config.refresh_ms / 1000).toString();
+    if (err.source === "prometheus") {
+      box.textContent = "Prometheus unreachable, retrying every " + secs + " s: " + err.message;
+    } else if (err.source === "dashboard") {
+      box.textContent = "The dashboard server is unreachable, retrying every " + secs + " s.";
+    } else {
+      box.textContent = "Could not update the page (" + err.message + "), retrying every " + secs + " s.";
+    }
+    box.hidden = false;
+    for (const id in state.charts) {
+      overlay(document.getElementById(id), err.source === "prometheus" ? "Prometheus unreachable, retrying" : "No update, retrying");
+    }
+  }
+
+  function renderBanner(summary) {
+    const banner = $("#banner");
+    const sev = summary.severity;
+    const inTrouble = config.metrics.filter((m) => {
+      const s = summary.metrics[m].score;
+      return s !== null && summary.threshold !== null && s > summary.threshold;
+    });
+    let cls, label, detail;
+    if (sev === null) {
+      cls = "unknown"; label = "No data from the incident detector";
+      detail = "streamwatch_incident_severity has no recent sample in Prometheus.";
+    } else if (sev === 0) {
+      cls = "normal"; label = "Normal"; detail = "No open incident. Every metric's score is under the threshold.";
+    } else if (sev === 1) {
+      cls = "sev1"; label = "Sev 1 incident";
+      detail = "Several metrics in trouble" + (inTrouble.length ? ": " + inTrouble.join(", ") : "") + ".";
+    } else if (sev === 2) {
+      cls = "sev2"; label = "Sev 2 incident";
+      detail = "One metric in trouble" + (inTrouble.length ? ": " + inTrouble.join(", ") : "") + ".";
+    } else {
+      cls = "unknown"; label = "Severity " + sev; detail = "";
+    }
+    banner.className = "banner " + cls;
+    banner.dataset.severity = cls;
+    $("#banner-label").textContent = label;
+    $("#banner-detail").textContent = detail;
+  }
+
+  function renderStats(summary) {
+    for (const m of config.metrics) {
+      const card = document.querySelector('.metric[data-metric="' + m + '"]');
+      const s = summary.metrics[m];
+      $('[data-field="anomalies_in_range"]', card).textContent = fmtCount(s.anomalies_in_range);
+      $('[data-field="cycle_anomalies"]', card).textContent = fmtCount(s.cycle_anomalies);
+      $('[data-field="mae"]', card).textContent = fmtNumber(s.mae);
+      $('[data-field="mape_ratio"]', card).textContent = fmtPercent(s.mape_ratio);
+      const score = $('[data-field="score"]', card);
+      score.textContent = s.score === null ? "–" : fmtNumber(s.score) + " / " + fmtNumber(summary.threshold);
+      score.classList.toggle("hot", s.score !== null && summary.threshold !== null && s.score > summary.threshold);
+    }
+    const t = summary.targets;
+    const targets = $("#targets");
+    targets.textContent = t.total ? t.up + "/" + t.total + " targets up" : "";
+    targets.title = t.down.length ? "down: " + t.down.join(", ") : "every scrape target is up";
+    targets.classList.toggle("bad", t.up < t.total);
+  }
+
+  function renderIncidents(doc) {
+    const body = $("#incidents-body");
+    body.textContent = "";
+    $("#incidents-note").textContent = "last " + fmtDuration(doc.lookback_s);
+    if (!doc.incidents.length) {
+      const tr = body.insertRow();
+      const td = tr.insertCell();
+      td.colSpan = 5; td.className = "muted"; td.textContent = "No incidents in this period.";
+      return;
+    }
+    for (const inc of doc.incidents.slice(0, 10)) {
+      const tr = body.insertRow();
+      const sev = tr.insertCell();
+      const pill = document.createElement("span");
+      pill.className = "pill " + (inc.severity === 1 ? "sev1" : "sev2");
+      pill.textContent = inc.severity_label;
+      sev.appendChild(pill);
+      tr.insertCell().textContent = fmtTime(inc.start);
+      tr.insertCell().textContent = inc.ongoing ? "ongoing" : fmtTime(inc.end);
+      tr.insertCell().textContent = fmtDuration(inc.duration_s);
+      tr.insertCell().textContent = inc.metrics.join(", ") || "–";
+    }
+  }
+
+  function renderInject(sim) {
+    const box = $("#inject");
+    box.hidden = !sim.reachable;
+    const holder = $("#inject-buttons");
+    if (!sim.reachable) { holder.textContent = ""; return; }
+    if (holder.childElementCount) return;
+    for (const c of sim.cases) {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "inject-button"; b.id = "inject-" + c.id; b.dataset.case = c.id;
+      b.textContent = c.label;
+      b.title = c.duration_s + " s spike; expected: " + c.expect;
+      b.addEventListener("click", () => inject(c));
+      holder.appendChild(b);
+    }
+  }
+
+  async function inject(c) {
+    if (state.injecting) return;
+    state.injecting = true;
+    const status = $("#inject-status");
+    status.textContent = "Injecting: " + c.label + "…";
+    try {
+      const doc = await getJson("/api/inject", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ case: c.id }),
+      });
+      status.textContent = "Injected at " + fmtTime(Date.now() / 1000) + ": " + doc.label + " (" + c.duration_s +
+        " s). Expected: " + c.expect + ".";
+    } catch (e) {
+      status.textContent = "Injection failed: " + e.message;
+    } finally {
+      state.injecting = false;
+    }
+  }
+
+  // ---- the refresh loop ----------------------------------------------------------------------------
+  async function refreshSimulator() {
+    try { renderInject(await getJson("/api/simulator")); } catch (e) { renderInject({ reachable: false, cases: [] }); }
+  }
+
+  async function refresh() {
+    const range = encodeURIComponent(state.range);
+    const jobs = [getJson("/api/summary?range=" + range), getJson("/api/incidents")];
+    for (const m of config.metrics) {
+      const q = "&metric=" + encodeURIComponent(m) + "&range=" + range;
+      jobs.push(getJson("/api/series?name=band" + q), getJson("/api/series?name=score" + q));
+    }
+    try {
+      const [summary, incidents, ...series] = await Promise.all(jobs);
+      renderBanner(summary);
+      renderStats(summary);
+      renderIncidents(incidents);
+      config.metrics.forEach((m, i) => {
+        const band = series[2 * i], score = series[2 * i + 1];
+        draw("band-" + m, bandOptions,
+          [band.timestamps, band.lower, band.upper, band.expected, band.actual, band.anomalies], band.samples,
+          "No data yet: the monitor for " + m + " has not exported streamwatch_monitor_actual in this range.");
+        draw("score-" + m, scoreOptions, [score.timestamps, score.score, score.threshold], score.samples,
+          "No data yet: the incident detector has not exported a score for " + m + " in this range.");
+      });
+      showError(null);
+      $("#updated").textContent = "updated " + fmtTime(Date.now() / 1000);
+    } catch (e) {
+      showError(e);
+    }
+  }
+
+  async function loop() {
+    // A range click restarts the loop; the generation stops the older loop from scheduling itself again.
+    const gen = (state.gen = (state.gen || 0) + 1);
+    await Promise.all([refresh(), refreshSimulator()]);
+    if (gen === state.gen) state.timer = setTimeout(loop, config.refresh_ms);
+  }
+
+  for (const b of document.querySelectorAll(".range")) {
+    b.addEventListener("click", () => {
+      state.range = b.dataset.range;
+      for (const o of document.querySelectorAll(".range")) o.classList.toggle("active", o === b);
+      clearTimeout(state.timer);
+      loop();
+    });
+  }
+  window.addEventListener("resize", resizeCharts);
+  window.streamwatch = state;  // for the browser test and for curious operators in the console
+  loop();
+})();
