@@ -31,3 +31,11 @@ bench: setup
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
+
+# Refresh the dashboard's vendored charting library (uPlot) from npm at the version pinned in
+# package-lock.json. Only maintainers need npm; the package, CI and `make demo` use the committed copy.
+.PHONY: vendor
+vendor:
+	npm ci --no-audit --no-fund
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE \
+		dashboard/static/vendor/
