@@ -1,0 +1,122 @@
+"""Training data from a file: Prometheus API JSON (matrix or vector) or CSV ``timestamp,value``.
+
+Every rejection is a ``DataError`` naming the file and the problem, so the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from streamwatch.errors import DataError
+from streamwatch.promapi import FormatError, parse_response
+from streamwatch.series import Series
+
+DEFAULT_MIN_POINTS = 20
+
+
+def load_training(path: str | os.PathLike[str], min_points: int = DEFAULT_MIN_POINTS) -> Series:
+    """Read one series from ``path``; the format follows the content (JSON object or CSV lines)."""
+    p = Path(path)
+    text = _read(p)
+    if p.suffix.lower() == ".csv" or (text.lstrip()[:1] not in ("{", "[")):
+        series = _parse_csv(p, text)
+    else:
+        series = _parse_json(p, text)
+    finite = np.isfinite(series.values)
+    # NaN samples carry no information for a fit; dropping them is what Prometheus' own functions do.
+    series = Series(series.labels, series.timestamps[finite], series.values[finite])
+    _, unique = np.unique(series.timestamps, return_index=True)
+    series = Series(series.labels, series.timestamps[unique], series.values[unique])
+    if len(series) < min_points:
+        raise DataError(f"{p}: too few points to train on ({len(series)}, need at least {min_points})")
+    return series
+
+
+def _read(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{p}: no such training file") from None
+    except IsADirectoryError:
+        raise DataError(f"{p}: is a directory, not a training file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: not a text file (expected Prometheus API JSON or CSV)") from None
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read training file: {exc.strerror}") from None
+
+
+def _parse_json(p: Path, text: str) -> Series:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        found = parse_response(doc)
+    except FormatError as exc:
+        raise DataError(f"{p}: {exc}") from None
+    if not found:
+        raise DataError(f"{p}: the response holds no series (an empty result)")
+    if len(found) > 1:
+        names = ", ".join(_describe(s) for s in found[:3])
+        raise DataError(f"{p}: holds {len(found)} series ({names}); train on exactly one")
+    return found[0]
+
+
+def _describe(s: Series) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in s.labels.items() if k != "__name__")
+    return f"{s.name or ''}{{{inner}}}"
+
+
+def _parse_csv(p: Path, text: str) -> Series:
+    ts: list[float] = []
+    vs: list[float] = []
+    rows = csv.reader(io.StringIO(text))
+    for lineno, row in enumerate(rows, start=1):
+        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+            continue
+        if len(row) != 2:
+            raise DataError(f"{p}: line {lineno}: expected 2 columns timestamp,value, got {len(row)}")
+        raw_t, raw_v = row[0].strip(), row[1].strip()
+        if lineno == 1 and not ts and not _is_number(raw_t):
+            continue  # a header line such as "timestamp,value"
+        t = _parse_time(raw_t)
+        if t is None:
+            raise DataError(f"{p}: line {lineno}: timestamp {raw_t!r} is neither epoch seconds nor ISO 8601")
+        try:
+            v = float(raw_v)
+        except ValueError:
+            raise DataError(f"{p}: line {lineno}: value {raw_v!r} is not a number") from None
+        ts.append(t)
+        vs.append(v)
+    if not ts:
+        raise DataError(f"{p}: no samples (expected CSV lines timestamp,value)")
+    t_arr = np.array(ts, dtype=np.float64)
+    order = np.argsort(t_arr, kind="stable")
+    return Series({}, t_arr[order], np.array(vs, dtype=np.float64)[order])
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_time(s: str) -> float | None:
+    if _is_number(s):
+        return float(s)
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # Prometheus works in UTC, so a bare time is read as UTC
+    return dt.timestamp()
