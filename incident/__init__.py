@@ -1,0 +1,6 @@
+"""Incident detection: decaying per-metric anomaly scores become Sev 1 / Sev 2 incidents.
+
+Pure core: ``decay`` (half-life scores), ``counts`` (counter increases), ``severity`` (the incident state
+machine). Shell: ``config``, ``log`` (append-only incident log), ``exporter`` (metrics), ``service``
+(poll loop and HTTP), ``cli``.
+"""

@@ -1,0 +1,59 @@
+"""The detector's typed configuration; the defaults are worked out in the README's incident section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from incident.severity import Rules
+
+DEFAULT_METRICS = ["energy_consumption", "energy_price"]
+# Counting from the counter (not the per-cycle gauge) counts every anomaly exactly once, whatever the
+# monitors' cycle and our poll interval are. ``sum by (metric)`` folds several monitors of one metric.
+DEFAULT_QUERY = "sum by (metric) (streamwatch_monitor_anomalies_total)"
+
+
+@dataclass
+class IncidentConfig:
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    query: str = DEFAULT_QUERY
+    metric_label: str = "metric"  # the label of the query's result that names the watched metric
+    half_life_s: float = 60.0
+    threshold: float = 10.0
+    clear_threshold: float | None = None  # None: half the threshold
+    sev1_min_metrics: int = 2
+    prometheus_url: str = "http://127.0.0.1:9090"
+    prometheus_timeout_s: float = 3.0
+    interval: float = 5.0
+    backoff_max_s: float = 60.0
+    host: str = "127.0.0.1"
+    port: int = 8110
+    log: str = "incidents.log"
+    log_format: Literal["json", "text"] = "json"
+    log_max_bytes: int = 10_000_000
+    log_backup_count: int = 5
+    recent_incidents: int = 20
+
+    def __post_init__(self) -> None:
+        if not self.metrics:
+            raise ValueError("metrics must name at least one watched metric")
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError(f"metrics has duplicates: {self.metrics}")
+        if not self.query.strip():
+            raise ValueError("query must not be empty")
+        for name in ("interval", "prometheus_timeout_s", "backoff_max_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535, got {self.port}")
+        if self.log_max_bytes < 0:
+            raise ValueError(f"log_max_bytes must be 0 (no rotation) or more, got {self.log_max_bytes}")
+        if self.log_backup_count < 0:
+            raise ValueError(f"log_backup_count must be 0 or more, got {self.log_backup_count}")
+        if self.recent_incidents < 0:
+            raise ValueError(f"recent_incidents must be 0 or more, got {self.recent_incidents}")
+        self.rules()  # the state machine's own range checks (half-life, thresholds, sev1_min_metrics)
+
+    def rules(self) -> Rules:
+        clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold
+        return Rules(self.half_life_s, self.threshold, clear, self.sev1_min_metrics)

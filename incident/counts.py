@@ -1,0 +1,39 @@
+"""New anomalies from a cumulative counter: each anomaly is counted once, whatever the poll interval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+
+class CounterDeltas:
+    """Turns successive readings of ``streamwatch_monitor_anomalies_total`` per metric into increases.
+
+    The first successful reading is a baseline (anomalies from before the detector started are history,
+    not news). A metric that first appears later starts from 0, so a monitor that starts after the
+    detector has all its anomalies counted. A reading lower than the last one is a counter reset (the
+    monitor restarted): the new value is all new anomalies. A metric missing from a reading has no new
+    anomalies, and its last value is kept so it resumes cleanly when it comes back.
+    """
+
+    def __init__(self, metrics: Iterable[str]):
+        self.metrics = tuple(metrics)
+        self._last: dict[str, float] = {}
+        self._baselined = False
+
+    def update(self, reading: Mapping[str, float]) -> dict[str, float]:
+        """New anomalies per watched metric since the previous reading (0 for missing ones)."""
+        out = {m: 0.0 for m in self.metrics}
+        for metric in self.metrics:
+            if metric not in reading:
+                continue
+            value = float(reading[metric])
+            if value != value or value < 0:  # NaN or nonsense: ignore this sample, keep the last value
+                continue
+            if not self._baselined:
+                self._last[metric] = value
+                continue
+            last = self._last.get(metric, 0.0)
+            out[metric] = value - last if value >= last else value
+            self._last[metric] = value
+        self._baselined = True
+        return out

@@ -1,0 +1,48 @@
+"""Exponentially decaying scores: anomalies add heat, time takes it away with a fixed half-life."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def decay_factor(elapsed_s: float, half_life_s: float) -> float:
+    """The fraction of a score left after ``elapsed_s`` seconds; time running backwards decays nothing."""
+    if half_life_s <= 0:
+        raise ValueError(f"half_life_s must be positive, got {half_life_s}")
+    return math.pow(0.5, max(0.0, elapsed_s) / half_life_s)
+
+
+def steady_state(rate_per_s: float, half_life_s: float) -> float:
+    """The score a constant anomaly rate settles at: ``rate * half_life / ln 2`` (the mean lifetime)."""
+    return rate_per_s * half_life_s / math.log(2)
+
+
+@dataclass
+class DecayingScore:
+    """A score that decays continuously with ``half_life_s``; every call passes the timestamp explicitly."""
+
+    half_life_s: float
+    value: float = 0.0
+    updated_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.half_life_s <= 0:
+            raise ValueError(f"half_life_s must be positive, got {self.half_life_s}")
+
+    def value_at(self, ts: float) -> float:
+        """The score as it stands at ``ts`` (without changing it)."""
+        if self.updated_at is None:
+            return self.value
+        return self.value * decay_factor(ts - self.updated_at, self.half_life_s)
+
+    def add(self, amount: float, ts: float) -> float:
+        """Decay to ``ts``, add ``amount`` and return the new score."""
+        if amount < 0:
+            raise ValueError(f"a score only grows by anomalies, got {amount}")
+        # A timestamp older than the last update keeps the newer reference time, so the score never
+        # "un-decays" when clocks or Prometheus answers arrive out of order.
+        self.value = self.value_at(ts) + amount
+        if self.updated_at is None or ts > self.updated_at:
+            self.updated_at = ts
+        return self.value

@@ -1,0 +1,144 @@
+"""The incident log: append-only, one line per lifecycle event, flushed and fsynced, rotated by size.
+
+A crash can lose at most the line being written. Readers skip a torn last line; the writer starts a
+fresh line after one, so a torn line never swallows the next event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from incident.severity import IncidentEvent
+from streamwatch.errors import DataError, UserError
+
+LogFormat = Literal["json", "text"]
+
+
+class IncidentLog:
+    """Appends events to ``path`` as JSON lines (or readable text lines), rotating at ``max_bytes``.
+
+    Rotation renames ``log.(n-1)`` -> ``log.n`` ... ``log`` -> ``log.1`` like logging's
+    RotatingFileHandler, but fsyncs the directory after the renames so a crash cannot lose a rotated file.
+    ``max_bytes=0`` never rotates; ``backup_count=0`` with rotation truncates (keeps no history).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fmt: LogFormat = "json",
+        max_bytes: int = 10_000_000,
+        backup_count: int = 5,
+    ):
+        self.path = Path(path)
+        self.fmt = fmt
+        self.max_bytes = max_bytes
+        self.backup_count = backup_count
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self._open()
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot open incident log: {exc.strerror}") from None
+
+    def _open(self) -> Any:
+        fh = self.path.open("ab")
+        # A crash mid-write leaves a line without its newline; end it so the next event stands alone.
+        if fh.tell() > 0:
+            with self.path.open("rb") as rd:
+                rd.seek(-1, os.SEEK_END)
+                if rd.read(1) != b"\n":
+                    fh.write(b"\n")
+                    self._sync(fh)
+        return fh
+
+    def format(self, event: IncidentEvent) -> str:
+        if self.fmt == "text":
+            return event.one_line()
+        return json.dumps(event.to_dict(), sort_keys=False, separators=(",", ":"))
+
+    def write(self, event: IncidentEvent) -> None:
+        data = (self.format(event) + "\n").encode("utf-8")
+        if self.max_bytes and self._fh.tell() > 0 and self._fh.tell() + len(data) > self.max_bytes:
+            self._rotate()
+        self._fh.write(data)
+        self._sync(self._fh)
+
+    @staticmethod
+    def _sync(fh: Any) -> None:
+        fh.flush()
+        os.fsync(fh.fileno())
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        if self.backup_count > 0:
+            for i in range(self.backup_count - 1, 0, -1):
+                src = self.path.with_name(f"{self.path.name}.{i}")
+                if src.exists():
+                    os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink(missing_ok=True)
+        _fsync_dir(self.path.parent)
+        self._fh = self.path.open("ab")
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> IncidentLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iter_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The events of one JSON-lines log file, oldest first, skipping a torn (unterminated) last line.
+
+    A complete line that is not a JSON object is corruption, not a crash artefact: ``DataError``.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read incident log: {exc.strerror}") from None
+    lines = raw.split(b"\n")
+    torn = lines.pop()  # after the last newline: empty, or a line a crash cut short
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            # The writer terminates a torn line on restart, so it can sit mid-file: skip it if it was the
+            # line just before a restart (no valid JSON start), report anything else.
+            if line.lstrip().startswith(b"{") and not line.rstrip().endswith(b"}"):
+                continue
+            raise DataError(f"{p}:{number}: not a JSON incident event")
+        yield doc
+    del torn
+
+
+def read_events(path: str | os.PathLike[str], include_rotated: bool = False) -> list[dict[str, Any]]:
+    """All events of the log, oldest first; with ``include_rotated`` also those in ``log.N`` files."""
+    p = Path(path)
+    files = [p]
+    if include_rotated:
+        rotated = sorted(
+            (f for f in p.parent.glob(f"{p.name}.*") if f.suffix[1:].isdigit()),
+            key=lambda f: int(f.suffix[1:]),
+        )
+        files = [*reversed(rotated), p]
+    return [doc for f in files if f.exists() for doc in iter_events(f)]

@@ -1,0 +1,140 @@
+"""The shell: poll Prometheus, feed the tracker, write the log, export metrics, serve /metrics and /state."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from incident.config import IncidentConfig
+from incident.counts import CounterDeltas
+from incident.exporter import IncidentMetrics
+from incident.log import IncidentLog
+from incident.severity import IncidentTracker
+from streamwatch.backoff import Backoff
+from streamwatch.clock import Clock
+from streamwatch.errors import UserError
+from streamwatch.promapi import FormatError, PrometheusError
+from streamwatch.series import Series
+
+log = logging.getLogger("incident")
+
+
+class QueryClient(Protocol):
+    def query(self, expr: str, at: float | None = None) -> list[Series]: ...
+
+
+class Detector:
+    """One detector: ``cycle()`` reads Prometheus once and returns the delay until the next cycle."""
+
+    def __init__(
+        self,
+        cfg: IncidentConfig,
+        client: QueryClient,
+        clock: Clock,
+        incident_log: IncidentLog,
+        metrics: IncidentMetrics | None = None,
+    ):
+        self.cfg = cfg
+        self.client = client
+        self.clock = clock
+        self.incident_log = incident_log
+        self.metrics = metrics or IncidentMetrics(tuple(cfg.metrics))
+        self.tracker = IncidentTracker(tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents)
+        self.deltas = CounterDeltas(cfg.metrics)
+        self.backoff = Backoff(initial_s=cfg.interval, maximum_s=max(cfg.interval, cfg.backoff_max_s))
+        self.prometheus_up: bool | None = None  # unknown until the first query
+        self.lock = threading.Lock()
+        self.metrics.update_state(self.tracker, clock.time())
+
+    def read(self) -> dict[str, float]:
+        """The latest cumulative anomaly count per watched metric (missing metrics are left out)."""
+        out: dict[str, float] = {}
+        for series in self.client.query(self.cfg.query):
+            name = series.labels.get(self.cfg.metric_label)
+            if name in self.tracker.scores and len(series.values):
+                out[name] = out.get(name, 0.0) + float(series.values[-1])
+        return out
+
+    def cycle(self) -> float:
+        now = self.clock.time()
+        try:
+            reading = self.read()
+        except (PrometheusError, FormatError) as exc:
+            # Keep the last state: no decay, no new anomalies, until we can see again. The counter then
+            # catches up on everything the monitors counted meanwhile.
+            self.metrics.errors.inc()
+            self.metrics.up.set(0)
+            if self.prometheus_up is not False:
+                log.warning("Prometheus unavailable, keeping the last state and retrying: %s", exc)
+            self.prometheus_up = False
+            return self.backoff.next_delay()
+        if self.prometheus_up is False:
+            log.info("Prometheus reachable again at %s", self.cfg.prometheus_url)
+        self.prometheus_up = True
+        self.backoff.reset()
+        with self.lock:
+            events = self.tracker.observe(now, self.deltas.update(reading))
+            for event in events:
+                self.incident_log.write(event)
+                self.metrics.record(event)
+                log.warning("%s", event.one_line())
+            self.metrics.update_state(self.tracker, now)
+        self.metrics.up.set(1)
+        self.metrics.last_success.set(now)
+        return self.cfg.interval
+
+    def run(self) -> None:
+        while True:
+            delay = self.cycle()
+            if self.clock.wait(delay):
+                return
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            doc = self.tracker.snapshot(self.clock.time())
+        doc["prometheus_up"] = self.prometheus_up
+        doc["metrics"] = list(self.cfg.metrics)
+        return doc
+
+
+def serve(detector: Detector, host: str, port: int) -> ThreadingHTTPServer:
+    """Serve /metrics, /state (JSON) and /healthz on a daemon thread; a busy port is a ``UserError``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(detector.metrics.registry))
+            elif path == "/state":
+                self._send(200, "application/json", json.dumps(detector.state()).encode())
+            elif path in ("/healthz", "/"):
+                self._send(200, "text/plain; charset=utf-8", b"ok\n")
+            else:
+                body = json.dumps({"error": f"no such path {path}; try /metrics, /state or /healthz"})
+                self._send(404, "application/json", body.encode())
+
+        def _send(self, status: int, ctype: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one line per scrape would drown the incident lines
+
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"incident detector: port {port} on {host} is already in use") from None
+        raise UserError(f"incident detector: cannot listen on {host}:{port}: {exc.strerror}") from None
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="incident-http", daemon=True).start()
+    return server

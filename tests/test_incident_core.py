@@ -1,0 +1,286 @@
+"""The pure core: decay, counter increases and the incident state machine, driven by explicit timestamps.
+
+The four cases of the original design run through a model of the real pipeline at its default
+intervals: the simulator emits a sample every 2 s, a monitor scores them in cycles of 30 s and adds that
+cycle's anomalies to its counter, Prometheus scrapes the counter, and the detector reads it every 5 s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from incident.counts import CounterDeltas
+from incident.decay import DecayingScore, decay_factor, steady_state
+from incident.severity import NONE, SEV1, SEV2, IncidentTracker, Rules, severity_for
+from streamwatch.clock import FakeClock
+
+METRICS = ("energy_consumption", "energy_price")
+T0 = 1_700_000_000.0
+
+
+# --- decay -------------------------------------------------------------------------------------------
+
+
+def test_score_halves_every_half_life() -> None:
+    s = DecayingScore(60.0)
+    s.add(8.0, T0)
+    assert s.value_at(T0 + 60) == pytest.approx(4.0)
+    assert s.value_at(T0 + 180) == pytest.approx(1.0)
+    assert s.value == 8.0  # value_at does not change the score
+
+
+def test_additions_accumulate_after_decay() -> None:
+    s = DecayingScore(10.0)
+    s.add(4.0, T0)
+    assert s.add(1.0, T0 + 10) == pytest.approx(3.0)
+    assert s.value_at(T0 + 20) == pytest.approx(1.5)
+
+
+def test_out_of_order_timestamp_does_not_undecay() -> None:
+    s = DecayingScore(10.0)
+    s.add(4.0, T0 + 10)
+    s.add(1.0, T0)  # an older timestamp neither grows the old value nor moves the reference back
+    assert s.updated_at == T0 + 10
+    assert s.value_at(T0 + 20) == pytest.approx(2.5)
+
+
+def test_decay_rejects_bad_half_life_and_negative_amounts() -> None:
+    with pytest.raises(ValueError, match="half_life_s must be positive"):
+        DecayingScore(-1.0)
+    with pytest.raises(ValueError, match="half_life_s must be positive"):
+        decay_factor(1.0, 0.0)
+    with pytest.raises(ValueError):
+        DecayingScore(1.0).add(-1.0, T0)
+
+
+def test_steady_state_matches_a_long_constant_stream() -> None:
+    s = DecayingScore(60.0)
+    t = T0
+    for _ in range(2000):  # one anomaly every 2 s for over an hour
+        t += 2.0
+        s.add(1.0, t)
+    # Sampled right after an addition the score sits half a step above the continuous mean.
+    assert s.value == pytest.approx(steady_state(0.5, 60.0) + 0.5, rel=0.02)
+    assert steady_state(0.5, 60.0) == pytest.approx(0.5 * 60 / math.log(2))
+
+
+# --- counter increases -------------------------------------------------------------------------------
+
+
+def test_first_reading_is_a_baseline_then_increases_count() -> None:
+    d = CounterDeltas(METRICS)
+    assert d.update({"energy_price": 40.0, "energy_consumption": 3.0}) == {m: 0.0 for m in METRICS}
+    assert d.update({"energy_price": 45.0, "energy_consumption": 3.0}) == {
+        "energy_consumption": 0.0,
+        "energy_price": 5.0,
+    }
+
+
+def test_reset_counts_new_value_and_missing_is_zero() -> None:
+    d = CounterDeltas(METRICS)
+    d.update({"energy_price": 40.0, "energy_consumption": 3.0})
+    assert d.update({"energy_price": 2.0})["energy_price"] == 2.0  # monitor restarted: counter reset
+    assert d.update({})["energy_consumption"] == 0.0  # missing: nothing new
+    assert d.update({"energy_consumption": 7.0})["energy_consumption"] == 4.0  # resumes from its last value
+
+
+def test_metric_appearing_later_counts_from_zero_and_unwatched_ignored() -> None:
+    d = CounterDeltas(METRICS)
+    d.update({"energy_price": 1.0})
+    out = d.update({"energy_price": 1.0, "energy_consumption": 6.0, "other": 99.0})
+    assert out == {"energy_consumption": 6.0, "energy_price": 0.0}
+
+
+def test_gauge_vs_counter_no_double_counting_whatever_the_intervals() -> None:
+    # A monitor cycle of 30 s read every 5 s: the counter gives each anomaly once (the gauge would give
+    # the same cycle's count six times).
+    d = CounterDeltas(["m"])
+    d.update({"m": 0.0})
+    seen = sum(d.update({"m": 15.0 * ((5 * k) // 30)})["m"] for k in range(1, 37))
+    assert seen == 15.0 * 6
+
+
+# --- severity state machine --------------------------------------------------------------------------
+
+
+def test_severity_for() -> None:
+    assert severity_for(0, 2) == NONE
+    assert severity_for(1, 2) == SEV2
+    assert severity_for(2, 2) == SEV1
+    assert severity_for(3, 2) == SEV1
+    assert severity_for(1, 1) == SEV1
+
+
+def test_rules_validate() -> None:
+    with pytest.raises(ValueError, match="half_life_s"):
+        Rules(half_life_s=-1)
+    with pytest.raises(ValueError, match="clear_threshold"):
+        Rules(threshold=10, clear_threshold=11)
+    with pytest.raises(ValueError, match="sev1_min_metrics"):
+        Rules(sev1_min_metrics=0)
+
+
+def test_hysteresis_no_flapping_between_thresholds() -> None:
+    tr = IncidentTracker(METRICS, Rules(half_life_s=10, threshold=10, clear_threshold=5))
+    events = tr.observe(T0, {"energy_price": 10})
+    assert [e.event for e in events] == ["opened"]
+    # Hovering between the clear level and the threshold keeps the incident open, without new events.
+    t = T0
+    for _ in range(30):
+        t += 5.0
+        assert tr.observe(t, {"energy_price": 2.5}) == []
+        assert tr.severity == SEV2
+    assert 5 <= tr.score_values(t)["energy_price"] < 10
+    t += 30  # no more anomalies: three half-lives later the score is below 5
+    [ev] = tr.observe(t, {})
+    assert ev.event == "resolved" and ev.previous_severity == SEV2 and tr.severity == NONE
+
+
+def test_lifecycle_events_once_per_change() -> None:
+    tr = IncidentTracker(METRICS, Rules(half_life_s=10, threshold=10, clear_threshold=5))
+    [opened] = tr.observe(T0, {"energy_price": 12})
+    assert (opened.event, opened.severity, opened.metrics) == ("opened", SEV2, ("energy_price",))
+    assert tr.observe(T0 + 1, {"energy_price": 1}) == []  # ongoing, unchanged: silent
+    [esc] = tr.observe(T0 + 2, {"energy_consumption": 11})
+    assert (esc.event, esc.severity, esc.previous_severity) == ("escalated", SEV1, SEV2)
+    assert esc.metrics == METRICS and esc.started_at == T0 and esc.duration_s == 2
+    # Keep price hot while consumption cools: de-escalation to Sev 2 with one metric.
+    t = T0 + 2
+    events = []
+    while not events:
+        t += 1
+        events = tr.observe(t, {"energy_price": 1.0})
+    [de] = events
+    assert (de.event, de.severity, de.metrics, de.peak_severity) == ("de-escalated", SEV2, ("energy_price",), 1)
+    t += 60
+    [res] = tr.observe(t, {})
+    assert res.event == "resolved" and res.severity == NONE and res.peak_severity == SEV1
+    assert res.duration_s == pytest.approx(t - T0) and res.incident_id == opened.incident_id
+    assert tr.current is None and tr.recent[0].ended_at == t
+    snap = tr.snapshot(t)
+    assert snap["severity"] == 0 and snap["current"] is None and snap["recent"][0]["peak_severity"] == 1
+
+
+def test_event_dict_and_one_line() -> None:
+    tr = IncidentTracker(METRICS, Rules(half_life_s=10, threshold=10, clear_threshold=5))
+    [ev] = tr.observe(T0, {"energy_price": 12, "energy_consumption": 12})
+    d = ev.to_dict()
+    assert d["event"] == "opened" and d["severity"] == 1 and d["metrics"] == list(METRICS)
+    assert d["ts"].endswith("Z") and d["time"] == T0 and d["scores"]["energy_price"] == 12
+    assert "Sev 1 incident opened" in ev.one_line() and "energy_consumption,energy_price" in ev.one_line()
+
+
+# --- the four cases through a model of the pipeline at default intervals ------------------------------
+
+
+@dataclass
+class Spike:
+    metric: str
+    start: float  # seconds after T0
+    duration_s: float
+
+
+def run_pipeline(
+    spikes: Sequence[Spike],
+    total_s: float,
+    rules: Rules = Rules(),
+    sample_s: float = 2.0,
+    monitor_s: float = 30.0,
+    monitor_phase_s: float = 7.0,
+    poll_s: float = 5.0,
+    scrape_lag_s: float = 2.0,
+) -> tuple[IncidentTracker, list]:
+    """Feed the tracker what the detector would read from Prometheus with a fake clock; return events."""
+    clock = FakeClock(T0)
+    tracker = IncidentTracker(METRICS, rules)
+    deltas = CounterDeltas(METRICS)
+    # Sample times that are anomalous: every simulator sample inside a spike (one per 2 s).
+    anomalies = {m: [] for m in METRICS}
+    for s in spikes:
+        k = math.ceil(s.start / sample_s)
+        while k * sample_s < s.start + s.duration_s:
+            anomalies[s.metric].append(T0 + k * sample_s)
+            k += 1
+
+    def counter(metric: str, at: float) -> float:
+        # The monitor counts a sample at its first cycle after the sample; Prometheus shows it a scrape later.
+        seen_until = at - scrape_lag_s
+        last_cycle = T0 + monitor_phase_s + math.floor((seen_until - T0 - monitor_phase_s) / monitor_s) * monitor_s
+        return float(sum(1 for t in anomalies[metric] if t <= last_cycle))
+
+    events = []
+    while clock.time() < T0 + total_s:
+        now = clock.time()
+        events += tracker.observe(now, deltas.update({m: counter(m, now) for m in METRICS}))
+        clock.wait(poll_s)
+    return tracker, events
+
+
+PHASES = [0.0, 7.0, 15.0, 29.0]
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_transient_spike_in_one_metric_no_incident(phase: float) -> None:
+    tracker, events = run_pipeline([Spike("energy_price", 60, 10)], 300, monitor_phase_s=phase)
+    assert events == [] and tracker.severity == NONE
+    assert max(tracker.score_values(T0 + 300).values()) < Rules().clear_threshold
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_transient_spike_in_both_metrics_no_incident(phase: float) -> None:
+    spikes = [Spike("energy_price", 60, 10), Spike("energy_consumption", 62, 10)]
+    tracker, events = run_pipeline(spikes, 300, monitor_phase_s=phase)
+    assert events == [] and tracker.severity == NONE
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_prolonged_spike_in_one_metric_sev2_then_resolves(phase: float) -> None:
+    tracker, events = run_pipeline([Spike("energy_consumption", 60, 90)], 600, monitor_phase_s=phase)
+    kinds = [(e.event, e.severity) for e in events]
+    assert kinds == [("opened", SEV2), ("resolved", NONE)]
+    opened, resolved = events
+    assert opened.metrics == ("energy_consumption",)
+    # Opened within two monitor cycles (30 s each) plus a scrape and a poll of the spike's start.
+    assert opened.at - (T0 + 60) <= 2 * 30 + 2 + 5
+    assert resolved.at - (T0 + 150) <= 240  # back to normal within 4 min of the last anomaly
+    assert tracker.severity == NONE and tracker.current is None
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_prolonged_spike_in_both_metrics_sev1_then_resolves(phase: float) -> None:
+    spikes = [Spike("energy_price", 60, 90), Spike("energy_consumption", 60, 90)]
+    tracker, events = run_pipeline(spikes, 600, monitor_phase_s=phase)
+    assert [(e.event, e.severity) for e in events] == [("opened", SEV1), ("resolved", NONE)]
+    assert events[0].metrics == METRICS
+    assert events[1].peak_severity == SEV1 and tracker.severity == NONE
+
+
+def test_second_metric_joining_escalates_then_recovery_de_escalates() -> None:
+    spikes = [Spike("energy_price", 60, 240), Spike("energy_consumption", 120, 60)]
+    tracker, events = run_pipeline(spikes, 900)
+    assert [(e.event, e.severity) for e in events] == [
+        ("opened", SEV2),
+        ("escalated", SEV1),
+        ("de-escalated", SEV2),
+        ("resolved", NONE),
+    ]
+    assert len({e.incident_id for e in events}) == 1
+
+
+def test_long_spike_stays_one_incident_and_recovers() -> None:
+    # Ten minutes of trouble: the score settles near rate * half-life / ln 2 and never drops to the clear
+    # level between monitor cycles, so there is one incident, not a flapping series of them.
+    tracker, events = run_pipeline([Spike("energy_price", 30, 600)], 1200)
+    assert [e.event for e in events] == ["opened", "resolved"]
+    assert events[1].at - (T0 + 630) <= 240
+
+
+def test_background_noise_stays_quiet() -> None:
+    # A monitor flagging 1% of clean samples (the monitor's target), scattered: no incident in an hour.
+    spikes = [Spike(m, float(t), 2) for m in METRICS for t in range(37, 3600, 200)]
+    tracker, events = run_pipeline(spikes, 3600)
+    assert events == []
