@@ -1,0 +1,138 @@
+"""Ensemble: flags a point only when at least ``k`` member detectors agree, and reports a confidence.
+
+Each member scores the point on the common scale. ``confidence`` is the weighted mean of the members'
+scores clipped to [0, 1] (a member past its threshold counts fully, one at 80% of the way to its band's
+edge counts 0.8), so it is the weighted share of members flagging, softened for near misses. The ensemble
+flags when at least ``k`` members score > 1 *and* confidence > ``min_confidence``; its score
+``min(k-th highest member score, confidence / min_confidence)`` is > 1 exactly then, so it stays on the
+common scale. ``expected`` is the weighted mean of the members' expected values where they have one;
+lower/upper are NaN (the members' bands differ). Warm-up: members in warm-up score 0.
+
+Complexity: the sum of the members' costs plus O(m log m) per point for m members.
+Members default to ``sma,ema,iqr`` (their own defaults); ``direction``/``min_deviation`` pass to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.detectors.base import Detector, Score, Scores
+from monitor.detectors.options import DetectorOptions
+
+
+@dataclass(frozen=True)
+class EnsembleParams(DetectorOptions):
+    members: str = "sma,ema,iqr"
+    weights: str = ""  # comma-separated, one per member; empty: equal weights
+    k: int = 2
+    min_confidence: float = 0.7
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names = self.member_names
+        if not names:
+            raise ValueError("members must name at least one detector")
+        if "ensemble" in names:
+            raise ValueError("an ensemble cannot contain an ensemble")
+        if not 1 <= self.k <= len(names):
+            raise ValueError(f"k must be between 1 and the number of members ({len(names)}), got {self.k}")
+        if not 0 < self.min_confidence <= 1:
+            raise ValueError(f"min_confidence must be in (0, 1], got {self.min_confidence}")
+        w = self.weight_values
+        if len(w) != len(names) or any(not x > 0 for x in w):
+            raise ValueError(f"weights must be {len(names)} positive numbers, got {self.weights!r}")
+
+    @property
+    def member_names(self) -> list[str]:
+        return [m.strip() for m in self.members.split(",") if m.strip()]
+
+    @property
+    def weight_values(self) -> list[float]:
+        if not self.weights.strip():
+            return [1.0] * len(self.member_names)
+        try:
+            return [float(v) for v in self.weights.split(",")]
+        except ValueError:
+            return []
+
+
+@dataclass(frozen=True)
+class EnsembleScore(Score):
+    confidence: float = 0.0
+    agreeing: int = 0
+
+
+@dataclass(frozen=True)
+class EnsembleScores(Scores):
+    confidence: np.ndarray = None  # type: ignore[assignment]
+    agreeing: np.ndarray = None  # type: ignore[assignment]
+
+    def at(self, i: int) -> EnsembleScore:
+        return EnsembleScore(
+            float(self.score[i]),
+            float(self.expected[i]),
+            float(self.lower[i]),
+            float(self.upper[i]),
+            float(self.confidence[i]),
+            int(self.agreeing[i]),
+        )
+
+
+def combine(p: EnsembleParams, member_scores: np.ndarray, member_expected: np.ndarray) -> EnsembleScores:
+    """Combine an (m, n) array of member scores into the ensemble's scores (both paths use this)."""
+    weights = np.asarray(p.weight_values)[:, None]
+    s = np.nan_to_num(member_scores, nan=0.0)
+    confidence = (np.clip(s, 0.0, 1.0) * weights).sum(axis=0) / weights.sum()
+    agreeing = (s > 1.0).sum(axis=0)
+    kth = -np.sort(-s, axis=0)[p.k - 1]
+    score = np.minimum(kth, confidence / p.min_confidence)
+    have = ~np.isnan(member_expected)
+    wsum = (weights * have).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.where(
+            wsum > 0, (np.where(have, member_expected, 0.0) * weights).sum(axis=0) / wsum, np.nan
+        )
+    nan = np.full(score.shape, np.nan)
+    return EnsembleScores(score, expected, nan, nan.copy(), confidence, agreeing)
+
+
+class Ensemble:
+    """Agreement ensemble (members sma, ema, iqr; k=2; min confidence 0.7 by default)."""
+
+    Params = EnsembleParams
+
+    def __init__(
+        self,
+        params: EnsembleParams | None = None,
+        member_params: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> None:
+        """``member_params`` maps a member's name to its own parameters (``--param sma.window=20``)."""
+        from monitor.detectors.registry import create
+
+        self.p = params or EnsembleParams()
+        shared = {"direction": self.p.direction, "min_deviation": self.p.min_deviation}
+        extra = member_params or {}
+        self.members: list[Detector] = [
+            create(name, {**shared, **extra.get(name, {})}) for name in self.p.member_names
+        ]
+
+    def _combine_one(self, scores: list[Score]) -> EnsembleScore:
+        out = combine(self.p, np.array([[s.score] for s in scores]), np.array([[s.expected] for s in scores]))
+        return out.at(0)
+
+    def score_one(self, x: float, t: float) -> EnsembleScore:
+        return self._combine_one([m.score_one(x, t) for m in self.members])
+
+    def learn_one(self, x: float, t: float) -> None:
+        for m in self.members:
+            m.learn_one(x, t)
+
+    def update_one(self, x: float, t: float) -> EnsembleScore:
+        return self._combine_one([m.update_one(x, t) for m in self.members])
+
+    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> EnsembleScores:
+        results = [m.update_many(xs, ts) for m in self.members]
+        return combine(self.p, np.array([r.score for r in results]), np.array([r.expected for r in results]))
