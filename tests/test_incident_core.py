@@ -155,7 +155,12 @@ def test_lifecycle_events_once_per_change() -> None:
         t += 1
         events = tr.observe(t, {"energy_price": 1.0})
     [de] = events
-    assert (de.event, de.severity, de.metrics, de.peak_severity) == ("de-escalated", SEV2, ("energy_price",), 1)
+    assert (de.event, de.severity, de.metrics, de.peak_severity) == (
+        "de-escalated",
+        SEV2,
+        ("energy_price",),
+        1,
+    )
     t += 60
     [res] = tr.observe(t, {})
     assert res.event == "resolved" and res.severity == NONE and res.peak_severity == SEV1
@@ -209,7 +214,9 @@ def run_pipeline(
     def counter(metric: str, at: float) -> float:
         # The monitor counts a sample at its first cycle after the sample; Prometheus shows it a scrape later.
         seen_until = at - scrape_lag_s
-        last_cycle = T0 + monitor_phase_s + math.floor((seen_until - T0 - monitor_phase_s) / monitor_s) * monitor_s
+        last_cycle = (
+            T0 + monitor_phase_s + math.floor((seen_until - T0 - monitor_phase_s) / monitor_s) * monitor_s
+        )
         return float(sum(1 for t in anomalies[metric] if t <= last_cycle))
 
     events = []

@@ -1,0 +1,107 @@
+"""Config validation: good files load, bad ones end the detector with one line and exit status 2."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from incident.config import DEFAULT_METRICS, IncidentConfig
+from streamwatch.config import load
+from streamwatch.errors import ConfigError
+from streamwatch.net import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_are_the_documented_numbers() -> None:
+    cfg = IncidentConfig()
+    assert cfg.metrics == DEFAULT_METRICS
+    assert (cfg.half_life_s, cfg.threshold, cfg.sev1_min_metrics, cfg.interval) == (60.0, 10.0, 2, 5.0)
+    assert cfg.rules().clear_threshold == 5.0  # half the threshold unless set
+    assert "streamwatch_monitor_anomalies_total" in cfg.query and cfg.port == 8110
+
+
+def test_file_then_flags(tmp_path: Path) -> None:
+    f = tmp_path / "incident.toml"
+    f.write_text('metrics = ["a", "b", "c"]\nhalf_life_s = 20\nthreshold = 6\ninterval = 2\n')
+    cfg = load(IncidentConfig, f, overrides={"interval": 1.0, "port": None})
+    assert cfg.metrics == ["a", "b", "c"] and cfg.half_life_s == 20.0 and cfg.interval == 1.0
+    assert cfg.port == 8110 and cfg.rules().clear_threshold == 3.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("treshold = 5\n", "unknown key 'treshold'"),
+        ("half_life_s = -1\n", "half_life_s must be positive"),
+        ('threshold = "high"\n', "'threshold' must be a number"),
+        ("threshold = 4\nclear_threshold = 5\n", "clear_threshold must be between 0 and threshold"),
+        ("metrics = []\n", "metrics must name at least one"),
+        ("sev1_min_metrics = 0\n", "sev1_min_metrics must be at least 1"),
+        ('log_format = "xml"\n', "'log_format' must be one of"),
+        ("interval = 0\n", "interval must be positive"),
+        ("threshold = = 3\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_config_error(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "incident.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load(IncidentConfig, f)
+
+
+def run_detector(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "incident_detector.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour = 'red'\n", "unknown key 'colour'"),
+        ("half_life_s = -30\n", "half_life_s must be positive, got -30"),
+        ("threshold = 'ten'\n", "'threshold' must be a number"),
+    ],
+)
+def test_cli_bad_config_one_line_exit_2(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    proc = run_detector("--config", str(f), "--log", str(tmp_path / "i.log"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("incident_detector.py: error:") and message in lines[0]
+    assert not (tmp_path / "i.log").exists()  # nothing started
+
+
+def test_cli_missing_config_file(tmp_path: Path) -> None:
+    proc = run_detector("--config", str(tmp_path / "nope.toml"))
+    assert proc.returncode == 2 and "no such config file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = run_detector("--port", str(port), "--log", str(tmp_path / "i.log"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unwritable_log(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    proc = run_detector("--log", str(tmp_path / "dir"), "--port", str(free_port()))
+    assert (
+        proc.returncode == 2 and "cannot open incident log" in proc.stderr and "Traceback" not in proc.stderr
+    )

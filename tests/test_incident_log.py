@@ -1,0 +1,112 @@
+"""The incident log: JSON lines, fsynced appends, torn last lines, rotation, the text form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from incident.log import IncidentLog, iter_events, read_events
+from incident.severity import IncidentTracker, Rules
+from streamwatch.errors import DataError
+
+T0 = 1_700_000_000.0
+
+
+def lifecycle() -> list:
+    tr = IncidentTracker(("a", "b"), Rules(half_life_s=10, threshold=10, clear_threshold=5))
+    events = tr.observe(T0, {"a": 12})
+    events += tr.observe(T0 + 1, {"b": 12})
+    events += tr.observe(T0 + 120, {})
+    return events
+
+
+def test_one_json_object_per_event(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.log"
+    with IncidentLog(path) as log:
+        for ev in lifecycle():
+            log.write(ev)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    docs = [json.loads(line) for line in lines]
+    assert [d["event"] for d in docs] == ["opened", "escalated", "resolved"]
+    assert docs[0]["severity"] == 2 and docs[1]["severity"] == 1 and docs[2]["duration_s"] == 120
+    assert read_events(path) == docs
+
+
+def test_appends_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.log"
+    events = lifecycle()
+    with IncidentLog(path) as log:
+        log.write(events[0])
+    with IncidentLog(path) as log:
+        log.write(events[1])
+    assert [d["event"] for d in read_events(path)] == ["opened", "escalated"]
+
+
+def test_reader_skips_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.log"
+    events = lifecycle()
+    with IncidentLog(path) as log:
+        log.write(events[0])
+        log.write(events[1])
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 25])  # a crash cut the second line short
+    assert [d["event"] for d in read_events(path)] == ["opened"]
+
+
+def test_writer_after_crash_starts_a_fresh_line(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.log"
+    events = lifecycle()
+    with IncidentLog(path) as log:
+        log.write(events[0])
+        log.write(events[1])
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 25])
+    with IncidentLog(path) as log:  # the restarted detector goes on writing
+        log.write(events[2])
+    assert [d["event"] for d in read_events(path)] == ["opened", "resolved"]
+
+
+def test_corrupt_complete_line_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.log"
+    path.write_text('{"event": "opened"}\nnot json at all\n{"event": "resolved"}\n')
+    with pytest.raises(DataError, match=r"incidents.log:2"):
+        list(iter_events(path))
+
+
+def test_rotation_keeps_count_and_every_event(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.log"
+    events = lifecycle() * 10  # 30 events, ~400 bytes each
+    with IncidentLog(path, max_bytes=1000, backup_count=3) as log:
+        for ev in events:
+            log.write(ev)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["incidents.log", "incidents.log.1", "incidents.log.2", "incidents.log.3"]
+    assert all(p.stat().st_size <= 1000 for p in tmp_path.iterdir())
+    kept = read_events(path, include_rotated=True)
+    # The newest events survive in order; the oldest rotated out past the count.
+    assert kept == [e.to_dict() for e in events[-len(kept) :]]
+    assert 4 <= len(kept) < 30
+
+
+def test_rotation_with_no_backups_truncates(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.log"
+    with IncidentLog(path, max_bytes=500, backup_count=0) as log:
+        for ev in lifecycle() * 3:
+            log.write(ev)
+    assert [p.name for p in tmp_path.iterdir()] == ["incidents.log"]
+    assert path.stat().st_size <= 500
+
+
+def test_text_format_is_readable(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.log"
+    with IncidentLog(path, fmt="text") as log:
+        for ev in lifecycle():
+            log.write(ev)
+    lines = path.read_text().splitlines()
+    assert "Sev 2 incident opened: metrics=a" in lines[0]
+    assert "escalated to Sev 1: metrics=a,b" in lines[1]
+    assert "Sev 1 incident resolved (peak Sev 1)" in lines[2] and "duration=120s" in lines[2]
+    assert not lines[0].startswith("{")
