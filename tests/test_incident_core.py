@@ -192,7 +192,7 @@ class Spike:
 def run_pipeline(
     spikes: Sequence[Spike],
     total_s: float,
-    rules: Rules = Rules(),
+    rules: Rules | None = None,
     sample_s: float = 2.0,
     monitor_s: float = 30.0,
     monitor_phase_s: float = 7.0,
@@ -201,7 +201,7 @@ def run_pipeline(
 ) -> tuple[IncidentTracker, list]:
     """Feed the tracker what the detector would read from Prometheus with a fake clock; return events."""
     clock = FakeClock(T0)
-    tracker = IncidentTracker(METRICS, rules)
+    tracker = IncidentTracker(METRICS, rules or Rules())
     deltas = CounterDeltas(METRICS)
     # Sample times that are anomalous: every simulator sample inside a spike (one per 2 s).
     anomalies = {m: [] for m in METRICS}
@@ -268,7 +268,7 @@ def test_prolonged_spike_in_both_metrics_sev1_then_resolves(phase: float) -> Non
 
 def test_second_metric_joining_escalates_then_recovery_de_escalates() -> None:
     spikes = [Spike("energy_price", 60, 240), Spike("energy_consumption", 120, 60)]
-    tracker, events = run_pipeline(spikes, 900)
+    _, events = run_pipeline(spikes, 900)
     assert [(e.event, e.severity) for e in events] == [
         ("opened", SEV2),
         ("escalated", SEV1),
@@ -281,7 +281,7 @@ def test_second_metric_joining_escalates_then_recovery_de_escalates() -> None:
 def test_long_spike_stays_one_incident_and_recovers() -> None:
     # Ten minutes of trouble: the score settles near rate * half-life / ln 2 and never drops to the clear
     # level between monitor cycles, so there is one incident, not a flapping series of them.
-    tracker, events = run_pipeline([Spike("energy_price", 30, 600)], 1200)
+    _, events = run_pipeline([Spike("energy_price", 30, 600)], 1200)
     assert [e.event for e in events] == ["opened", "resolved"]
     assert events[1].at - (T0 + 630) <= 240
 
@@ -289,5 +289,5 @@ def test_long_spike_stays_one_incident_and_recovers() -> None:
 def test_background_noise_stays_quiet() -> None:
     # A monitor flagging 1% of clean samples (the monitor's target), scattered: no incident in an hour.
     spikes = [Spike(m, float(t), 2) for m in METRICS for t in range(37, 3600, 200)]
-    tracker, events = run_pipeline(spikes, 3600)
+    _, events = run_pipeline(spikes, 3600)
     assert events == []
