@@ -30,4 +30,4 @@ class ActiveAnomalies:
         with self._lock:
             for key in [k for k, a in self._by_id.items() if a.end <= now]:
                 del self._by_id[key]
-            return sorted(self._by_id.values(), key=lambda a: (a.start, a.id))
+            return sorted(self._by_id.values(), key=lambda a: a.start)  # stable: ties keep insertion order

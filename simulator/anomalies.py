@@ -111,6 +111,6 @@ def apply_all(value: float, t: float, anomalies: Iterable[Anomaly], spec: Metric
 
     A metric that cannot be negative (min >= 0) is floored at 0, so a downward shift ends at zero.
     """
-    for anomaly in sorted((a for a in anomalies if a.metric == spec.name), key=lambda a: (a.start, a.id)):
+    for anomaly in sorted((a for a in anomalies if a.metric == spec.name), key=lambda a: a.start):
         value = apply(value, t, anomaly, spec)
     return max(value, 0.0) if spec.min >= 0 else value

@@ -12,11 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from werkzeug.serving import make_server
-
-from simulator.app import create_app
-from simulator.config import SimulatorConfig
-from simulator.training import DEFAULT_INSTANCE, DEFAULT_JOB, capture, generate
+from simulator.config import DEFAULT_INSTANCE, DEFAULT_JOB, SimulatorConfig
 from streamwatch import config as configlib
 from streamwatch.atomic import atomic_write_text
 from streamwatch.clock import SystemClock
@@ -24,10 +20,12 @@ from streamwatch.durations import parse_duration
 from streamwatch.errors import UserError
 from streamwatch.logs import setup_logging
 from streamwatch.net import require_free_port
-from streamwatch.promapi import PrometheusClient
 
 log = logging.getLogger("simulator")
 COMMANDS = ("serve", "generate", "capture")
+
+# Flask, pandas and the API client are imported inside the subcommand that needs them: a typo in a
+# flag is reported at once, and `serve` starts without loading pandas.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from simulator.app import create_app
+
     cfg = load_config(args.config, host=args.host, port=args.port, seed=args.seed)
     setup_logging(args.log_format)
     require_free_port(cfg.host, cfg.port, "simulator")
@@ -120,6 +122,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from simulator.training import generate
+
     cfg = load_config(args.config, seed=args.seed)
     spec = cfg.metric(args.metric)
     if spec is None:
@@ -135,6 +139,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
+    from simulator.training import capture
+    from streamwatch.promapi import PrometheusClient
+
     doc = capture(PrometheusClient(args.prometheus_url), args.query)
     _write_json(args.out, doc)
     return 0

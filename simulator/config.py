@@ -22,6 +22,9 @@ _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 DEFAULT_NOISE = 0.02  # sigma as a fraction of the range: visible, but far below one step
 DEFAULT_TICK_S = 2.0  # the original design: a new value every 2 s
+# Labels a real scrape of a simulator at its default address adds (training data carries them too).
+DEFAULT_JOB = "flask_app"
+DEFAULT_INSTANCE = "127.0.0.1:5000"
 
 
 @dataclass

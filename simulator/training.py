@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from simulator import wave
-from simulator.config import MetricSpec
+from simulator.config import DEFAULT_INSTANCE, DEFAULT_JOB, MetricSpec
 from streamwatch.errors import DataError
 from streamwatch.promapi import (
     FormatError,
@@ -18,10 +18,6 @@ from streamwatch.promapi import (
     parse_response,
 )
 from streamwatch.series import Series
-
-# What a real scrape of a simulator at its default address adds to every sample.
-DEFAULT_JOB = "flask_app"
-DEFAULT_INSTANCE = "127.0.0.1:5000"
 
 
 def grid(end: float, duration_s: float, step_s: float) -> np.ndarray:
