@@ -39,3 +39,9 @@ vendor:
 	npm ci --no-audit --no-fund
 	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE \
 		dashboard/static/vendor/
+
+# The whole stack on 127.0.0.1 (ports, commands and scrape jobs in stack.toml); Ctrl-C stops all of it.
+# Data (TSDB, models, incident log, logs) stays in var/ across runs; `make clean` removes it.
+.PHONY: demo
+demo: setup
+	$(PY) -m streamwatch.stack

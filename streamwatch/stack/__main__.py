@@ -1,0 +1,48 @@
+"""``python -m streamwatch.stack``: run the local stack (``make demo``), or re-render the committed files.
+
+python -m streamwatch.stack [--config stack.toml]           start everything, Ctrl-C stops it
+python -m streamwatch.stack render [--config stack.toml]    rewrite prometheus/prometheus.yml and
+                                                            docker-compose.yml from stack.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from streamwatch.atomic import atomic_write_text
+from streamwatch.cli import run
+from streamwatch.stack import render
+from streamwatch.stack.config import DEFAULT_CONFIG, ROOT, load_stack
+from streamwatch.stack.runner import Stack
+
+
+def committed_files(config: Path | None = None) -> dict[Path, str]:
+    """The generated files the repository commits, keyed by path, as stack.toml says they should read."""
+    cfg = load_stack(config)
+    return {
+        ROOT / "prometheus" / "prometheus.yml": render.dump_yaml(render.compose_prometheus_config(cfg)),
+        ROOT / "docker-compose.yml": render.dump_yaml(render.compose_file(cfg)),
+        ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml": render.dump_yaml(
+            render.grafana_datasource(cfg)
+        ),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streamwatch.stack", description=__doc__.splitlines()[0])
+    parser.add_argument("action", nargs="?", choices=["run", "render"], default="run")
+    parser.add_argument("--config", type=Path, default=None, help=f"default: {DEFAULT_CONFIG.name}")
+    args = parser.parse_args(argv)
+    if args.action == "render":
+        for path, text in committed_files(args.config).items():
+            atomic_write_text(path, text)
+            print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    return Stack(load_stack(args.config)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, prog="streamwatch.stack"))

@@ -1,0 +1,111 @@
+"""The stack's single source of truth: every service's port, command, health check and scrape job.
+
+``stack.toml`` at the repository root holds one ``[services.NAME]`` table per process. The local
+runner, the runtime Prometheus config, the committed ``prometheus/prometheus.yml`` and
+``docker-compose.yml`` are all derived from it, so ports and addresses cannot drift apart. Adding a
+service (the dashboard, say) is one more table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from streamwatch import config as config_loader
+from streamwatch.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_CONFIG = ROOT / "stack.toml"
+
+# A service name is also a compose service name and a DNS name inside the compose network.
+_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+_DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
+
+Kind = Literal["python", "prometheus", "alertmanager"]
+
+
+@dataclass
+class ServiceConfig:
+    """One process of the stack."""
+
+    port: int
+    # argv with placeholders: {python} {root} {host} {port} {data_dir} {name} {ports[NAME]} {urls[NAME]}
+    command: list[str]
+    kind: Kind = "python"  # python: built from our Dockerfile in compose; others use upstream images
+    health_path: str = "/metrics"  # GET answers 200 once the service is up
+    job: str = ""  # Prometheus scrape job name; empty: not scraped
+    scrape_interval: str = ""  # empty: Prometheus' global interval
+    metrics_path: str = "/metrics"
+    ui_path: str = ""  # the page worth opening, shown in the ready banner
+    description: str = ""
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if not self.command:
+            raise ValueError("command must not be empty")
+        if not self.health_path.startswith("/"):
+            raise ValueError(f"health_path must start with '/', got {self.health_path!r}")
+        if self.scrape_interval and not _DURATION.match(self.scrape_interval):
+            raise ValueError(f"scrape_interval must be a duration like '2s', got {self.scrape_interval!r}")
+
+
+@dataclass
+class StackConfig:
+    """The local stack: where it listens, where its data lives, and its services in start order."""
+
+    host: str = "127.0.0.1"
+    data_dir: Path = Path("var")  # relative paths are relative to the repository root
+    scrape_interval: str = "15s"
+    evaluation_interval: str = "15s"
+    health_timeout_s: float = 180.0  # Prophet's first fit can take a while on a busy machine
+    echo_logs: bool = False  # True: services' output on the console too, not only in var/logs/
+    grafana_port: int = 3000  # compose only: no Grafana runs locally
+    demo_metric: str = "energy_price"  # used in the banner's ready-made curl and graph query
+    services: dict[str, ServiceConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.services:
+            raise ValueError("services must list at least one service")
+        for name in self.services:
+            if not _NAME.match(name):
+                raise ValueError(f"service name {name!r} must be lowercase letters, digits and '-'")
+        for key in ("scrape_interval", "evaluation_interval"):
+            if not _DURATION.match(getattr(self, key)):
+                raise ValueError(f"{key} must be a duration like '15s', got {getattr(self, key)!r}")
+        if self.health_timeout_s <= 0:
+            raise ValueError(f"health_timeout_s must be positive, got {self.health_timeout_s}")
+        seen: dict[int, str] = {}
+        for name, svc in self.enabled_services().items():
+            if svc.port in seen:
+                raise ValueError(f"services {seen[svc.port]!r} and {name!r} both use port {svc.port}")
+            seen[svc.port] = name
+        kinds = [svc.kind for svc in self.enabled_services().values()]
+        if kinds.count("prometheus") != 1:
+            raise ValueError("exactly one enabled service must have kind = 'prometheus'")
+
+    def enabled_services(self) -> dict[str, ServiceConfig]:
+        return {name: svc for name, svc in self.services.items() if svc.enabled}
+
+    def service_of_kind(self, kind: Kind) -> tuple[str, ServiceConfig] | None:
+        for name, svc in self.enabled_services().items():
+            if svc.kind == kind:
+                return name, svc
+        return None
+
+    def data_path(self, root: Path = ROOT) -> Path:
+        return self.data_dir if self.data_dir.is_absolute() else root / self.data_dir
+
+
+def load_stack(path: str | Path | None = None) -> StackConfig:
+    """Read ``stack.toml`` (or ``path``): ``[stack]`` settings and ``[services.NAME]`` tables."""
+    doc = config_loader.read_toml(path or DEFAULT_CONFIG)
+    data = dict(doc.get("stack", {}))
+    data["services"] = doc.get("services", {})
+    unknown = sorted(set(doc) - {"stack", "services"})
+    if unknown:
+        raise ConfigError(f"{path or DEFAULT_CONFIG}: unknown table(s) {', '.join(unknown)}")
+    return config_loader.from_mapping(StackConfig, data, str(path or DEFAULT_CONFIG))

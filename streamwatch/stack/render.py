@@ -1,0 +1,330 @@
+"""Pure renderings of the stack description: commands, Prometheus configs, docker-compose.yml, banner.
+
+No processes, sockets or clocks here: every function maps a ``StackConfig`` to a value, so the local
+stack, the committed ``prometheus/prometheus.yml`` and ``docker-compose.yml`` come from one place
+and tests can compare them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import yaml
+
+from streamwatch.errors import ConfigError
+from streamwatch.stack.config import ServiceConfig, StackConfig
+
+GENERATED_HEADER = (
+    "# Generated from stack.toml by `python -m streamwatch.stack render`; edit stack.toml, then re-run it.\n"
+    "# tests/test_stack_render.py fails when this file and stack.toml disagree.\n"
+)
+
+# Inside containers: where the repository, the Python services' data and Prometheus' files live.
+COMPOSE_ROOT = "/app"
+COMPOSE_DATA_DIR = "/data"
+COMPOSE_PROMETHEUS_DIR = "/etc/prometheus"
+
+PROMETHEUS_IMAGE = "prom/prometheus:v2.53.1"
+ALERTMANAGER_IMAGE = "prom/alertmanager:v0.27.0"
+GRAFANA_IMAGE = "grafana/grafana-oss:11.1.3"
+VOLUMES = ("prometheus-data", "alertmanager-data", "grafana-data", "streamwatch-data")
+
+
+@dataclass(frozen=True)
+class Context:
+    """The values a service's command placeholders are filled with, in one environment."""
+
+    python: str
+    root: str
+    host: str
+    data_dir: str
+    ports: dict[str, int]
+    urls: dict[str, str]
+
+
+def local_context(cfg: StackConfig, root: Path, python: str) -> Context:
+    services = cfg.enabled_services()
+    return Context(
+        python=python,
+        root=str(root),
+        host=cfg.host,
+        data_dir=str(cfg.data_path(root)),
+        ports={name: svc.port for name, svc in services.items()},
+        urls={name: f"http://{cfg.host}:{svc.port}" for name, svc in services.items()},
+    )
+
+
+def compose_context(cfg: StackConfig) -> Context:
+    services = cfg.enabled_services()
+    return Context(
+        python="python",
+        root=COMPOSE_ROOT,
+        host="0.0.0.0",  # inside its container a service must listen beyond loopback to be reachable
+        data_dir=COMPOSE_DATA_DIR,
+        ports={name: svc.port for name, svc in services.items()},
+        urls={name: f"http://{name}:{svc.port}" for name, svc in services.items()},
+    )
+
+
+def render_command(name: str, svc: ServiceConfig, ctx: Context) -> list[str]:
+    """Fill a service's argv placeholders; an unknown placeholder is a config error naming the service."""
+    values = {
+        "python": ctx.python,
+        "root": ctx.root,
+        "host": ctx.host,
+        "port": svc.port,
+        "data_dir": ctx.data_dir,
+        "name": name,
+        "ports": ctx.ports,
+        "urls": ctx.urls,
+    }
+    out = []
+    for arg in svc.command:
+        try:
+            out.append(arg.format(**values))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"service {name!r}: cannot fill placeholder in {arg!r}: {exc}") from None
+    return out
+
+
+def prometheus_service(cfg: StackConfig) -> tuple[str, ServiceConfig]:
+    found = cfg.service_of_kind("prometheus")
+    assert found is not None  # StackConfig guarantees exactly one
+    return found
+
+
+def prometheus_config(cfg: StackConfig, hosts: dict[str, str], rule_files: list[str]) -> dict[str, Any]:
+    """Prometheus' config: one scrape job per service with a ``job``, the rules, and Alertmanager.
+
+    ``hosts`` maps each service name to the host Prometheus reaches it at (127.0.0.1 locally, the
+    service name in compose).
+    """
+    doc: dict[str, Any] = {
+        "global": {"scrape_interval": cfg.scrape_interval, "evaluation_interval": cfg.evaluation_interval},
+        "rule_files": rule_files,
+    }
+    am = cfg.service_of_kind("alertmanager")
+    if am is not None:
+        doc["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": [f"{hosts[am[0]]}:{am[1].port}"]}]}]
+        }
+    jobs = []
+    for name, svc in cfg.enabled_services().items():
+        if not svc.job:
+            continue
+        job: dict[str, Any] = {"job_name": svc.job}
+        if svc.scrape_interval:
+            job["scrape_interval"] = svc.scrape_interval
+        if svc.metrics_path != "/metrics":
+            job["metrics_path"] = svc.metrics_path
+        job["static_configs"] = [{"targets": [f"{hosts[name]}:{svc.port}"], "labels": {"service": name}}]
+        jobs.append(job)
+    doc["scrape_configs"] = jobs
+    return doc
+
+
+def local_prometheus_config(cfg: StackConfig, root: Path) -> dict[str, Any]:
+    hosts = dict.fromkeys(cfg.enabled_services(), cfg.host)
+    return prometheus_config(cfg, hosts, [str(root / "prometheus" / "rules" / "*.yml")])
+
+
+def compose_prometheus_config(cfg: StackConfig) -> dict[str, Any]:
+    hosts = {name: name for name in cfg.enabled_services()}
+    return prometheus_config(cfg, hosts, [f"{COMPOSE_PROMETHEUS_DIR}/rules/*.yml"])
+
+
+_REFERENCE = re.compile(r"\{(?:urls|ports)\[([^\]]+)\]\}")
+
+
+def _referenced_services(svc: ServiceConfig) -> list[str]:
+    """The services a command talks to (its ``{urls[NAME]}``/``{ports[NAME]}``), in order of mention."""
+    names: list[str] = []
+    for arg in svc.command:
+        for name in _REFERENCE.findall(arg):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _wget_check(port: int, path: str) -> dict[str, Any]:
+    # The upstream images are busybox/alpine based: wget is there, curl is not.
+    return {
+        "test": ["CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{port}{path}"],
+        "interval": "10s",
+        "timeout": "5s",
+        "retries": 5,
+    }
+
+
+def _python_check(port: int, path: str) -> dict[str, Any]:
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4)"
+    return {
+        "test": ["CMD", "python", "-c", probe],
+        "interval": "10s",
+        "timeout": "5s",
+        "retries": 5,
+        "start_period": "120s",  # the monitors fit Prophet before their first cycle
+    }
+
+
+def _published(port: int, container_port: int | None = None) -> str:
+    # Published on the host's loopback only, like the local stack: nothing listens on the LAN by default.
+    return f"127.0.0.1:{port}:{container_port or port}"
+
+
+def compose_file(cfg: StackConfig) -> dict[str, Any]:
+    """docker-compose.yml (Compose file format without ``version``/``name``: docker-compose v1.27+ and v2)."""
+    ctx = compose_context(cfg)
+    services: dict[str, Any] = {}
+    prom_name, _ = prometheus_service(cfg)
+    for name, svc in cfg.enabled_services().items():
+        entry: dict[str, Any]
+        if svc.kind == "prometheus":
+            entry = {
+                "image": PROMETHEUS_IMAGE,
+                "command": [
+                    f"--config.file={COMPOSE_PROMETHEUS_DIR}/prometheus.yml",
+                    "--storage.tsdb.path=/prometheus",
+                    f"--web.listen-address=0.0.0.0:{svc.port}",
+                    "--web.enable-lifecycle",
+                ],
+                "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+                "healthcheck": _wget_check(svc.port, svc.health_path),
+            }
+        elif svc.kind == "alertmanager":
+            entry = {
+                "image": ALERTMANAGER_IMAGE,
+                "command": [
+                    "--config.file=/etc/alertmanager/alertmanager.yml",
+                    "--storage.path=/alertmanager",
+                    f"--web.listen-address=0.0.0.0:{svc.port}",
+                    "--cluster.listen-address=",
+                ],
+                "volumes": [
+                    "./prometheus/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro",
+                    "alertmanager-data:/alertmanager",
+                ],
+                "healthcheck": _wget_check(svc.port, svc.health_path),
+            }
+        else:
+            entry = {
+                "build": ".",
+                "image": "streamwatch:latest",
+                "command": render_command(name, svc, ctx),
+                "volumes": [f"streamwatch-data:{COMPOSE_DATA_DIR}"],
+                "healthcheck": _python_check(svc.port, svc.health_path),
+            }
+            needs = _referenced_services(svc)
+            if needs:
+                entry["depends_on"] = needs
+        entry["ports"] = [_published(svc.port)]
+        entry["restart"] = "unless-stopped"
+        services[name] = entry
+    if "alertmanager" in {s.kind for s in cfg.enabled_services().values()}:
+        am_name = cfg.service_of_kind("alertmanager")[0]  # type: ignore[index]
+        services[prom_name]["depends_on"] = [am_name]
+    services["grafana"] = {
+        "image": GRAFANA_IMAGE,
+        "environment": {
+            # Anonymous visitors may look; the admin password must come from .env (never admin/admin).
+            "GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD in .env, "
+            "see docker/.env.example}",
+            "GF_AUTH_ANONYMOUS_ENABLED": "true",
+            "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+            "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH": "/etc/grafana/dashboards/streamwatch-overview.json",
+            "GF_ANALYTICS_REPORTING_ENABLED": "false",
+        },
+        "volumes": [
+            "./grafana/provisioning:/etc/grafana/provisioning:ro",
+            "./grafana/dashboards:/etc/grafana/dashboards:ro",
+            "grafana-data:/var/lib/grafana",
+        ],
+        "ports": [_published(cfg.grafana_port, 3000)],
+        "healthcheck": _wget_check(3000, "/api/health"),
+        "depends_on": [prom_name],
+        "restart": "unless-stopped",
+    }
+    return {
+        "services": services,
+        "volumes": {v: {} for v in VOLUMES},
+    }
+
+
+GRAFANA_DATASOURCE_UID = "streamwatch-prometheus"  # every dashboard panel names this uid
+
+
+def grafana_datasource(cfg: StackConfig) -> dict[str, Any]:
+    """Grafana's provisioned Prometheus datasource, reaching Prometheus by its compose service name."""
+    name, svc = prometheus_service(cfg)
+    return {
+        "apiVersion": 1,
+        "datasources": [
+            {
+                "name": "Prometheus",
+                "uid": GRAFANA_DATASOURCE_UID,
+                "type": "prometheus",
+                "access": "proxy",
+                "url": f"http://{name}:{svc.port}",
+                "isDefault": True,
+                "editable": False,
+                "jsonData": {"timeInterval": cfg.scrape_interval},
+            }
+        ],
+    }
+
+
+def dump_yaml(doc: dict[str, Any], header: str = GENERATED_HEADER) -> str:
+    return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def prometheus_graph_url(base: str, expr: str, range_input: str = "30m") -> str:
+    query = urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": range_input}, quote_via=quote)
+    return f"{base}/graph?{query}"
+
+
+def banner(cfg: StackConfig, root: Path, cwd: Path | None = None) -> str:
+    """The one block printed once every service is healthy: what runs where, and what to try next."""
+    ctx = local_context(cfg, root, "python")
+    services = cfg.enabled_services()
+    width = max(len(n) for n in services)
+    lines = ["", "Streamwatch is up. Ctrl-C stops everything.", ""]
+    for name, svc in services.items():
+        url = ctx.urls[name] + (svc.ui_path or svc.health_path)
+        desc = f"  {svc.description}" if svc.description else ""
+        lines.append(f"  {name.ljust(width)}  {url}{desc}")
+    data = cfg.data_path(root)
+    shown = data
+    base = cwd or Path.cwd()
+    if data.is_relative_to(base):
+        shown = data.relative_to(base)
+    lines.append("")
+    lines.append("Try next:")
+    sim = services.get("simulator")
+    if sim is not None:
+        body = json.dumps(
+            {"metric": cfg.demo_metric, "kind": "spike", "magnitude": 3.0, "duration_s": 300},
+            separators=(",", ":"),
+        )
+        lines.append("  inject a prolonged spike (3x for 5 minutes; expect a Sev 2 incident):")
+        lines.append(
+            f"    curl -s -X POST {ctx.urls['simulator']}/anomalies -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(body)}"
+        )
+    lines.append("  watch incidents open and resolve:")
+    lines.append(f"    tail -f {shown / 'incidents.log'}")
+    prom_name, _ = prometheus_service(cfg)
+    expr = f'{{__name__=~"streamwatch_monitor_(actual|forecast)",metric="{cfg.demo_metric}"}}'
+    lines.append("  actual value against its forecast band, in Prometheus:")
+    lines.append(f"    {prometheus_graph_url(ctx.urls[prom_name], expr)}")
+    lines.append("")
+    lines.append(
+        f"Data (TSDB, models, incident log, logs): {shown}/ (kept across runs; `make clean` removes it)"
+    )
+    lines.append("")
+    return "\n".join(lines)
