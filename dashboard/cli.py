@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import signal
 import threading
@@ -19,6 +18,7 @@ from streamwatch import cli as sw_cli
 from streamwatch.config import load
 from streamwatch.errors import UserError
 from streamwatch.logs import setup_logging
+from streamwatch.net import port_in_use
 
 log = logging.getLogger("dashboard")
 
@@ -60,15 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     cfg = load(DashboardConfig, args.config, section="dashboard", overrides=overrides)
     app = create_app(cfg)
+    # werkzeug prints its own advice and exits when the port is taken; check first for one clear line.
+    if port_in_use(cfg.host, cfg.port):
+        raise UserError(f"port {cfg.port} on {cfg.host} is already in use (choose another with --port)")
     try:
         server = make_server(cfg.host, cfg.port, app, threaded=True)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UserError(f"dashboard: port {cfg.port} on {cfg.host} is already in use") from None
-        raise UserError(f"dashboard: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
-    except SystemExit:
-        # werkzeug exits when the port is taken in some versions; report it as the busy port it is.
-        raise UserError(f"dashboard: port {cfg.port} on {cfg.host} is already in use") from None
+        raise UserError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
 
     def stop(signum: int, frame: Any) -> None:
         # shutdown() waits for serve_forever to return, so it must run outside the serving thread.

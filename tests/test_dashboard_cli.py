@@ -1,0 +1,87 @@
+"""``python -m dashboard`` as users run it: one clear line and exit 2 on bad input, /healthz when up."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from streamwatch.net import free_port
+from streamwatch.procs import ManagedProcess, python_argv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", *args], capture_output=True, text=True, timeout=30, cwd=ROOT
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dashboard: error: "), proc.stderr
+    assert fragment in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.e2e
+def test_busy_port_is_one_line_and_exit_2() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = run_cli("--port", str(port))
+    assert_one_line_error(proc, f"port {port} on 127.0.0.1 is already in use")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [
+        ("[dashboard]\nrefresh_s = 0\n", "refresh_s must be positive"),
+        ("[dashboard]\nmetrics = ['bad name']\n", "is not a valid metric name"),
+        ("[dashboard\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, toml: str, fragment: str) -> None:
+    f = tmp_path / "stack.toml"
+    f.write_text(toml)
+    assert_one_line_error(run_cli("--config", str(f)), fragment)
+
+
+@pytest.mark.e2e
+def test_missing_config_and_bad_flag_values(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("--config", str(tmp_path / "nope.toml")), "no such config file")
+    assert_one_line_error(run_cli("--prometheus-url", "localhost:9090"), "must be an http:// or https:// URL")
+
+
+@pytest.mark.e2e
+def test_serves_the_page_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    argv = python_argv(
+        "-m",
+        "dashboard",
+        "--port",
+        str(port),
+        "--metric",
+        "cpu",
+        "--prometheus-url",
+        f"http://127.0.0.1:{free_port()}",
+    )
+    proc = ManagedProcess("dashboard", argv, tmp_path / "dashboard.log", cwd=ROOT)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
+        assert 'data-metric="cpu"' in requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
+        resp = requests.get(f"http://127.0.0.1:{port}/api/summary", timeout=10)
+        assert resp.status_code == 503 and resp.json()["source"] == "prometheus"
+    finally:
+        code = proc.stop()
+    assert code == 0, proc.log_tail()
+    log = (tmp_path / "dashboard.log").read_text()
+    # One warning when Prometheus is found down, not one per request; no traceback.
+    assert log.count("Prometheus unavailable") == 1 and "Traceback" not in log
