@@ -17,6 +17,9 @@ from streamwatch.errors import UserError
 def port_in_use(host: str, port: int) -> bool:
     """True when something already listens on ``host:port`` (or the address cannot be bound)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the servers themselves do (socketserver's allow_reuse_address): connections of a process
+        # that just stopped linger in TIME_WAIT and must not make its restart fail; a listener still does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
