@@ -1,0 +1,93 @@
+"""stack.toml -> StackConfig: the real file loads, and every mistake is one ConfigError line."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from streamwatch.errors import ConfigError, UserError
+from streamwatch.net import free_port
+from streamwatch.stack.config import DEFAULT_CONFIG, load_stack
+from streamwatch.stack.runner import check_ports
+
+MINIMAL = """
+[services.prometheus]
+kind = "prometheus"
+port = {prom}
+job = "prometheus"
+command = ["prometheus"]
+
+[services.simulator]
+port = {sim}
+job = "flask_app"
+command = ["{{python}}", "simulator.py"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "stack.toml"
+    path.write_text(text)
+    return path
+
+
+def test_repository_stack_uses_the_contract_ports() -> None:
+    cfg = load_stack(DEFAULT_CONFIG)
+    ports = {name: svc.port for name, svc in cfg.enabled_services().items()}
+    # docs/architecture.md, "Ports (local stack)".
+    assert ports["simulator"] == 5000
+    assert ports["prometheus"] == 9090
+    assert ports["alertmanager"] == 9093
+    assert ports["monitor-energy-consumption"] == 8099
+    assert ports["monitor-energy-price"] == 8090
+    assert ports["incident-detector"] == 8110
+    assert cfg.host == "127.0.0.1"
+    assert str(cfg.data_dir) == "var"
+
+
+def test_minimal_stack_loads(tmp_path: Path) -> None:
+    cfg = load_stack(write(tmp_path, MINIMAL.format(prom=9090, sim=5000)))
+    assert list(cfg.services) == ["prometheus", "simulator"]
+    assert cfg.services["simulator"].health_path == "/metrics"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (MINIMAL.format(prom=5000, sim=5000), "both use port 5000"),
+        (MINIMAL.format(prom=9090, sim=70000), "port must be between 1 and 65535"),
+        (
+            MINIMAL.format(prom=9090, sim=5000).replace('job = "flask_app"', 'jobb = "x"'),
+            "unknown key 'jobb'",
+        ),
+        (MINIMAL.format(prom=9090, sim=5000).replace('kind = "prometheus"', 'kind = "nginx"'), "kind"),
+        (MINIMAL.format(prom=9090, sim=5000) + '[stack]\nscrape_interval = "fast"\n', "scrape_interval"),
+        (MINIMAL.format(prom=9090, sim=5000).replace("[services.simulator]", "[services.Sim_1]"), "Sim_1"),
+        (MINIMAL.format(prom=9090, sim=5000) + "[extra]\nx = 1\n", "unknown table(s) extra"),
+        ("[stack]\n", "at least one service"),
+        ("this is = = not toml", "not valid TOML"),
+    ],
+)
+def test_bad_stack_configs_are_one_line_errors(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_stack(write(tmp_path, text))
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_stack_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_stack(tmp_path / "nope.toml")
+
+
+def test_busy_port_is_reported_by_service_name(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = load_stack(write(tmp_path, MINIMAL.format(prom=free_port(), sim=port)))
+        with pytest.raises(UserError) as info:
+            check_ports(cfg)
+    assert f"port {port} for simulator on 127.0.0.1 is already in use" in str(info.value)
+    check_ports(cfg)  # released: nothing to report any more

@@ -1,0 +1,135 @@
+"""Renderings of stack.toml: Prometheus configs (promtool-checked), commands, banner, log printer."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from honcho.printer import Message
+
+from streamwatch.errors import ConfigError
+from streamwatch.stack import render
+from streamwatch.stack.__main__ import committed_files
+from streamwatch.stack.config import ROOT, ServiceConfig, load_stack
+from streamwatch.stack.runner import LogPrinter, prepare_data_dir, service_commands
+
+CFG = load_stack()
+
+
+def jobs(doc: dict) -> dict[str, dict]:
+    return {job["job_name"]: job for job in doc["scrape_configs"]}
+
+
+def test_committed_generated_files_match_stack_toml() -> None:
+    # The local stack and the compose stack cannot drift apart: both come from stack.toml.
+    for path, text in committed_files().items():
+        assert path.read_text() == text, (
+            f"{path.relative_to(ROOT)} is stale: run python -m streamwatch.stack render"
+        )
+
+
+def test_local_prometheus_config_has_the_original_job_names() -> None:
+    doc = render.local_prometheus_config(CFG, ROOT)
+    by_job = jobs(doc)
+    assert set(by_job) == {
+        "prometheus",
+        "alertmanager",
+        "flask_app",
+        "monitor_energy_consumption",
+        "monitor_energy_price",
+        "anomaly_detector",
+    }
+    assert by_job["flask_app"]["scrape_interval"] == "2s"
+    assert by_job["flask_app"]["static_configs"][0]["targets"] == ["127.0.0.1:5000"]
+    assert by_job["monitor_energy_consumption"]["static_configs"][0]["targets"] == ["127.0.0.1:8099"]
+    assert by_job["monitor_energy_price"]["static_configs"][0]["targets"] == ["127.0.0.1:8090"]
+    assert by_job["anomaly_detector"]["static_configs"][0]["targets"] == ["127.0.0.1:8110"]
+    assert doc["rule_files"] == [str(ROOT / "prometheus" / "rules" / "*.yml")]
+    assert doc["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+
+
+def test_compose_prometheus_config_reaches_services_by_name() -> None:
+    local = jobs(render.local_prometheus_config(CFG, ROOT))
+    compose = jobs(render.compose_prometheus_config(CFG))
+    assert set(local) == set(compose)
+    for name, job in compose.items():
+        (target,) = job["static_configs"][0]["targets"]
+        host, port = target.split(":")
+        service = job["static_configs"][0]["labels"]["service"]
+        assert host == service
+        assert local[name]["static_configs"][0]["targets"] == [f"127.0.0.1:{port}"]
+        assert CFG.services[service].port == int(port)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is installed by make setup")
+def test_promtool_accepts_both_prometheus_configs(tmp_path: Path) -> None:
+    data = prepare_data_dir(_with_data_dir(tmp_path), ROOT)
+    for path in (data / "prometheus.yml", ROOT / "prometheus" / "prometheus.yml"):
+        out = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _with_data_dir(tmp_path: Path):
+    cfg = load_stack()
+    cfg.data_dir = tmp_path / "var"
+    return cfg
+
+
+def test_prepare_data_dir_creates_the_layout(tmp_path: Path) -> None:
+    data = prepare_data_dir(_with_data_dir(tmp_path), ROOT)
+    assert data == tmp_path / "var"
+    for sub in ("logs", "models", "prometheus", "alertmanager"):
+        assert (data / sub).is_dir()
+    assert jobs(yaml.safe_load((data / "prometheus.yml").read_text()))["flask_app"]
+
+
+def test_commands_are_filled_from_the_stack() -> None:
+    cmds = service_commands(_with_data_dir(Path("/srv/x")), ROOT, "/venv/bin/python")
+    assert cmds["simulator"] == [
+        "/venv/bin/python",
+        "simulator.py",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "5000",
+    ]
+    assert "http://127.0.0.1:9090" in cmds["incident-detector"]
+    assert "/srv/x/var/incidents.log" in cmds["incident-detector"]
+    assert f"--config.file={ROOT}/prometheus/alertmanager.yml" in cmds["alertmanager"]
+
+
+def test_unknown_placeholder_names_the_service() -> None:
+    svc = ServiceConfig(port=1234, command=["x", "{urls[nowhere]}"])
+    with pytest.raises(ConfigError, match=r"service 'thing'.*nowhere"):
+        render.render_command("thing", svc, render.local_context(CFG, ROOT, "python"))
+
+
+def test_banner_lists_every_service_and_what_to_try() -> None:
+    text = render.banner(CFG, ROOT, cwd=ROOT)
+    for name, svc in CFG.enabled_services().items():
+        assert name in text
+        assert f"http://127.0.0.1:{svc.port}" in text
+    assert "curl -s -X POST http://127.0.0.1:5000/anomalies" in text
+    assert "tail -f var/incidents.log" in text
+    assert "http://127.0.0.1:9090/graph?g0.expr=" in text
+    assert "Ctrl-C" in text
+
+
+def test_log_printer_splits_service_output_from_its_own_lines(tmp_path: Path) -> None:
+    console = io.StringIO()
+    stops: list[tuple[str, int]] = []
+    printer = LogPrinter(tmp_path, console, echo=False, on_stop=lambda n, rc: stops.append((n, rc)))
+    now = datetime.now()
+    printer.write(Message("line", b"serving on 5000\n", now, "simulator", None))
+    printer.write(Message("line", "simulator stopped (rc=1)\n", now, "system", None))
+    printer.close()
+    assert (tmp_path / "simulator.log").read_text() == "serving on 5000\n"
+    assert "serving on 5000" not in console.getvalue()
+    assert "stack: simulator stopped (rc=1)" in console.getvalue()
+    assert stops == [("simulator", 1)]
