@@ -151,3 +151,16 @@ def test_busy_port_is_one_line_and_exit_2() -> None:
     assert (
         done.stderr.strip() == f"simulator.py: error: simulator: port {port} on 127.0.0.1 is already in use"
     )
+
+
+@pytest.mark.parametrize("metric", ["energy_consumption", "energy_price"])
+def test_shipped_datasets_are_what_generate_makes(tmp_path: Path, metric: str) -> None:
+    shipped = ROOT / "datasets" / f"{metric}_train.json"
+    [series] = parse_response(json.loads(shipped.read_text()))
+    assert series.name == f"{metric}_metric" and len(series) == 1800
+    assert np.all(np.diff(series.timestamps) == 2.0)
+    # The command datasets/README.md records reproduces the file byte for byte.
+    out = tmp_path / "again.json"
+    main(["generate", "--metric", metric, "--duration", "1h", "--step", "2s", "--end", "1767225600",
+          "--seed", "0", "--out", str(out)])  # fmt: skip
+    assert out.read_bytes() == shipped.read_bytes()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from streamwatch.net import wait_until
-from tests.conftest import ScrapeTarget
+from streamwatch.promapi import parse_response
+from tests.conftest import ROOT, ScrapeTarget
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +50,61 @@ def test_prometheus_scrapes_bounded_values_and_an_injected_spike(start_simulator
     )
     spiked = wait_until(lambda: max(_range(client, "energy_price_metric"), default=0) > 1000.0, timeout_s=60)
     assert spiked, _range(client, "energy_price_metric")
+
+
+def test_generated_training_data_has_the_shape_of_a_capture(
+    start_simulator, start_prometheus, tmp_path: Path
+) -> None:
+    sim = start_simulator()
+    prom = start_prometheus([ScrapeTarget("flask_app", sim.address, interval="1s")])
+    assert wait_until(lambda: len(_range(prom.client, "energy_price_metric")) >= 5, timeout_s=30)
+
+    captured, generated = tmp_path / "captured.json", tmp_path / "generated.json"
+    done = _cli(
+        "capture", "--prometheus-url", prom.url, "--query", "energy_price_metric[1m]", "--out", str(captured)
+    )
+    assert done.returncode == 0, done.stderr
+    done = _cli("generate", "--metric", "energy_price", "--duration", "1m", "--out", str(generated))
+    assert done.returncode == 0, done.stderr
+
+    cap_doc, gen_doc = json.loads(captured.read_text()), json.loads(generated.read_text())
+    assert _shape(gen_doc) == _shape(cap_doc)
+    [cap], [gen] = parse_response(cap_doc), parse_response(gen_doc)
+    assert len(cap) >= 5 and len(gen) == 30
+    assert cap.labels["instance"] == sim.address and cap.labels["job"] == "flask_app"
+    assert cap.values.min() >= 10.0 and cap.values.max() <= 1000.0
+
+    # A query with no data, or an instant vector, is refused with one line instead of an empty file.
+    for query in ("no_such_metric[1h]", "energy_price_metric"):
+        out = tmp_path / "refused.json"
+        done = _cli("capture", "--prometheus-url", prom.url, "--query", query, "--out", str(out))
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr and not out.exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "simulator.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def _shape(doc: dict[str, Any]) -> Any:
+    """Everything but the numbers: keys, result type, label names and the JSON types of samples."""
+    kind = {int: "number", float: "number", str: "string"}
+    return (
+        sorted(doc),
+        sorted(doc["data"]),
+        doc["status"],
+        doc["data"]["resultType"],
+        [
+            (
+                sorted(item),
+                sorted(item["metric"]),
+                {tuple(kind[type(x)] for x in pair) for pair in item["values"]},
+            )
+            for item in doc["data"]["result"]
+        ],
+    )
 
 
 def _range(client, expr: str) -> list[float]:
