@@ -1,0 +1,231 @@
+"""``python -m monitor.evaluate``: score a detector on a labelled data set in the NAB layout.
+
+    python -m monitor.evaluate --detector ensemble [--param k=2 ...] DATA_DIR LABELS.json --out RESULTS_DIR
+
+Each file is streamed through a fresh detector in row order (``update_many``: every value is scored
+before it is learnt). Writes ``RESULTS_DIR/<name>/<category>/<name>_<file>.csv`` with
+``timestamp,value,anomaly_score,label`` (the input's rows in order; ``anomaly_score = s / (1 + s)``, which
+maps the common scale monotonically into [0, 1) with the alert threshold s = 1 at 0.5; infinite scores
+map to 1), which is the layout NAB's scorer reads, plus ``summary.csv`` and ``summary.json`` there, and
+prints the table. Metrics: see ``monitor.evaluation.metrics`` (precision/recall/F1 at the detector's own
+threshold, score > 1) and ``monitor.evaluation.nabscore`` (NAB standard profile, at that threshold and
+at NAB's swept best threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from monitor.detectors.registry import DETECTORS, NAMES, create, parse_params
+from monitor.evaluation import nabscore
+from monitor.evaluation.dataset import LabelledFile, load
+from monitor.evaluation.metrics import Counts, count
+from monitor.evaluation.prophet_causal import ProphetParams, score_file
+from streamwatch.atomic import atomic_write_text
+from streamwatch.cli import run
+from streamwatch.config import from_mapping
+from streamwatch.errors import UserError
+
+
+@dataclass(frozen=True)
+class FileResult:
+    key: str
+    rows: int
+    counts: Counts
+    nab_raw: float  # standard profile at the fixed threshold
+
+
+def unit_score(raw: np.ndarray) -> np.ndarray:
+    """Map the common scale [0, inf] monotonically into [0, 1]: s / (1 + s); NaN -> 0, inf -> 1."""
+    s = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=np.inf)
+    s = np.maximum(s, 0.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(s), 1.0, s / (1.0 + s))
+
+
+def detector_scores(name: str, params: dict[str, str], f: LabelledFile) -> np.ndarray:
+    if name == "prophet":
+        from monitor.detectors.registry import _typed
+
+        p = from_mapping(ProphetParams, _typed(ProphetParams, params, name), where="detector prophet")
+        return score_file(f.ts, f.values, p)
+    detector = create(name, params)  # fresh per file: no state leaks between series
+    return np.asarray(detector.update_many(f.values, f.ts).score, dtype=np.float64)
+
+
+def results_name(name: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9]", "", name)
+    if not clean:
+        raise UserError(f"--name must contain letters or digits, got {name!r}")
+    return clean
+
+
+def write_results(out: Path, label: str, f: LabelledFile, unit: np.ndarray) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["timestamp", "value", "anomaly_score", "label"])
+    labels = f.label()
+    for i in range(len(unit)):
+        w.writerow([f.timestamps_raw[i], f.values_raw[i], repr(float(unit[i])), int(labels[i])])
+    atomic_write_text(out / label / f.category / f"{label}_{f.name}", buf.getvalue())
+
+
+def fmt(v: float, digits: int = 3) -> str:
+    return "-" if v != v else f"{v:.{digits}f}"
+
+
+def evaluate(
+    name: str, params: dict[str, str], data_dir: Path, labels: Path, out: Path, label: str
+) -> dict[str, object]:
+    files = load(data_dir, labels)
+    results: list[FileResult] = []
+    swept: list[tuple[np.ndarray, nabscore.RowWeights]] = []
+    for f in files:
+        raw = detector_scores(name, params, f)
+        unit = unit_score(raw)
+        write_results(out, label, f, unit)
+        flags = raw > 1.0
+        rw = nabscore.row_weights(len(raw), f.windows)
+        swept.append((unit, rw))
+        results.append(
+            FileResult(f.key, len(raw), count(flags, f.windows, f.ts), nabscore.raw_score(flags, rw))
+        )
+    total = sum((r.counts for r in results), Counts(0, 0, 0))
+    n_windows = total.windows
+    fixed_raw = sum(r.nab_raw for r in results)
+    threshold, best_raw = nabscore.best_threshold(swept)
+    summary: dict[str, object] = {
+        "detector": name,
+        "params": params,
+        "files": [_row(r.key, r.rows, r.counts, r.nab_raw) for r in results],
+        "overall": {
+            **_row("overall", sum(r.rows for r in results), total, fixed_raw),
+            "nab_standard_fixed": nabscore.normalised(fixed_raw, n_windows),
+            "nab_standard_swept": nabscore.normalised(best_raw, n_windows),
+            "nab_swept_threshold": threshold,
+        },
+    }
+    _write_summary(out / label, summary)
+    return summary
+
+
+def _row(key: str, rows: int, c: Counts, nab_raw: float) -> dict[str, object]:
+    return {
+        "file": key,
+        "rows": rows,
+        "windows": c.windows,
+        "tp": c.tp,
+        "fp": c.fp,
+        "fn": c.fn,
+        "precision": c.precision,
+        "recall": c.recall,
+        "f1": c.f1,
+        "mean_delay_s": c.mean_delay_s,
+        "nab_raw": nab_raw,
+    }
+
+
+def _clean(v: object) -> object:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _write_summary(where: Path, summary: dict[str, object]) -> None:
+    rows = [*summary["files"], summary["overall"]]  # type: ignore[misc]
+    cols = [
+        "file",
+        "rows",
+        "windows",
+        "tp",
+        "fp",
+        "fn",
+        "precision",
+        "recall",
+        "f1",
+        "mean_delay_s",
+        "nab_raw",
+    ]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([r[c] for c in cols])
+    atomic_write_text(where / "summary.csv", buf.getvalue())
+    doc = json.loads(json.dumps(summary, default=str), parse_constant=lambda _: None)
+    doc = _walk(doc)
+    atomic_write_text(where / "summary.json", json.dumps(doc, indent=2) + "\n")
+
+
+def _walk(v: object) -> object:
+    if isinstance(v, dict):
+        return {k: _walk(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_walk(x) for x in v]
+    return _clean(v)
+
+
+def print_table(summary: dict[str, object], stream: object = sys.stdout) -> None:
+    head = f"{'file':<58} {'win':>4} {'tp':>4} {'fp':>5} {'fn':>4} {'prec':>6} {'rec':>6} {'f1':>6}"
+    print(f"{head} {'delay_s':>9}", file=stream)  # type: ignore[arg-type]
+    for r in [*summary["files"], summary["overall"]]:  # type: ignore[misc]
+        print(
+            f"{r['file']:<58} {r['windows']:>4} {r['tp']:>4} {r['fp']:>5} {r['fn']:>4} "
+            f"{fmt(r['precision']):>6} {fmt(r['recall']):>6} {fmt(r['f1']):>6} "
+            f"{fmt(r['mean_delay_s'], 0):>9}",
+            file=stream,  # type: ignore[arg-type]
+        )
+    o = summary["overall"]
+    print(
+        f"NAB standard score: {fmt(o['nab_standard_fixed'], 1)} at score > 0.5 (raw > 1); "  # type: ignore[index]
+        f"{fmt(o['nab_standard_swept'], 1)} at NAB's swept threshold {fmt(o['nab_swept_threshold'], 4)}",  # type: ignore[index]
+        file=stream,  # type: ignore[arg-type]
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m monitor.evaluate",
+        description="Score a detector on a labelled data set in the NAB layout (CSV files + labels JSON).",
+    )
+    ap.add_argument("--detector", required=True, choices=NAMES, help="detector to evaluate")
+    ap.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="detector parameter, repeatable ("
+        + "; ".join(
+            f"{n}: {', '.join(f.name for f in __import__('dataclasses').fields(c.Params))}"
+            for n, c in DETECTORS.items()
+        )
+        + "; prophet: k, fourier_order, period)",
+    )
+    ap.add_argument("--name", help="results name (letters and digits; default: the detector's name)")
+    ap.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    ap.add_argument("labels", type=Path, metavar="LABELS.json")
+    ap.add_argument("--out", type=Path, required=True, metavar="RESULTS_DIR")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    params = parse_params(args.param)
+    label = results_name(args.name or args.detector)
+    summary = evaluate(args.detector, params, args.data_dir, args.labels, args.out, label)
+    print_table(summary)
+    print(f"results: {args.out / label}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, prog="python -m monitor.evaluate"))

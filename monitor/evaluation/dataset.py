@@ -1,0 +1,170 @@
+"""Reading a data set in the Numenta Anomaly Benchmark layout: CSV files and a labels JSON of windows.
+
+Layout: ``DATA_DIR/<category>/<file>.csv`` with the header ``timestamp,value`` and a labels JSON mapping
+``"<category>/<file>.csv"`` to a list of ``[start, end]`` windows (timestamps ``YYYY-MM-DD HH:MM:SS`` with
+optional fractional seconds, no zone: read as UTC). Rows are kept in file order and indexed by position,
+because NAB's timestamps repeat and even step back in places. A window covers the rows from the first
+row whose timestamp equals its start (or, failing an exact match, the first row at or after it) to the
+first row at or after that whose timestamp equals its end (or the last row at or before it), inclusive,
+as NAB's own scorer locates them. Any problem is a ``DataError`` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamwatch.errors import DataError
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    key: str  # "<category>/<file>.csv", as in the labels JSON
+    timestamps_raw: list[str]  # as written, for the results CSV
+    values_raw: list[str]
+    ts: np.ndarray  # epoch seconds (float)
+    values: np.ndarray
+    windows: list[tuple[int, int]]  # inclusive row ranges
+
+    @property
+    def category(self) -> str:
+        return self.key.rsplit("/", 1)[0] if "/" in self.key else ""
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    def label(self) -> np.ndarray:
+        out = np.zeros(len(self.values), dtype=np.int8)
+        for s, e in self.windows:
+            out[s : e + 1] = 1
+        return out
+
+
+def parse_time(text: str, where: str) -> float:
+    try:
+        return float(np.datetime64(text.strip().replace(" ", "T"), "us").astype(np.int64)) / 1e6
+    except ValueError:
+        raise DataError(f"{where}: not a timestamp like 2014-04-01 00:00:00: {text!r}") from None
+
+
+def read_labels(path: Path) -> dict[str, list[tuple[float, float]]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such labels file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a labels file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read labels: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: labels must be an object mapping 'category/file.csv' to windows")
+    out: dict[str, list[tuple[float, float]]] = {}
+    for key, windows in doc.items():
+        where = f"{path}: {key}"
+        if not isinstance(windows, list):
+            raise DataError(f"{where}: windows must be a list of [start, end] pairs")
+        pairs = []
+        for w in windows:
+            if not (isinstance(w, list) and len(w) == 2 and all(isinstance(v, str) for v in w)):
+                raise DataError(f"{where}: each window must be [start, end] timestamps, got {w!r}")
+            start, end = parse_time(w[0], where), parse_time(w[1], where)
+            if end < start:
+                raise DataError(f"{where}: window ends before it starts: {w!r}")
+            pairs.append((start, end))
+        out[key] = pairs
+    return out
+
+
+def read_csv(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Rows of a ``timestamp,value`` CSV in file order (a missing final newline is fine)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such data file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    if not rows or [c.strip() for c in rows[0]] != ["timestamp", "value"]:
+        raise DataError(f"{path}: line 1: expected the header 'timestamp,value'")
+    body = [r for r in rows[1:] if r]  # a blank last line is not a row
+    if not body:
+        raise DataError(f"{path}: no data rows")
+    stamps, raw_values = [], []
+    for i, r in enumerate(body, start=2):
+        if len(r) != 2:
+            raise DataError(f"{path}: line {i}: expected 2 columns (timestamp,value), got {len(r)}")
+        stamps.append(r[0].strip())
+        raw_values.append(r[1].strip())
+    try:
+        ts = np.array([s.replace(" ", "T") for s in stamps], dtype="datetime64[us]")
+    except ValueError:
+        bad = next(i for i, s in enumerate(stamps) if not _is_time(s))
+        raise DataError(f"{path}: line {bad + 2}: not a timestamp: {stamps[bad]!r}") from None
+    values = np.empty(len(raw_values))
+    for i, v in enumerate(raw_values):
+        try:
+            values[i] = float(v)
+        except ValueError:
+            raise DataError(f"{path}: line {i + 2}: value is not a number: {v!r}") from None
+        if values[i] != values[i] or abs(values[i]) == float("inf"):
+            raise DataError(f"{path}: line {i + 2}: value must be finite, got {v!r}")
+    return stamps, raw_values, ts.astype(np.int64) / 1e6, values
+
+
+def _is_time(s: str) -> bool:
+    try:
+        np.datetime64(s.replace(" ", "T"), "us")
+        return True
+    except ValueError:
+        return False
+
+
+def window_rows(ts: np.ndarray, start: float, end: float) -> tuple[int, int] | None:
+    """Inclusive row range of a window, by position (see the module docstring); None if it holds no row."""
+    exact = np.flatnonzero(ts == start)
+    if exact.size:
+        s = int(exact[0])
+    else:
+        after = np.flatnonzero(ts >= start)
+        if not after.size:
+            return None
+        s = int(after[0])
+    tail = ts[s:]
+    exact = np.flatnonzero(tail == end)
+    if exact.size:
+        e = s + int(exact[0])
+    else:
+        before = np.flatnonzero(tail <= end)
+        if not before.size:
+            return None
+        e = s + int(before[-1])
+    return s, e
+
+
+def load(data_dir: Path, labels_path: Path) -> list[LabelledFile]:
+    """Every file the labels name, read from ``data_dir``, with its windows as row ranges."""
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: no such data directory")
+    labels = read_labels(labels_path)
+    if not labels:
+        raise DataError(f"{labels_path}: names no files")
+    files = []
+    for key in sorted(labels):
+        path = data_dir / key
+        if not path.is_file():
+            raise DataError(f"{labels_path}: names {key}, but {path} does not exist")
+        stamps, raw_values, ts, values = read_csv(path)
+        windows = []
+        for start, end in labels[key]:
+            rows = window_rows(ts, start, end)
+            if rows is not None:
+                windows.append(rows)
+        files.append(LabelledFile(key, stamps, raw_values, ts, values, windows))
+    return files
