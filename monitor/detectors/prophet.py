@@ -35,3 +35,25 @@ class ProphetBandDetector:
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
         return self.score_many(xs, ts)
+
+
+def fit_detector(
+    ts: np.ndarray,
+    vs: np.ndarray,
+    period: float | None = None,
+    k: float = 4.0,
+    fourier_order: int = 12,
+    horizon: float = 6 * 3600.0,
+) -> ProphetBandDetector:
+    """Detect the period (unless given), fit, and return a detector whose band starts at the last sample.
+
+    Raises ``monitor.period.PeriodError`` (a ``ValueError``) when the data shows no usable period.
+    """
+    from monitor import forecast
+    from monitor.period import detect_period, sampling_step
+
+    ts = np.asarray(ts, dtype=np.float64)
+    vs = np.asarray(vs, dtype=np.float64)
+    found = period if period is not None else detect_period(ts, vs)
+    fitted = forecast.fit(ts, vs, found, sampling_step(ts), k=k, fourier_order=fourier_order)
+    return ProphetBandDetector(fitted.band(float(ts[-1]), horizon), found, fitted.fit_seconds)

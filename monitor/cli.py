@@ -1,0 +1,177 @@
+"""``python monitor.py METRIC TRAIN_FILE PORT``: fit (or load) a model, then score new samples forever."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from monitor import forecast, modelstore
+from monitor.config import MonitorConfig
+from monitor.detectors.base import Detector
+from monitor.detectors.prophet import ProphetBandDetector
+from monitor.exporter import MonitorMetrics
+from monitor.loader import load_training
+from monitor.period import PeriodError, detect_period, sampling_step
+from monitor.runner import Runner, RunnerSettings
+from monitor.source import PrometheusSource
+from streamwatch import config as swconfig
+from streamwatch.clock import SystemClock
+from streamwatch.errors import DataError, UserError
+from streamwatch.logs import setup_logging
+from streamwatch.net import require_free_port, start_metrics_server
+from streamwatch.promapi import PrometheusClient
+from streamwatch.series import Series
+
+log = logging.getLogger("monitor")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        # One line and exit 2 through streamwatch.cli.run, like every other bad input.
+        raise UserError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = MonitorConfig()
+    p = _Parser(
+        prog="monitor.py",
+        description="Forecast one Prometheus metric with Prophet; export its band, anomalies, MAE and MAPE.",
+    )
+    p.add_argument("metric", help="short name of the watched metric, e.g. energy_price (the `metric` label)")
+    p.add_argument("train_file", type=Path, help="training data: Prometheus API JSON (matrix/vector) or CSV")
+    p.add_argument("port", type=int, help="port to serve /metrics on")
+    p.add_argument("--prometheus-url", help=f"Prometheus to read samples from (default {d.prometheus_url})")
+    p.add_argument("--query", help="PromQL selector to watch (default <metric>_metric)")
+    p.add_argument("--interval", type=float, help=f"seconds between cycles (default {d.interval:g})")
+    p.add_argument("--host", help=f"address to serve /metrics on (default {d.host})")
+    p.add_argument("--period", type=float, help="season length in seconds (default: detected from the data)")
+    p.add_argument(
+        "--retrain-every",
+        type=float,
+        help="refit every N seconds on recent Prometheus data minus flagged samples (default 0: never)",
+    )
+    p.add_argument("--model-dir", type=Path, help=f"where fitted models are kept (default {d.model_dir})")
+    p.add_argument("--log-format", choices=("text", "json"), help="log line format on stderr (default text)")
+    p.add_argument("--config", type=Path, help="TOML file with a [monitor] table of the same settings")
+    return p
+
+
+def load_config(args: argparse.Namespace) -> MonitorConfig:
+    overrides: dict[str, Any] = {
+        "prometheus_url": args.prometheus_url,
+        "query": args.query,
+        "interval": args.interval,
+        "host": args.host,
+        "period": args.period,
+        "retrain_every": args.retrain_every,
+        "model_dir": str(args.model_dir) if args.model_dir else None,
+        "log_format": args.log_format,
+    }
+    return swconfig.load(MonitorConfig, args.config, section="monitor", overrides=overrides)
+
+
+def check_series_name(metric: str, query: str, training: Series, train_file: Path) -> None:
+    """The training file must be about the watched metric, when its series says which metric it is.
+
+    An operator who starts the price monitor with the consumption file gets an error, not a model of
+    the wrong wave. Files without a ``__name__`` (CSV, expression results) cannot be checked.
+    """
+    name = training.name
+    if name is None:
+        return
+    accepted = {metric, f"{metric}_metric", query}
+    if name not in accepted:
+        raise DataError(
+            f"{train_file}: holds series {name!r}, not the metric {metric!r} "
+            f"(expected {metric}_metric or the --query {query!r})"
+        )
+
+
+def build_detector(cfg: MonitorConfig, training: Series, name: str, use_store: bool = True) -> Detector:
+    """The ONE place a detector is constructed (at start-up and when retraining).
+
+    For Prophet: the period is ``cfg.period`` or detected; with ``use_store`` the fitted model is
+    loaded from ``cfg.model_dir`` when the same data and settings were fitted before, and saved otherwise.
+    Raises ``ValueError`` (``PeriodError``) when the data has no usable period.
+    """
+    ts, vs = training.timestamps, training.values
+    period = cfg.period if cfg.period is not None else detect_period(ts, vs)
+    step = sampling_step(ts)
+    settings = {"period": period, "k": cfg.k, "fourier_order": cfg.fourier_order, "step": step}
+    path = modelstore.model_path(cfg.model_dir, name, modelstore.model_key(ts, vs, settings))
+    fitted = modelstore.load(path) if use_store else None
+    loaded = fitted is not None
+    if fitted is None:
+        fitted = forecast.fit(ts, vs, period, step, k=cfg.k, fourier_order=cfg.fourier_order)
+        if use_store:
+            modelstore.save(path, fitted)
+    log.info(
+        "%s model: period %.6g s, band +/- %.4g, %s",
+        name,
+        period,
+        fitted.k * fitted.sigma,
+        f"loaded from {path}" if loaded else f"fitted in {fitted.fit_seconds:.2f} s",
+    )
+    band = fitted.band(float(ts[-1]), cfg.horizon)
+    # A loaded model reports the duration of the fit that made it: the figure an operator asks about.
+    return ProphetBandDetector(band, period, fitted.fit_seconds, loaded=loaded)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = load_config(args)
+    setup_logging(cfg.log_format)
+    logging.getLogger("prophet.plot").disabled = True  # "Importing plotly failed": we never plot
+    if not 0 < args.port < 65536:
+        raise UserError(f"port must be between 1 and 65535, got {args.port}")
+    metric = args.metric
+    query = cfg.query_for(metric)
+    # Cheap checks first: a busy port or a bad file must not wait for a fit.
+    require_free_port(cfg.host, args.port, "monitor")
+    training = load_training(args.train_file, cfg.min_train_points)
+    check_series_name(metric, query, training, args.train_file)
+    try:
+        detector = build_detector(cfg, training, metric)
+    except PeriodError as exc:
+        raise DataError(f"{args.train_file}: {exc}") from None
+
+    metrics = MonitorMetrics(metric)
+    if isinstance(detector, ProphetBandDetector):
+        metrics.record_fit(detector.fit_seconds)
+    server = start_metrics_server(metrics.registry, cfg.host, args.port, "monitor")
+    clock = SystemClock()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: clock.stop())
+    period_kept = getattr(detector, "period", None)
+    retrain_cfg = replace(cfg, period=cfg.period or period_kept)
+    runner = Runner(
+        detector,
+        PrometheusSource(
+            PrometheusClient(cfg.prometheus_url),
+            query,
+            first_window=cfg.interval,
+            max_window=cfg.max_catchup,
+        ),
+        metrics,
+        clock,
+        RunnerSettings(
+            interval=cfg.interval,
+            retrain_every=cfg.retrain_every,
+            retrain_window=cfg.retrain_window,
+            backoff_max=cfg.backoff_max,
+            min_train_points=cfg.min_train_points,
+        ),
+        rebuild=lambda s: build_detector(retrain_cfg, s, metric, use_store=False),
+    )
+    log.info("watching %s every %g s, serving http://%s:%d/metrics", query, cfg.interval, cfg.host, args.port)
+    try:
+        runner.run()
+    finally:
+        server[0].shutdown()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,108 @@
+"""The monitor's Prometheus metrics, exactly as docs/architecture.md names them, on a private registry."""
+
+from __future__ import annotations
+
+import math
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from monitor.scoring import CycleStats
+
+
+class MonitorMetrics:
+    """One watched metric's gauges and counters; every series carries ``metric=<short name>``."""
+
+    def __init__(self, metric: str, registry: CollectorRegistry | None = None):
+        prometheus_client.disable_created_metrics()  # counters without their _created twins
+        self.registry = registry or CollectorRegistry()
+        self.metric = metric
+        r = self.registry
+        m = ("metric",)
+        self.actual = Gauge("streamwatch_monitor_actual", "Latest actual value scored.", m, registry=r)
+        self.forecast = Gauge(
+            "streamwatch_monitor_forecast",
+            "Forecast band at the latest sample scored (bound: lower, expected, upper).",
+            ("metric", "bound"),
+            registry=r,
+        )
+        self.cycle_anomalies = Gauge(
+            "streamwatch_monitor_cycle_anomalies", "Anomalies found in the last cycle.", m, registry=r
+        )
+        self.anomalies = Counter(
+            "streamwatch_monitor_anomalies", "Samples found outside the forecast band.", m, registry=r
+        )
+        self.samples = Counter("streamwatch_monitor_samples_scored", "Samples scored.", m, registry=r)
+        self.mae = Gauge(
+            "streamwatch_monitor_mae",
+            "Mean absolute error of the last cycle, in the watched metric's unit.",
+            m,
+            registry=r,
+        )
+        self.mape = Gauge(
+            "streamwatch_monitor_mape_ratio",
+            "Mean absolute percentage error of the last cycle as a ratio (0.05 = 5%); zero actuals left out.",
+            m,
+            registry=r,
+        )
+        self.score = Gauge(
+            "streamwatch_monitor_anomaly_score",
+            "Highest anomaly score of the last cycle (above 1 = outside the band).",
+            m,
+            registry=r,
+        )
+        self.fit_duration = Gauge(
+            "streamwatch_monitor_fit_duration_seconds", "Duration of the last model fit.", m, registry=r
+        )
+        self.last_success = Gauge(
+            "streamwatch_monitor_last_success_timestamp_seconds",
+            "Unix time of the last cycle that read Prometheus successfully.",
+            m,
+            registry=r,
+        )
+        self.errors = Counter(
+            "streamwatch_monitor_prometheus_errors",
+            "Failed queries to Prometheus (unreachable or answering an error).",
+            m,
+            registry=r,
+        )
+        self.up = Gauge(
+            "streamwatch_monitor_prometheus_up",
+            "1 when the last query to Prometheus succeeded.",
+            m,
+            registry=r,
+        )
+        # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
+        for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.errors, self.score):
+            metric_child.labels(metric)
+        self.up.labels(metric).set(0)
+
+    def record_fit(self, seconds: float) -> None:
+        self.fit_duration.labels(self.metric).set(seconds)
+
+    def record_cycle(
+        self, stats: CycleStats, now: float, last: tuple[float, float, float, float] | None
+    ) -> None:
+        """``last`` is (actual, lower, expected, upper) of the newest sample scored, if any."""
+        mm = self.metric
+        self.cycle_anomalies.labels(mm).set(stats.anomalies)
+        self.anomalies.labels(mm).inc(stats.anomalies)
+        self.samples.labels(mm).inc(stats.samples)
+        self.score.labels(mm).set(stats.max_score)
+        # An empty cycle (or one whose actuals are all 0, for MAPE) keeps the previous error figures.
+        if not math.isnan(stats.mae):
+            self.mae.labels(mm).set(stats.mae)
+        if not math.isnan(stats.mape):
+            self.mape.labels(mm).set(stats.mape)
+        if last is not None:
+            actual, lower, expected, upper = last
+            self.actual.labels(mm).set(actual)
+            self.forecast.labels(mm, "lower").set(lower)
+            self.forecast.labels(mm, "expected").set(expected)
+            self.forecast.labels(mm, "upper").set(upper)
+        self.last_success.labels(mm).set(now)
+        self.up.labels(mm).set(1)
+
+    def record_error(self) -> None:
+        self.errors.labels(self.metric).inc()
+        self.up.labels(self.metric).set(0)

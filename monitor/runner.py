@@ -1,0 +1,181 @@
+"""The monitor's loop: pull new samples, score them through a Detector, export, print one line.
+
+Time comes from a ``streamwatch.clock.Clock`` and samples from a ``Source`` (Prometheus in production,
+anything with ``fetch``/``recent`` in tests and benchmarks), so the loop runs at full speed under
+``FakeClock``. Prometheus failures are counted, retried with ``Backoff`` and logged once per change of
+state; the source remembers the last processed timestamp, so the first good cycle catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+import numpy as np
+
+from monitor.detectors.base import Detector
+from monitor.exporter import MonitorMetrics
+from monitor.scoring import CycleStats, cycle_stats
+from streamwatch.backoff import Backoff
+from streamwatch.clock import Clock
+from streamwatch.promapi import PrometheusError
+from streamwatch.series import Series
+
+log = logging.getLogger(__name__)
+
+# Builds a fresh detector from training samples; the runner calls it to retrain.
+Rebuild = Callable[[Series], Detector]
+
+
+class Source(Protocol):
+    def fetch(self, now: float) -> list[Series]:
+        """Samples that arrived since the previous call, each exactly once."""
+        ...
+
+    def recent(self, now: float, window: float) -> list[Series]:
+        """Every sample of the last ``window`` seconds (for retraining)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    interval: float = 30.0
+    retrain_every: float = 0.0  # 0: never
+    retrain_window: float = 3600.0
+    backoff_max: float = 60.0
+    min_train_points: int = 20
+
+
+HEADER = f"{'time':<20}  {'samples':>7}  {'anomalies':>9}  {'mae':>12}  {'mape':>8}"
+
+
+def format_line(now: float, stats: CycleStats) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    mae = "-" if math.isnan(stats.mae) else f"{stats.mae:.3f}"
+    mape = "-" if math.isnan(stats.mape) else f"{stats.mape * 100:.2f}%"
+    return f"{stamp:<20}  {stats.samples:>7}  {stats.anomalies:>9}  {mae:>12}  {mape:>8}"
+
+
+class Runner:
+    """Public API: ``run_cycle()`` (one cycle; True when Prometheus answered) and ``run()`` (the loop)."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        source: Source,
+        metrics: MonitorMetrics,
+        clock: Clock,
+        settings: RunnerSettings | None = None,
+        rebuild: Rebuild | None = None,
+        out: TextIO | None = None,
+    ):
+        self.detector = detector
+        self.source = source
+        self.metrics = metrics
+        self.clock = clock
+        self.settings = settings or RunnerSettings()
+        self.rebuild = rebuild
+        self.out = out if out is not None else sys.stdout
+        self.backoff = Backoff(
+            initial_s=min(1.0, self.settings.interval), maximum_s=max(self.settings.backoff_max, 1.0)
+        )
+        self.healthy: bool | None = None  # None until the first query: the first state is logged too
+        self.cycles = 0
+        self.last_retrain = clock.time()
+        self.header_printed = False
+
+    def run_cycle(self) -> bool:
+        now = self.clock.time()
+        try:
+            batches = self.source.fetch(now)
+        except PrometheusError as exc:
+            self.metrics.record_error()
+            self._set_health(False, str(exc))
+            return False
+        self._set_health(True, "")
+        stats, last = self.score(batches)
+        self.metrics.record_cycle(stats, now, last)
+        self._print(now, stats)
+        self.cycles += 1
+        every = self.settings.retrain_every
+        if self.rebuild is not None and every and now - self.last_retrain >= every:
+            self.retrain(now)
+        return True
+
+    def score(self, batches: list[Series]) -> tuple[CycleStats, tuple[float, float, float, float] | None]:
+        """Score the new samples in time order; ``last`` is the newest's (actual, lower, expected, upper)."""
+        if not batches:
+            return cycle_stats(np.empty(0), np.empty(0), np.empty(0)), None
+        ts = np.concatenate([b.timestamps for b in batches])
+        xs = np.concatenate([b.values for b in batches])
+        order = np.argsort(ts, kind="stable")
+        ts, xs = ts[order], xs[order]
+        scores = self.detector.update_many(xs, ts)
+        stats = cycle_stats(xs, scores.expected, scores.score)
+        i = -1
+        last = (float(xs[i]), float(scores.lower[i]), float(scores.expected[i]), float(scores.upper[i]))
+        return stats, last
+
+    def retrain(self, now: float) -> None:
+        """Refit on recent Prometheus data, leaving out what the current model flags as anomalous."""
+        assert self.rebuild is not None
+        self.last_retrain = now
+        try:
+            found = self.source.recent(now, self.settings.retrain_window)
+        except PrometheusError as exc:
+            log.warning("retraining postponed: %s", exc)
+            return
+        if len(found) != 1:
+            log.warning("retraining skipped: the query returned %d series, not one", len(found))
+            return
+        s = found[0]
+        # Score without learning: the new model must not learn trouble as normal.
+        flagged = np.asarray(self.detector.update_many(s.values, s.timestamps).anomalous) if len(s) else None
+        keep = ~flagged if flagged is not None else np.zeros(0, dtype=bool)
+        clean = Series(s.labels, s.timestamps[keep], s.values[keep])
+        if len(clean) < self.settings.min_train_points:
+            log.warning("retraining skipped: %d clean samples in the window", len(clean))
+            return
+        try:
+            detector = self.rebuild(clean)
+        except ValueError as exc:
+            log.warning("retraining failed, keeping the current model: %s", exc)
+            return
+        self.detector = detector
+        log.info("retrained on %d samples (%d flagged left out)", len(clean), int(np.sum(~keep)))
+        fit_s = getattr(detector, "fit_seconds", None)
+        if fit_s is not None:
+            self.metrics.record_fit(fit_s)
+
+    def run(self) -> None:
+        """Cycle every ``interval`` until the clock reports a stop; back off while Prometheus fails."""
+        while True:
+            began = self.clock.time()
+            ok = self.run_cycle()
+            if ok:
+                self.backoff.reset()
+                delay = self.settings.interval - (self.clock.time() - began)
+            else:
+                delay = self.backoff.next_delay()
+            if self.clock.wait(max(0.0, delay)):
+                return
+
+    def _set_health(self, ok: bool, detail: str) -> None:
+        if ok == self.healthy:
+            return
+        if ok:
+            log.info("Prometheus answers%s", "" if self.healthy is None else " again; catching up")
+        else:
+            log.warning("Prometheus query failing: %s (retrying with backoff)", detail)
+        self.healthy = ok
+
+    def _print(self, now: float, stats: CycleStats) -> None:
+        if not self.header_printed:
+            print(HEADER, file=self.out, flush=True)
+            self.header_printed = True
+        print(format_line(now, stats), file=self.out, flush=True)
