@@ -1,0 +1,228 @@
+"""The detector's shell against a real Prometheus: reading counters, outages, metrics, /state, the CLI.
+
+A real prometheus_client exporter in the test plays the monitors' part (it exports
+``streamwatch_monitor_anomalies_total{metric}`` exactly as they do); Prometheus scrapes it every second.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client import CollectorRegistry, Counter
+
+from incident.config import IncidentConfig
+from incident.log import IncidentLog, read_events
+from incident.service import Detector, serve
+from streamwatch.clock import FakeClock
+from streamwatch.net import free_port, start_metrics_server, wait_until
+from streamwatch.procs import ManagedProcess, python_argv
+from streamwatch.promapi import PrometheusClient
+from tests.conftest import PrometheusFactory, PrometheusServer, ScrapeTarget
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = 1_700_000_000.0
+
+
+@dataclass
+class FakeMonitors:
+    """Real exporter with the monitors' anomaly counter, scraped by a real Prometheus."""
+
+    counter: Counter
+    prometheus: PrometheusServer
+
+    def add(self, metric: str, n: int) -> None:
+        self.counter.labels(metric=metric).inc(n)
+        want = self.counter.labels(metric=metric)._value.get()
+        q = f'sum by (metric) (streamwatch_monitor_anomalies_total{{metric="{metric}"}})'
+
+        def visible() -> bool:
+            res = self.prometheus.client.query(q)
+            return bool(res) and res[0].values[-1] == want
+
+        assert wait_until(visible, 15), f"Prometheus did not scrape {metric}={want}"
+
+
+@pytest.fixture
+def monitors(start_prometheus: PrometheusFactory) -> Iterator[FakeMonitors]:
+    registry = CollectorRegistry()
+    counter = Counter("streamwatch_monitor_anomalies_total", "anomalies", ["metric"], registry=registry)
+    for m in ("energy_consumption", "energy_price"):
+        counter.labels(metric=m)
+    port = free_port()
+    server, _thread = start_metrics_server(registry, "127.0.0.1", port)
+    prom = start_prometheus([ScrapeTarget("monitor_any_name", f"127.0.0.1:{port}", "1s")])
+    fm = FakeMonitors(counter, prom)
+    assert wait_until(lambda: len(prom.client.query("streamwatch_monitor_anomalies_total")) == 2, 15)
+    yield fm
+    server.shutdown()
+
+
+def value(detector: Detector, name: str, labels: dict[str, str] | None = None) -> float | None:
+    return detector.metrics.registry.get_sample_value(name, labels or {})
+
+
+@pytest.mark.e2e
+def test_detector_cycle_outage_and_catch_up(
+    monitors: FakeMonitors, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, interval=5, half_life_s=10, threshold=10)
+    clock = FakeClock(T0)
+    log_path = tmp_path / "incidents.log"
+    with IncidentLog(log_path) as ilog:
+        det = Detector(cfg, PrometheusClient(cfg.prometheus_url), clock, ilog)
+        assert det.cycle() == 5  # baseline
+        assert value(det, "streamwatch_incident_prometheus_up") == 1
+        assert value(det, "streamwatch_incident_last_success_timestamp_seconds") == T0
+
+        monitors.add("energy_price", 12)
+        clock.advance(5)
+        det.cycle()
+        assert value(det, "streamwatch_incident_severity") == 2
+        assert value(det, "streamwatch_incident_open") == 1
+        assert value(det, "streamwatch_incident_opened_total", {"severity": "2"}) == 1
+        assert value(det, "streamwatch_incident_score", {"metric": "energy_price"}) == pytest.approx(12)
+        assert value(det, "streamwatch_incident_metric_in_trouble", {"metric": "energy_price"}) == 1
+        score_before = value(det, "streamwatch_incident_score", {"metric": "energy_price"})
+
+        # Prometheus goes away: the detector keeps its state, counts errors and backs off.
+        det.client = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout_s=1)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="incident"):
+            delays = []
+            for _ in range(4):
+                clock.advance(60)
+                delays.append(det.cycle())
+        assert delays == [5, 10, 20, 40]
+        assert value(det, "streamwatch_incident_prometheus_errors_total") == 4
+        assert value(det, "streamwatch_incident_prometheus_up") == 0
+        assert value(det, "streamwatch_incident_severity") == 2  # not resolved by what we cannot see
+        assert value(det, "streamwatch_incident_score", {"metric": "energy_price"}) == score_before
+        assert value(det, "streamwatch_incident_last_success_timestamp_seconds") == T0 + 5
+        unavailable = [r for r in caplog.records if "Prometheus unavailable" in r.getMessage()]
+        assert len(unavailable) == 1  # once per state change, not per retry
+
+        # Meanwhile the monitors counted more anomalies; when Prometheus returns they are all caught up.
+        monitors.add("energy_price", 12)
+        monitors.add("energy_consumption", 12)
+        det.client = PrometheusClient(cfg.prometheus_url)
+        with caplog.at_level(logging.INFO, logger="incident"):
+            assert det.cycle() == 5
+        assert any("reachable again" in r.getMessage() for r in caplog.records)
+        assert value(det, "streamwatch_incident_severity") == 1
+        assert value(det, "streamwatch_incident_score", {"metric": "energy_consumption"}) == pytest.approx(12)
+
+        clock.advance(120)  # 12 half-lives without anomalies
+        det.cycle()
+        assert value(det, "streamwatch_incident_severity") == 0
+        assert value(det, "streamwatch_incident_open") == 0
+        state = det.state()
+        assert state["current"] is None and state["recent"][0]["peak_severity"] == 1
+    events = read_events(log_path)
+    assert [(e["event"], e["severity"]) for e in events] == [("opened", 2), ("escalated", 1), ("resolved", 0)]
+    assert events[2]["duration_s"] == pytest.approx(240 + 120)  # opened at T0 + 5
+
+
+@pytest.mark.e2e
+def test_http_metrics_pass_promtool_and_state_is_json(monitors: FakeMonitors, tmp_path: Path) -> None:
+    cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, threshold=5)
+    clock = FakeClock(T0)
+    with IncidentLog(tmp_path / "i.log") as ilog:
+        det = Detector(cfg, PrometheusClient(cfg.prometheus_url), clock, ilog)
+        det.cycle()
+        monitors.add("energy_consumption", 6)
+        clock.advance(5)
+        det.cycle()
+        port = free_port()
+        server = serve(det, "127.0.0.1", port)
+        try:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            state = requests.get(f"http://127.0.0.1:{port}/state", timeout=5).json()
+            missing = requests.get(f"http://127.0.0.1:{port}/nope", timeout=5)
+        finally:
+            server.shutdown()
+    for name in (
+        "streamwatch_incident_score",
+        "streamwatch_incident_threshold",
+        "streamwatch_incident_severity",
+        "streamwatch_incident_open",
+        "streamwatch_incident_opened_total",
+        "streamwatch_incident_last_success_timestamp_seconds",
+        "streamwatch_incident_prometheus_errors_total",
+        "streamwatch_incident_prometheus_up",
+    ):
+        assert f"# HELP {name} " in text
+    assert "_created" not in text
+    assert 'streamwatch_incident_score{metric="energy_consumption"} 6.0' in text
+    assert "streamwatch_incident_severity 2.0" in text
+    proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert state["severity"] == 2 and state["current"]["metrics"] == ["energy_consumption"]
+    assert state["scores"] == {"energy_consumption": 6.0, "energy_price": 0.0}
+    assert missing.status_code == 404 and "error" in missing.json()
+
+
+@pytest.mark.e2e
+def test_cli_runs_logs_and_stops_cleanly(monitors: FakeMonitors, tmp_path: Path) -> None:
+    assert shutil.which("promtool")
+    port = free_port()
+    conf = tmp_path / "incident.toml"
+    conf.write_text("half_life_s = 30.0\nthreshold = 5.0\n")
+    log_path = tmp_path / "incidents.log"
+    argv = python_argv(
+        str(ROOT / "incident_detector.py"), "--config", str(conf), "--port", str(port),
+        "--prometheus-url", monitors.prometheus.url, "--interval", "0.5", "--log", str(log_path),
+        "--log-format", "text",
+    )  # fmt: skip
+    proc = ManagedProcess("incident", argv, tmp_path / "detector.out", cwd=ROOT)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
+        base = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: requests.get(f"{base}/state").json()["prometheus_up"] is True, 15)
+        monitors.add("energy_price", 6)
+        monitors.add("energy_consumption", 6)
+        assert wait_until(lambda: requests.get(f"{base}/state").json()["severity"] == 1, 15), proc.log_tail()
+        # Both counters usually land in one scrape (opened as Sev 1); a scrape between them gives Sev 2 first.
+        sev1 = ("Sev 1 incident opened: metrics=energy_consumption,energy_price", "escalated to Sev 1")
+        assert wait_until(lambda: log_path.exists() and any(s in log_path.read_text() for s in sev1), 5)
+    finally:
+        proc.proc.send_signal(signal.SIGTERM)
+        rc = proc.proc.wait(15)
+        proc.stop()
+    assert rc == 0
+    out = (tmp_path / "detector.out").read_text()
+    assert any(s in out for s in sev1)
+    assert "Traceback" not in out
+
+
+@pytest.mark.e2e
+def test_cli_unreachable_prometheus_keeps_serving(tmp_path: Path) -> None:
+    port = free_port()
+    argv = python_argv(
+        str(ROOT / "incident_detector.py"), "--port", str(port), "--interval", "0.1",
+        "--prometheus-url", f"http://127.0.0.1:{free_port()}", "--log", str(tmp_path / "i.log"),
+    )  # fmt: skip
+    with ManagedProcess("incident", argv, tmp_path / "detector.out", cwd=ROOT) as proc:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
+
+        def errors() -> float:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            line = next(
+                x for x in text.splitlines() if x.startswith("streamwatch_incident_prometheus_errors")
+            )
+            return float(line.split()[-1])
+
+        assert wait_until(lambda: errors() >= 3, 20)
+        assert (
+            "streamwatch_incident_prometheus_up 0.0" in requests.get(f"http://127.0.0.1:{port}/metrics").text
+        )
+        assert proc.alive
+    out = (tmp_path / "detector.out").read_text()
+    assert out.count("Prometheus unavailable") == 1 and "Traceback" not in out
