@@ -27,6 +27,22 @@ def test_fixture_serves_metrics_and_stops_on_sigterm(start_simulator) -> None:
     assert sim.process.stop() == 0  # SIGTERM ends the server cleanly, not by a kill
 
 
+def test_a_config_file_adds_metrics_without_code(start_simulator, tmp_path: Path) -> None:
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text('[[metrics]]\nname = "water_flow"\nmin = 5.0\nmax = 40.0\nstep = 5\n')
+    sim = start_simulator(cfg, seed=3)
+    text = requests.get(f"{sim.url}/metrics", timeout=5).text
+    values = [float(line.split()[1]) for line in text.splitlines() if line.startswith("water_flow_metric ")]
+    assert len(values) == 1 and 5.0 <= values[0] <= 40.0
+    assert "energy_price_metric" not in text
+    resp = requests.post(
+        f"{sim.url}/anomalies", json={"metric": "water_flow", "kind": "drop", "duration_s": 60}
+    )
+    assert resp.status_code == 201
+    text = requests.get(f"{sim.url}/metrics", timeout=5).text
+    assert "water_flow_metric 5.0" in text.splitlines()
+
+
 def test_prometheus_scrapes_bounded_values_and_an_injected_spike(start_simulator, start_prometheus) -> None:
     sim = start_simulator()
     prom = start_prometheus([ScrapeTarget("flask_app", sim.address, interval="1s")])
