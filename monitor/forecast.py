@@ -73,10 +73,11 @@ class Band:
         if hi > self.end:
             n_after = math.ceil((hi + self.horizon - self.end) / self.step)
             tail = self.predict(self.end + self.step * np.arange(1, n_after + 1))
-            keep_from = max(0, int(self._index(np.array([lo]))[0]) - 1)
+            full = np.concatenate([self.expected, tail])
             # Memory stays bounded over weeks: nothing before the oldest sample still asked for is kept.
-            self.expected = np.concatenate([self.expected[keep_from:], tail])
-            self.start += keep_from * self.step
+            drop = min(max(0, int(self._index(np.array([lo]))[0]) - 1), full.size - 1)
+            self.expected = full[drop:]
+            self.start += drop * self.step
             self.extensions += 1
 
 

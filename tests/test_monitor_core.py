@@ -1,0 +1,243 @@
+"""The monitor's pure core: period detection, the band grid, scoring, the model store, calibration."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor import forecast, modelstore
+from monitor.config import MonitorConfig
+from monitor.detectors.base import Detector
+from monitor.detectors.prophet import ProphetBandDetector, fit_detector
+from monitor.forecast import Band
+from monitor.period import PeriodError, detect_period, sampling_step
+from monitor.scoring import cycle_stats, mae, mape
+from simulator import wave
+from simulator.config import default_metrics
+from streamwatch.series import Series
+from tests.monitor_support import CONSUMPTION, PRICE, WAVES, grid
+
+START = 1_763_900_000.0
+SPECS = {s.name: s for s in default_metrics()}
+
+
+# --- period ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("w", WAVES, ids=lambda w: w.name)
+def test_period_of_each_simulator_metric_is_within_5_percent_and_exact(w):
+    spec = SPECS[w.name]
+    ts = grid(START, 3600)
+    found = detect_period(ts, wave.values(spec, ts))
+    true = wave.period_s(spec)
+    assert abs(found - true) / true < 0.05
+    # A period a fraction of a second off drifts out of phase within a day: it must come out exact.
+    assert found == true
+
+
+@pytest.mark.parametrize("offset", [0.0, 1.0, 0.37])
+@pytest.mark.parametrize("w", WAVES, ids=lambda w: w.name)
+def test_period_is_exact_whatever_the_sampling_phase_and_noise(w, offset):
+    for seed in range(3):
+        ts = grid(START + offset, 1800)
+        assert detect_period(ts, w.noisy(ts, seed)) == w.period_s
+
+
+def test_a_truly_fractional_period_is_not_rounded_to_whole_steps():
+    ts = grid(START, 6 * 3600)
+    vs = 100 * np.sin(2 * np.pi * ts / 100.3) + np.random.default_rng(1).normal(0, 5, ts.size)
+    assert detect_period(ts, vs) == pytest.approx(100.3, abs=0.01)
+
+
+def test_scrape_jitter_does_not_leak_into_the_step_or_the_period():
+    ts = grid(START, 3600, 1.0) + np.random.default_rng(2).uniform(-0.003, 0.003, 3600)
+    assert sampling_step(ts) == 1.0
+    assert detect_period(ts, PRICE.noisy(ts)) == 80.0
+
+
+@pytest.mark.parametrize(
+    "vs", [np.full(300, 7.0), np.linspace(0, 10, 300)], ids=["constant", "straight line"]
+)
+def test_data_without_a_period_is_refused(vs):
+    with pytest.raises(PeriodError):
+        detect_period(grid(START, 600), vs)
+
+
+def test_less_than_two_periods_is_refused():
+    ts = grid(START, 150)  # 1.5 periods of consumption
+    with pytest.raises(PeriodError):
+        detect_period(ts, CONSUMPTION.clean(ts))
+
+
+# --- band --------------------------------------------------------------------------------------------
+
+
+class CountingPredictor:
+    """A seasonal forecast as a plain function, counting how many points it was asked for."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.points = 0
+
+    def __call__(self, ts: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        self.points += ts.size
+        return np.sin(2 * np.pi * ts / 100.0) * 10 + 50
+
+
+def make_band(horizon: float = 600.0) -> tuple[Band, CountingPredictor]:
+    pred = CountingPredictor()
+    g = START + 2.0 * np.arange(int(horizon / 2) + 1)
+    return Band(START, 2.0, pred(g), 3.0, pred, horizon=horizon), pred
+
+
+def test_band_lookup_takes_the_grid_point_at_or_before_each_sample():
+    band, pred = make_band()
+    ts = np.array([START, START + 1.9, START + 2.0, START + 3.0, START + 1.995])
+    expected, lower, upper = band.lookup(ts)
+    want = pred(np.array([START, START, START + 2, START + 2, START + 2]))  # within 1% of a step: next
+    np.testing.assert_allclose(expected, want)
+    np.testing.assert_allclose(upper - expected, 3.0)
+    np.testing.assert_allclose(expected - lower, 3.0)
+
+
+def test_lookups_inside_the_grid_never_predict():
+    band, pred = make_band()
+    calls = pred.calls
+    for i in range(100):
+        band.lookup(np.array([START + i * 3.0]))
+    assert pred.calls == calls
+
+
+def test_band_extends_forward_and_backward_when_the_grid_runs_short():
+    band, pred = make_band(horizon=600.0)
+    end = band.end
+    far = end + 1000.0
+    expected, _, _ = band.lookup(np.array([far]))
+    assert band.end >= far + 600.0 - 2.0  # a whole horizon ahead again, not one point at a time
+    assert expected[0] == pytest.approx(pred(np.array([START + 2.0 * math.floor((far - START) / 2)]))[0])
+    calls = pred.calls
+    band.lookup(np.array([far + 100.0]))
+    assert pred.calls == calls
+    early = band.start - 50.0
+    expected, _, _ = band.lookup(np.array([early]))
+    assert band.start <= early
+    assert expected[0] == pytest.approx(pred(np.array([START + 2.0 * math.floor((early - START) / 2)]))[0])
+
+
+def test_band_memory_stays_bounded_as_time_moves_on():
+    band, _ = make_band(horizon=600.0)
+    for hour in range(1, 48):
+        band.lookup(np.array([START + hour * 3600.0]))
+    assert band.expected.size < 3 * 600 / 2 + 10
+
+
+# --- scoring -----------------------------------------------------------------------------------------
+
+
+def test_mae_and_mape():
+    actual = np.array([100.0, 200.0, 50.0])
+    expected = np.array([110.0, 180.0, 50.0])
+    assert mae(actual, expected) == pytest.approx(10.0)
+    assert mape(actual, expected) == pytest.approx((0.1 + 0.1 + 0.0) / 3)
+
+
+def test_mape_leaves_out_zero_actuals_and_is_undefined_when_all_are_zero():
+    actual = np.array([0.0, 100.0, 0.0, 50.0])
+    expected = np.array([5.0, 90.0, -3.0, 60.0])
+    assert mape(actual, expected) == pytest.approx((0.1 + 0.2) / 2)
+    assert mae(actual, expected) == pytest.approx((5 + 10 + 3 + 10) / 4)
+    assert math.isnan(mape(np.zeros(3), np.ones(3)))
+    assert math.isfinite(mae(np.zeros(3), np.ones(3)))
+
+
+def test_cycle_stats_counts_flags_and_the_highest_score():
+    stats = cycle_stats(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0]), np.array([0.2, 1.5, 3.0]))
+    assert (stats.samples, stats.anomalies, stats.max_score) == (3, 2, 3.0)
+    empty = cycle_stats(np.empty(0), np.empty(0), np.empty(0))
+    assert (empty.samples, empty.anomalies, empty.max_score) == (0, 0, 0.0)
+    assert math.isnan(empty.mae)
+
+
+# --- the detector, the model store and calibration ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted_price() -> tuple[np.ndarray, np.ndarray, forecast.FittedModel]:
+    ts = grid(START, 3600)
+    vs = wave.values(SPECS["energy_price"], ts)
+    return ts, vs, forecast.fit(ts, vs, detect_period(ts, vs), sampling_step(ts))
+
+
+def test_prophet_band_is_a_detector_with_the_common_score(fitted_price):
+    ts, _, fitted = fitted_price
+    det = ProphetBandDetector(fitted.band(float(ts[-1]), 3600.0), 80.0)
+    assert isinstance(det, Detector)
+    t = float(ts[-1]) + 10.0
+    one = det.score_one(500.0, t)
+    assert one.lower < one.expected < one.upper
+    assert one.upper - one.expected == pytest.approx(4 * fitted.sigma)
+    outside = det.update_one(one.upper + 1.0, t)
+    assert outside.anomalous and outside.score > 1.0
+    many = det.update_many(np.array([one.expected, one.upper + 1.0]), np.array([t, t]))
+    assert list(many.anomalous) == [False, True]
+
+
+def test_model_store_round_trip_gives_the_same_band(tmp_path: Path, fitted_price):
+    ts, vs, fitted = fitted_price
+    path = modelstore.model_path(tmp_path, "energy_price", modelstore.model_key(ts, vs, {"k": 4.0}))
+    modelstore.save(path, fitted)
+    loaded = modelstore.load(path)
+    assert loaded is not None
+    a = fitted.band(float(ts[-1]), 600.0).lookup(ts[-1] + grid(0, 600))
+    b = loaded.band(float(ts[-1]), 600.0).lookup(ts[-1] + grid(0, 600))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y)
+    assert (loaded.period, loaded.sigma, loaded.step) == (fitted.period, fitted.sigma, fitted.step)
+
+
+def test_model_key_changes_with_the_data_and_the_settings():
+    ts = grid(START, 100)
+    vs = np.arange(ts.size, dtype=float)
+    key = modelstore.model_key(ts, vs, {"k": 4.0})
+    assert key == modelstore.model_key(ts.copy(), vs.copy(), {"k": 4.0})
+    assert key != modelstore.model_key(ts, vs + 1, {"k": 4.0})
+    assert key != modelstore.model_key(ts, vs, {"k": 5.0})
+
+
+def test_a_damaged_model_file_means_fit_again(tmp_path: Path):
+    path = tmp_path / "m.json"
+    path.write_text("{not json")
+    assert modelstore.load(path) is None
+
+
+def test_build_detector_loads_instead_of_fitting_the_second_time(tmp_path: Path):
+    from monitor.cli import build_detector
+
+    ts = grid(START, 1800)
+    training = Series({"__name__": "energy_consumption_metric"}, ts, CONSUMPTION.noisy(ts))
+    cfg = MonitorConfig(model_dir=tmp_path)
+    first = build_detector(cfg, training, "energy_consumption")
+    second = build_detector(cfg, training, "energy_consumption")
+    assert isinstance(first, ProphetBandDetector) and isinstance(second, ProphetBandDetector)
+    assert (first.loaded, second.loaded) == (False, True)
+    assert len(list(tmp_path.glob("energy_consumption-*.json"))) == 1
+    probe = ts[-1] + grid(0, 300)
+    np.testing.assert_allclose(first.band.lookup(probe)[0], second.band.lookup(probe)[0])
+
+
+@pytest.mark.parametrize("name", ["energy_consumption", "energy_price"])
+def test_calibration_on_the_simulator_wave(name):
+    """Under 1% flagged on clean data; a quarter-range shift, up or down, always flagged (3 h span)."""
+    spec = SPECS[name]
+    train_ts = grid(START, 3600)
+    det = fit_detector(train_ts, wave.values(spec, train_ts))
+    ts = grid(START + 3600, 3 * 3600, 1.0) + 0.25  # scraped at another rate and phase than the training
+    clean = wave.values(spec, ts, seed=7)
+    assert det.update_many(clean, ts).anomalous.mean() < 0.01
+    quarter = (spec.max - spec.min) / 4
+    assert det.update_many(clean + quarter, ts).anomalous.all()
+    assert det.update_many(clean - quarter, ts).anomalous.all()
