@@ -161,6 +161,7 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     atomic_write_text(p, "two")
     assert p.read_text() == "two"
     assert [x.name for x in p.parent.iterdir()] == ["f.json"]
+    assert p.stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.e2e
