@@ -1,0 +1,112 @@
+"""The provisioned Grafana files: valid, wired to the provisioned datasource, using the contract's names.
+
+That every panel's query returns data from a real stack is checked in tests/test_stack_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from streamwatch.stack.render import GRAFANA_DATASOURCE_UID
+from tests.grafana_support import DASHBOARD_DIR, ROOT, load, panels, targets
+
+DASHBOARD = load()
+DATASOURCES = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
+CONTRACT = (ROOT / "docs" / "architecture.md").read_text()
+
+
+def test_every_dashboard_file_is_valid_json_with_a_unique_uid() -> None:
+    uids = set()
+    for path in DASHBOARD_DIR.glob("*.json"):
+        doc = json.loads(path.read_text())
+        assert doc["uid"] not in uids
+        uids.add(doc["uid"])
+        assert doc.get("id") is None  # provisioning assigns ids
+    assert "streamwatch-overview" in uids
+
+
+def test_datasource_is_provisioned_with_the_fixed_uid() -> None:
+    (ds,) = DATASOURCES["datasources"]
+    assert ds["uid"] == GRAFANA_DATASOURCE_UID == "streamwatch-prometheus"
+    assert ds["type"] == "prometheus"
+    assert ds["url"] == "http://prometheus:9090"
+
+
+def test_every_panel_and_query_uses_the_provisioned_datasource() -> None:
+    for panel in panels(DASHBOARD):
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": GRAFANA_DATASOURCE_UID}, panel["title"]
+        assert panel["targets"], f"{panel['title']} has no query"
+    for title, target in targets(DASHBOARD):
+        assert target["datasource"]["uid"] == GRAFANA_DATASOURCE_UID, title
+    (var,) = DASHBOARD["templating"]["list"]
+    assert var["datasource"]["uid"] == GRAFANA_DATASOURCE_UID
+
+
+def test_metric_variable_lists_the_watched_metrics() -> None:
+    (var,) = DASHBOARD["templating"]["list"]
+    assert var["name"] == "metric"
+    assert var["query"]["query"] == "label_values(streamwatch_monitor_actual, metric)"
+
+
+def test_queries_use_only_metric_names_from_the_contract() -> None:
+    names = set()
+    for _, target in targets(DASHBOARD):
+        names |= set(re.findall(r"\bstreamwatch_[a-z_]+", target["expr"]))
+    assert names
+    for name in names:
+        assert f"`{name}" in CONTRACT, f"{name} is not in docs/architecture.md"
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "streamwatch_monitor_actual",
+        'bound="lower"',
+        'bound="upper"',
+        "streamwatch_monitor_anomalies_total",
+        "streamwatch_monitor_mae",
+        "streamwatch_monitor_mape_ratio",
+        "streamwatch_incident_severity",
+        "streamwatch_incident_score",
+        "streamwatch_incident_threshold",
+        "streamwatch_incident_open",
+        "streamwatch_monitor_prometheus_up",
+        "streamwatch_incident_prometheus_up",
+    ],
+)
+def test_overview_shows(needle: str) -> None:
+    assert any(needle in target["expr"] for _, target in targets(DASHBOARD))
+
+
+def test_forecast_band_is_shaded_between_lower_and_upper() -> None:
+    (band,) = [p for p in panels(DASHBOARD) if "forecast band" in p["title"]]
+    legends = {t["legendFormat"] for t in band["targets"]}
+    assert {"actual", "lower", "upper"} <= legends
+    fills = {
+        o["matcher"]["options"]: prop["value"]
+        for o in band["fieldConfig"]["overrides"]
+        for prop in o["properties"]
+        if prop["id"] == "custom.fillBelowTo"
+    }
+    assert fills == {"upper": "lower"}
+
+
+def test_quick_ranges_include_30_minutes_and_1_hour() -> None:
+    picker = DASHBOARD["timepicker"]
+    assert {"30m", "1h"} <= set(picker["time_options"])
+    froms = {r["from"] for r in picker["quick_ranges"]}
+    assert {"now-30m", "now-1h"} <= froms
+    assert DASHBOARD["time"]["from"] == "now-30m"
+
+
+def test_dashboard_provider_points_at_the_mounted_folder() -> None:
+    provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/streamwatch.yml").read_text())
+    (p,) = provider["providers"]
+    assert p["type"] == "file"
+    assert p["options"]["path"] == "/etc/grafana/dashboards"
