@@ -1,19 +1,24 @@
 """Trend detector: a rolling least-squares line over a long window, for slow trouble band detectors adapt to.
 
-The window is the last ``window - 1`` learnt points plus the point being scored. A straight line is
-fitted by least squares against the timestamps; the detector reports its direction (+1 rising, -1
-falling), slope per hour and r squared (the share of the window's variance the line explains). It flags
-a *sustained* rise or fall: score = ``r2 / r2_threshold``, so > 1 exactly when the line explains more than
-``r2_threshold`` of the variance. Why r squared and not the slope alone: a seasonal wave averaged over
-several periods fits a nearly flat line that explains almost nothing (r2 near 0), and a single level
-shift explains at most 0.75 of the variance of a step (the default threshold 0.8 stays above that), while a
-drift that rises by several noise widths across the window fits a line well.
-With ``min_deviation`` the fitted rise across the window (|slope| times the window's span) must exceed it
-as well; ``direction`` ``above`` keeps rises only, ``below`` falls only. ``expected`` is the line's value
-at the scored point; the method has no band (lower/upper NaN). Warm-up: scores 0 until the window is full.
+Each value is first smoothed by a moving average over ``smooth`` points (set it to about one seasonal
+period: 50 points = 100 s at the simulator's 2 s, so its 80 s and 100 s triangle waves average out), then
+a straight line is fitted by least squares against the timestamps over the last ``window`` smoothed
+points (the scored point's included). It reports direction (+1 rising, -1 falling), slope per hour and
+r squared. A rise or fall is *sustained* when the line explains the smoothed series well (r2 over
+``r2_threshold``) and *relevant* when the rise across the window (|slope| x span) is at least
+``min_rise`` times the raw window's standard deviation; the score is
+``min(r2 / r2_threshold, rise / (min_rise * sd))``, > 1 exactly when both hold. Seasonal waves alone fit a
+nearly flat smoothed line (small rise next to their wide spread); a drift rising by a good part of
+the range fits a line well and rises far. Measured on the simulator's waves (2 s ticks, defaults:
+window 450 = 15 min): waves alone score at most 0.07; drifts of +/-40% to 60% of the range over 10 or
+20 minutes all score above 1, the first flag 4 to 11 minutes into the drift.
+Options: ``min_deviation`` also requires the rise across the window to exceed it (score capped at
+``rise / min_deviation``); ``direction`` ``above`` keeps rises, ``below`` falls. ``expected`` is the
+fitted line at the scored point (a smoothed level); there is no band (lower/upper NaN).
+Warm-up: scores 0 until ``smooth + window - 2`` values have been learnt.
 
-Complexity: O(1) per point (running sums of t, x, t², tx, x², re-anchored every window); O(window)
-memory. Vectorised: chunked cumulative sums, O(1) per point.
+Complexity: O(1) per point (three running-sum windows, re-anchored every window, see
+``rolling.RollingMoments``); O(window) memory. Vectorised: chunked cumulative sums, O(1) per point.
 """
 
 from __future__ import annotations
@@ -30,15 +35,21 @@ from monitor.detectors.rolling import RollingMoments, window_sums
 
 @dataclass(frozen=True)
 class TrendParams(DetectorOptions):
-    window: int = 300
-    r2_threshold: float = 0.8
+    window: int = 450
+    smooth: int = 50
+    r2_threshold: float = 0.6
+    min_rise: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.window < 3:
             raise ValueError(f"window must be >= 3, got {self.window}")
+        if not 1 <= self.smooth <= self.window:
+            raise ValueError(f"smooth must be between 1 and window ({self.window}), got {self.smooth}")
         if not 0 < self.r2_threshold <= 1:
             raise ValueError(f"r2_threshold must be in (0, 1], got {self.r2_threshold}")
+        if not self.min_rise >= 0:
+            raise ValueError(f"min_rise must be >= 0, got {self.min_rise}")
 
 
 @dataclass(frozen=True)
@@ -67,17 +78,25 @@ class TrendScores(Scores):
 
 
 def _fit(
-    p: TrendParams, stt: np.ndarray, sxx: np.ndarray, stx: np.ndarray, span: np.ndarray
+    p: TrendParams,
+    stt: np.ndarray,
+    syy: np.ndarray,
+    sty: np.ndarray,
+    span: np.ndarray,
+    sd_raw: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slope (per second), r squared and score from centred sums; the same code serves both paths."""
-    ok = (stt > 0) & (sxx > 0)
+    ok = (stt > 0) & (syy > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(stt > 0, stx / np.where(stt > 0, stt, 1.0), 0.0)
-        r2 = np.where(ok, stx * stx / np.where(ok, stt * sxx, 1.0), 0.0)
-    r2 = np.minimum(r2, 1.0)
-    score = r2 / p.r2_threshold
-    if p.min_deviation > 0:
-        score = np.minimum(score, np.abs(slope) * span / p.min_deviation)
+        slope = np.where(stt > 0, sty / np.where(stt > 0, stt, 1.0), 0.0)
+        r2 = np.minimum(np.where(ok, sty * sty / np.where(ok, stt * syy, 1.0), 0.0), 1.0)
+        rise = np.abs(slope) * span
+        score = r2 / p.r2_threshold
+        if p.min_rise > 0:
+            rel = np.where(sd_raw > 0, rise / (p.min_rise * np.where(sd_raw > 0, sd_raw, 1.0)), np.inf)
+            score = np.minimum(score, np.where(rise > 0, rel, 0.0))
+        if p.min_deviation > 0:
+            score = np.minimum(score, rise / p.min_deviation)
     if p.direction == "above":
         score = np.where(slope > 0, score, 0.0)
     elif p.direction == "below":
@@ -86,35 +105,54 @@ def _fit(
 
 
 class TrendDetector:
-    """Rolling least-squares trend detector (window 300 points, r squared threshold 0.8 by default)."""
+    """Rolling least-squares trend detector (window 450, smoothing 50 points, r2 0.6, rise 0.5 sd by default)."""
 
     Params = TrendParams
 
     def __init__(self, params: TrendParams | None = None) -> None:
         self.p = params or TrendParams()
-        self._win = RollingMoments(self.p.window - 1, with_t=True)
+        w = self.p.window
+        self._ma = RollingMoments(max(self.p.smooth - 1, 1))  # raw values for the moving average
+        self._raw = RollingMoments(w - 1)  # raw values for the window's spread
+        self._fit = RollingMoments(w - 1, with_t=True)  # smoothed values and their timestamps
+
+    def _smoothed(self, x: float) -> float | None:
+        m = self.p.smooth
+        if m == 1:
+            return x
+        ma = self._ma
+        if len(ma) < m - 1:
+            return None
+        return ma.cx + (ma.sx + (x - ma.cx)) / m
 
     def score_one(self, x: float, t: float) -> TrendScore:
-        w = self._win
-        if len(w) < self.p.window - 1:
+        x, t = float(x), float(t)
+        y = self._smoothed(x)
+        f, r = self._fit, self._raw
+        if y is None or len(f) < self.p.window - 1 or len(r) < self.p.window - 1:
             return TrendScore(0.0)
-        # Add x hypothetically: drop the oldest is not needed, the learnt window holds window-1 points.
-        n = len(w) + 1
-        dx, dt = float(x) - w.cx, float(t) - w.ct
-        sx, st = w.sx + dx, w.st + dt
-        sxx = max(w.sxx + dx * dx - sx * sx / n, 0.0)
-        stt = max(w.stt + dt * dt - st * st / n, 0.0)
-        stx = w.stx + dt * dx - st * sx / n
-        span = float(t) - w.ts[0]
-        slope, r2, score = (
-            float(v[0])
-            for v in _fit(self.p, np.array([stt]), np.array([sxx]), np.array([stx]), np.array([span]))
-        )
-        expected = w.cx + sx / n + slope * (dt - st / n)
+        n = self.p.window
+        dy, dt = y - f.cx, t - f.ct
+        sy, st = f.sx + dy, f.st + dt
+        syy = max(f.sxx + dy * dy - sy * sy / n, 0.0)
+        stt = max(f.stt + dt * dt - st * st / n, 0.0)
+        sty = f.stx + dt * dy - st * sy / n
+        dx = x - r.cx
+        sx = r.sx + dx
+        sxx = max(r.sxx + dx * dx - sx * sx / n, 0.0)
+        arrays = (np.array([v]) for v in (stt, syy, sty, t - f.ts[0], math.sqrt(sxx / n)))
+        slope, r2, score = (float(v[0]) for v in _fit(self.p, *arrays))
+        expected = f.cx + sy / n + slope * (dt - st / n)
         return TrendScore(score, expected, math.nan, math.nan, int(np.sign(slope)), slope * 3600.0, r2)
 
     def learn_one(self, x: float, t: float) -> None:
-        self._win.push(float(x), float(t))
+        x, t = float(x), float(t)
+        y = self._smoothed(x)
+        if self.p.smooth > 1:
+            self._ma.push(x)
+        self._raw.push(x)
+        if y is not None:
+            self._fit.push(y, t)
 
     def update_one(self, x: float, t: float) -> TrendScore:
         s = self.score_one(x, t)
@@ -124,20 +162,31 @@ class TrendDetector:
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> TrendScores:
         xs = np.asarray(xs, dtype=np.float64)
         ts = np.asarray(ts, dtype=np.float64)
-        w, n = self.p.window, len(xs)
-        h = len(self._win)
-        fx = np.concatenate((np.fromiter(self._win.xs, np.float64, h), xs))
-        ft = np.concatenate((np.fromiter(self._win.ts, np.float64, h), ts))
+        w, m, n = self.p.window, self.p.smooth, len(xs)
+        h = len(self._raw)  # every learnt value while fewer than w - 1, else the last w - 1
+        fx = np.concatenate((np.fromiter(self._raw.xs, np.float64, h), xs))
+        # Smoothed value of batch point i: mean of fx[h+i-m+1 .. h+i], once m values exist.
+        i0 = min(max(m - 1 - h, 0), n)
+        ys = window_sums({"x": fx}, m, ())["mean_x"][h + i0 - m + 1 :] if m > 1 else xs
+        g = len(self._fit)
+        fy = np.concatenate((np.fromiter(self._fit.xs, np.float64, g), ys))
+        ft = np.concatenate((np.fromiter(self._fit.ts, np.float64, g), ts[i0:]))
         score, expected, slope, r2 = np.zeros(n), np.full(n, np.nan), np.zeros(n), np.zeros(n)
-        first = max(w - 1 - h, 0)  # point i (full index h+i) uses the window ending at h+i
+        # Point i >= i0 sits at fy index g + i - i0 and at fx index h + i; both windows must be full.
+        first = max(i0, w - 1 - g + i0, w - 1 - h)
         if first < n:
-            st = window_sums({"t": ft, "x": fx}, w, (("t", "t"), ("x", "x"), ("t", "x")))
-            k = slice(first + h - w + 1, None)
-            span = ft[h + first :] - ft[first + h - w + 1 : len(ft) - w + 1]
-            sl, rr, sc = _fit(self.p, st["Stt"][k], st["Sxx"][k], st["Stx"][k], span)
+            fit = window_sums({"t": ft, "y": fy}, w, (("t", "t"), ("y", "y"), ("t", "y")))
+            k = slice(g + first - i0 - w + 1, None)
+            raw = window_sums({"x": fx}, w, (("x", "x"),))
+            sd = np.sqrt(raw["Sxx"][h + first - w + 1 :] / w)
+            span = ft[g + first - i0 :] - ft[g + first - i0 - w + 1 : len(ft) - w + 1]
+            sl, rr, sc = _fit(self.p, fit["Stt"][k], fit["Syy"][k], fit["Sty"][k], span, sd)
             score[first:], slope[first:], r2[first:] = sc, sl, rr
-            expected[first:] = st["mean_x"][k] + sl * (ts[first:] - st["mean_t"][k])
-        self._win.load(fx[-(w - 1) :], ft[-(w - 1) :])
+            expected[first:] = fit["mean_y"][k] + sl * (ts[first:] - fit["mean_t"][k])
+        if m > 1:
+            self._ma.load(fx[-(m - 1) :])
+        self._raw.load(fx[-(w - 1) :])
+        self._fit.load(fy[-(w - 1) :], ft[-(w - 1) :])
         nan = np.full(n, np.nan)
         return TrendScores(
             score=score,
