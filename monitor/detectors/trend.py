@@ -105,7 +105,7 @@ def _fit(
 
 
 class TrendDetector:
-    """Rolling least-squares trend detector (window 450, smoothing 50 points, r2 0.6, rise 0.5 sd by default)."""
+    """Rolling least-squares trend detector (window 450, smoothing 50, r2 0.6, rise 0.5 sd by default)."""
 
     Params = TrendParams
 
