@@ -78,14 +78,16 @@ def _parse_csv(p: Path, text: str) -> Series:
     ts: list[float] = []
     vs: list[float] = []
     rows = csv.reader(io.StringIO(text))
+    seen_row = False
     for lineno, row in enumerate(rows, start=1):
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
         if len(row) != 2:
             raise DataError(f"{p}: line {lineno}: expected 2 columns timestamp,value, got {len(row)}")
         raw_t, raw_v = row[0].strip(), row[1].strip()
-        if lineno == 1 and not ts and not _is_number(raw_t):
-            continue  # a header line such as "timestamp,value"
+        first_row, seen_row = not seen_row, True
+        if first_row and not _is_number(raw_v):
+            continue  # a header line such as "timestamp,value": only the first row may be one
         t = _parse_time(raw_t)
         if t is None:
             raise DataError(f"{p}: line {lineno}: timestamp {raw_t!r} is neither epoch seconds nor ISO 8601")

@@ -1,0 +1,198 @@
+"""Training data: every accepted format loads; every rejected one ends `python monitor.py` with one line."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.loader import load_training
+from streamwatch.errors import DataError
+from streamwatch.net import free_port
+from streamwatch.promapi import matrix_response
+from streamwatch.series import Series
+from tests.monitor_support import PRICE, grid
+
+ROOT = Path(__file__).resolve().parent.parent
+START = 1_763_900_000.0
+TS = grid(START, 400)
+VS = PRICE.noisy(TS)
+LABELS = {"__name__": "energy_price_metric", "job": "flask_app", "instance": "127.0.0.1:5000"}
+
+
+def matrix_doc(series: list[Series]) -> dict:
+    return matrix_response(series)
+
+
+def vector_doc(n: int) -> dict:
+    # An instant query returns one sample per series; a vector file holds several such documents' worth
+    # of series only in theory, so a usable vector file is one series with one sample per entry.
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": LABELS, "value": [START, "1.5"]}] * n,
+        },
+    }
+
+
+# --- accepted ------------------------------------------------------------------------------------------
+
+
+def test_matrix_json_as_prometheus_writes_it(tmp_path: Path):
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    s = load_training(f)
+    assert s.name == "energy_price_metric"
+    np.testing.assert_allclose(s.timestamps, TS)
+    np.testing.assert_allclose(s.values, VS)
+
+
+def test_vector_json_loads_its_single_sample(tmp_path: Path):
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps(vector_doc(1)))
+    s = load_training(f, min_points=1)
+    assert (list(s.timestamps), list(s.values)) == ([START], [1.5])
+
+
+def test_csv_with_and_without_header_and_iso_timestamps(tmp_path: Path):
+    lines = [f"{t:.0f},{float(v)!r}" for t, v in zip(TS, VS, strict=True)]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(lines) + "\n")
+    header = tmp_path / "header.csv"
+    header.write_text("timestamp,value\n" + "\n".join(reversed(lines)) + "\n")  # any order
+    iso = tmp_path / "iso.txt"
+    iso.write_text(
+        "\n".join(
+            f"{np.datetime_as_string(np.datetime64(int(t), 's'))}Z,{float(v)!r}" for t, v in zip(TS, VS, strict=True)
+        )
+    )
+    for f in (plain, header, iso):
+        s = load_training(f)
+        assert s.name is None
+        np.testing.assert_allclose(s.timestamps, TS)
+        np.testing.assert_allclose(s.values, VS)
+
+
+def test_nan_samples_and_duplicate_timestamps_are_dropped(tmp_path: Path):
+    vs = VS.copy()
+    vs[3] = np.nan
+    f = tmp_path / "train.json"
+    f.write_text(
+        json.dumps(matrix_doc([Series(LABELS, np.concatenate([TS, TS[:5]]), np.concatenate([vs, vs[:5]]))]))
+    )
+    s = load_training(f)
+    assert len(s) == TS.size - 1
+    assert np.all(np.diff(s.timestamps) > 0)
+
+
+def test_rejections_are_data_errors_naming_the_file(tmp_path: Path):
+    f = tmp_path / "few.csv"
+    f.write_text("1,2\n3,4\n")
+    with pytest.raises(DataError, match=r"few\.csv: too few points"):
+        load_training(f)
+
+
+# --- rejected: through the real command -----------------------------------------------------------------
+
+
+def run_monitor(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python monitor.py`` with ``PORT`` replaced by a free port."""
+    argv = [str(free_port()) if a == "PORT" else a for a in args]
+    return subprocess.run(
+        [sys.executable, "monitor.py", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def _series_doc(n_series: int) -> str:
+    return json.dumps(matrix_doc([Series({**LABELS, "instance": f"h{i}"}, TS, VS) for i in range(n_series)]))
+
+
+BAD_FILES = {
+    "not_json.json": ("{this is not json", "not valid JSON"),
+    "failed.json": (
+        json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"}),
+        "failed query",
+    ),
+    "empty.json": (_series_doc(0), "no series"),
+    "several.json": (_series_doc(2), "holds 2 series"),
+    "nonnumeric.json": (
+        json.dumps(
+            {
+                "status": "success",
+                "data": {"resultType": "matrix", "result": [{"metric": LABELS, "values": [[START, "lots"]]}]},
+            }
+        ),
+        "is not a number",
+    ),
+    "nonnumeric.csv": ("timestamp,value\n1700000000,12\n1700000002,twelve\n", "'twelve' is not a number"),
+    "few.json": (
+        json.dumps(matrix_doc([Series(LABELS, TS[:5], VS[:5])])),
+        "too few points",
+    ),
+    "binary.json": (b"\xff\xfe\x00\x81".decode("latin-1"), "not a text file"),
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_rejected_training_file(tmp_path: Path, name: str):
+    text, problem = BAD_FILES[name]
+    f = tmp_path / name
+    if name == "binary.json":
+        f.write_bytes(b"\xff\xfe\x00\x81")
+    else:
+        f.write_text(text)
+    assert_one_line_exit_2(run_monitor("energy_price", str(f), "PORT"), str(f), problem)
+
+
+@pytest.mark.e2e
+def test_missing_file_and_directory(tmp_path: Path):
+    assert_one_line_exit_2(
+        run_monitor("energy_price", str(tmp_path / "nope.json"), "PORT"), "no such training file"
+    )
+    assert_one_line_exit_2(run_monitor("energy_price", str(tmp_path), "PORT"), "is a directory")
+
+
+@pytest.mark.e2e
+def test_unknown_metric_is_a_training_file_about_another_metric(tmp_path: Path):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    assert_one_line_exit_2(
+        run_monitor("energy_consumption", str(f), "PORT"), "energy_price_metric", "energy_consumption"
+    )
+
+
+@pytest.mark.e2e
+def test_busy_port(tmp_path: Path):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert_one_line_exit_2(run_monitor("energy_price", str(f), str(port)), f"port {port}", "in use")
+
+
+@pytest.mark.e2e
+def test_bad_flag_and_bad_config_value(tmp_path: Path):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    assert_one_line_exit_2(run_monitor("energy_price", str(f), "notaport"), "port")
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text("[monitor]\ninterval = -5\n")
+    assert_one_line_exit_2(run_monitor("energy_price", str(f), "PORT", "--config", str(cfg)), "interval")
