@@ -67,11 +67,8 @@ def test_csv_with_and_without_header_and_iso_timestamps(tmp_path: Path):
     header = tmp_path / "header.csv"
     header.write_text("timestamp,value\n" + "\n".join(reversed(lines)) + "\n")  # any order
     iso = tmp_path / "iso.txt"
-    iso.write_text(
-        "\n".join(
-            f"{np.datetime_as_string(np.datetime64(int(t), 's'))}Z,{float(v)!r}" for t, v in zip(TS, VS, strict=True)
-        )
-    )
+    stamps = [f"{np.datetime_as_string(np.datetime64(int(t), 's'))}Z" for t in TS]
+    iso.write_text("\n".join(f"{t},{float(v)!r}" for t, v in zip(stamps, VS, strict=True)))
     for f in (plain, header, iso):
         s = load_training(f)
         assert s.name is None
