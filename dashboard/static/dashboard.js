@@ -7,7 +7,7 @@
   const state = { range: config.range, charts: {}, timer: null, injecting: false };
   const colors = {
     axis: "#8b95a5", grid: "rgba(139,149,165,0.14)", actual: "#e6edf3", expected: "#58a6ff",
-    band: "rgba(88,166,255,0.16)", bound: "rgba(88,166,255,0.45)", anomaly: "#ff5d6c",
+    band: "rgba(88,166,255,0.22)", bound: "rgba(88,166,255,0.45)", anomaly: "#ff5d6c",
     score: "#f0b429", threshold: "#ff5d6c",
   };
 
@@ -53,9 +53,17 @@
   }
 
   // ---- charts --------------------------------------------------------------------------------------
+  function timeTicks(u, splits, axisIdx, space, incr) {
+    // One line per tick: seconds only when the ticks are closer than a minute.
+    const opts = { hour12: false, hour: "2-digit", minute: "2-digit" };
+    if (incr < 60) opts.second = "2-digit";
+    return splits.map((t) => new Date(t * 1000).toLocaleTimeString([], opts));
+  }
+
   function axes(valueLabel) {
     return [
-      { stroke: colors.axis, grid: { stroke: colors.grid, width: 1 }, ticks: { stroke: colors.grid } },
+      { stroke: colors.axis, grid: { stroke: colors.grid, width: 1 }, ticks: { stroke: colors.grid },
+        values: timeTicks, space: 70 },
       { stroke: colors.axis, grid: { stroke: colors.grid, width: 1 }, ticks: { stroke: colors.grid },
         size: 56, label: valueLabel, labelSize: 18, labelFont: "12px system-ui, sans-serif" },
     ];
@@ -81,7 +89,7 @@
 
   function scoreOptions(el) {
     return {
-      width: el.clientWidth || 600, height: 120, cursor: { drag: { x: false, y: false } },
+      width: el.clientWidth || 600, height: 130, cursor: { drag: { x: false, y: false } },
       legend: { show: false }, axes: axes(null),
       scales: { y: { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.15] } },
       series: [
@@ -167,6 +175,7 @@
   }
 
   function renderStats(summary) {
+    for (const el of document.querySelectorAll(".range-label")) el.textContent = state.range;
     for (const m of config.metrics) {
       const card = document.querySelector('.metric[data-metric="' + m + '"]');
       const s = summary.metrics[m];
@@ -175,7 +184,7 @@
       $('[data-field="mae"]', card).textContent = fmtNumber(s.mae);
       $('[data-field="mape_ratio"]', card).textContent = fmtPercent(s.mape_ratio);
       const score = $('[data-field="score"]', card);
-      score.textContent = s.score === null ? "–" : fmtNumber(s.score) + " / " + fmtNumber(summary.threshold);
+      score.textContent = s.score === null ? "–" : fmtNumber(s.score, 1) + " / " + fmtNumber(summary.threshold, 1);
       score.classList.toggle("hot", s.score !== null && summary.threshold !== null && s.score > summary.threshold);
     }
     const t = summary.targets;
