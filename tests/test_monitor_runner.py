@@ -1,0 +1,282 @@
+"""The monitor's cycle against a real Prometheus: each sample once, catch-up after an outage, backoff,
+retraining without flagged samples, and the exported metrics' names and format."""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from monitor.detectors.base import Scores
+from monitor.detectors.prophet import ProphetBandDetector
+from monitor.exporter import MonitorMetrics
+from monitor.forecast import Band
+from monitor.runner import Runner, RunnerSettings
+from monitor.source import PrometheusSource
+from streamwatch.clock import FakeClock
+from streamwatch.net import free_port, start_metrics_server, wait_until
+from streamwatch.promapi import PrometheusClient
+from streamwatch.series import Series
+from tests.conftest import ScrapeTarget
+
+QUERY = "watched_metric"
+NORMAL = 50.0
+TROUBLE = 500.0
+
+
+@dataclass
+class Target:
+    gauge: Gauge
+    address: str
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    """A real /metrics endpoint with one gauge the test sets, for Prometheus to scrape every second."""
+    registry = CollectorRegistry()
+    gauge = Gauge(QUERY, "A value the test controls.", registry=registry)
+    gauge.set(NORMAL)
+    port = free_port()
+    server, _ = start_metrics_server(registry, "127.0.0.1", port, "test target")
+    yield Target(gauge, f"127.0.0.1:{port}")
+    server.shutdown()
+
+
+def constant_detector(level: float = NORMAL, half_width: float = 10.0) -> ProphetBandDetector:
+    """The band detector over a flat forecast: the real lookup and scoring, without a Prophet fit."""
+    start = time.time() - 3600
+
+    def predict(ts: np.ndarray) -> np.ndarray:
+        return np.full(ts.size, level)
+
+    band = Band(start, 1.0, predict(np.arange(2 * 3600)), half_width, predict, horizon=3600.0)
+    return ProphetBandDetector(band, period=60.0)
+
+
+class Recording:
+    """Wraps a detector and keeps every timestamp it scored, to count samples across cycles."""
+
+    def __init__(self, inner: ProphetBandDetector):
+        self.inner = inner
+        self.ts: list[float] = []
+
+    def score_one(self, x: float, t: float):
+        return self.inner.score_one(x, t)
+
+    def learn_one(self, x: float, t: float) -> None:
+        self.inner.learn_one(x, t)
+
+    def update_one(self, x: float, t: float):
+        self.ts.append(t)
+        return self.inner.update_one(x, t)
+
+    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
+        self.ts.extend(float(t) for t in ts)
+        return self.inner.update_many(xs, ts)
+
+
+def newest_stored(client: PrometheusClient) -> float:
+    found = client.query(f"{QUERY}[10s]")
+    return float(found[0].timestamps[-1]) if found and len(found[0]) else -math.inf
+
+
+def wait_for_samples_after(client: PrometheusClient, t: float, n: int = 1) -> None:
+    def enough() -> bool:
+        found = client.query(f"{QUERY}[30s]")
+        return bool(found) and int(np.sum(found[0].timestamps > t)) >= n
+
+    assert wait_until(enough, 30, 0.1), f"Prometheus stored no {n} new samples"
+
+
+def stored_between(client: PrometheusClient, lo: float, hi: float) -> list[float]:
+    found = client.query(f"{QUERY}[{math.ceil(hi - lo) + 5}s]", at=hi)
+    ts = found[0].timestamps
+    return [float(t) for t in ts[(ts > lo) & (ts <= hi)]]
+
+
+def value(metrics: MonitorMetrics, name: str) -> float:
+    v = metrics.registry.get_sample_value(name, {"metric": "watched"})
+    assert v is not None, name
+    return v
+
+
+def make_runner(
+    url: str, detector, clock: FakeClock, first_window: float = 5.0, **settings
+) -> tuple[Runner, PrometheusSource, MonitorMetrics]:
+    source = PrometheusSource(PrometheusClient(url), QUERY, first_window=first_window, max_window=3600.0)
+    metrics = MonitorMetrics("watched")
+    runner = Runner(
+        detector, source, metrics, clock, RunnerSettings(interval=2.0, **settings), out=io.StringIO()
+    )
+    return runner, source, metrics
+
+
+@pytest.mark.e2e
+def test_each_sample_is_scored_exactly_once_across_cycles(start_prometheus, target):
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 2)
+    clock = FakeClock(time.time())
+    rec = Recording(constant_detector())
+    runner, source, metrics = make_runner(prom.url, rec, clock)
+    first_now = clock.time()
+    assert runner.run_cycle()
+    for _ in range(4):
+        wait_for_samples_after(prom.client, max(source.last_ts.values()))
+        clock.now = time.time()
+        assert runner.run_cycle()
+        clock.now = time.time()
+        assert runner.run_cycle()  # straight away again: usually nothing new, never a repeat
+    scored = rec.ts
+    assert scored == sorted(set(scored)), "a sample was scored twice or out of order"
+    assert scored == stored_between(prom.client, first_now - 5.0, clock.now)
+    assert value(metrics, "streamwatch_monitor_samples_scored_total") == len(scored)
+    assert value(metrics, "streamwatch_monitor_anomalies_total") == 0
+    assert value(metrics, "streamwatch_monitor_prometheus_up") == 1
+    assert runner.cycles == 9
+    lines = runner.out.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 10 and len({len(line) for line in lines}) == 1  # a header, then aligned rows
+
+
+@pytest.mark.e2e
+def test_catch_up_after_an_outage_scores_every_missed_sample_once(start_prometheus, target, caplog):
+    caplog.set_level(logging.INFO, logger="monitor.runner")
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 2)
+    clock = FakeClock(time.time())
+    rec = Recording(constant_detector())
+    runner, source, metrics = make_runner(prom.url, rec, clock)
+    first_now = clock.time()
+    assert runner.run_cycle()
+    last_before = max(source.last_ts.values())
+
+    # The monitor loses Prometheus (a dead port) while Prometheus keeps scraping; one sample in
+    # trouble during the outage must still be found afterwards.
+    source.client = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout_s=1.0)
+    for _ in range(3):
+        clock.now = time.time()
+        assert not runner.run_cycle()
+    target.gauge.set(TROUBLE)
+    wait_for_samples_after(prom.client, last_before, 3)
+    target.gauge.set(NORMAL)
+    wait_for_samples_after(prom.client, newest_stored(prom.client), 2)
+    assert value(metrics, "streamwatch_monitor_prometheus_errors_total") == 3
+    assert value(metrics, "streamwatch_monitor_prometheus_up") == 0
+    assert len(rec.ts) == len(stored_between(prom.client, first_now - 5.0, first_now))
+
+    source.client = prom.client
+    clock.now = time.time()
+    assert runner.run_cycle()
+    assert rec.ts == stored_between(prom.client, first_now - 5.0, clock.now)
+    assert value(metrics, "streamwatch_monitor_anomalies_total") >= 1
+    assert value(metrics, "streamwatch_monitor_prometheus_up") == 1
+    assert value(metrics, "streamwatch_monitor_last_success_timestamp_seconds") == clock.now
+    # One line per change of state, not one per failed retry.
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "failing" in warnings[0].getMessage()
+    assert sum("catching up" in r.getMessage() for r in caplog.records) == 1
+
+
+class StoppingClock(FakeClock):
+    """A FakeClock that records each wait and asks the loop to stop after ``n`` of them."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+        self.waits: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        super().wait(seconds)
+        return len(self.waits) >= self.n
+
+
+def test_run_backs_off_while_prometheus_is_unreachable():
+    clock = StoppingClock(8)
+    runner, _, metrics = make_runner(
+        f"http://127.0.0.1:{free_port()}", constant_detector(), clock, backoff_max=10.0
+    )
+    runner.run()
+    assert clock.waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
+    assert value(metrics, "streamwatch_monitor_prometheus_errors_total") == 8
+    assert runner.out.getvalue() == ""  # type: ignore[attr-defined]
+
+
+@pytest.mark.e2e
+def test_run_cycles_every_interval_until_stopped(start_prometheus, target):
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    clock = StoppingClock(3)
+    runner, _, _ = make_runner(prom.url, constant_detector(), clock)
+    runner.run()
+    assert clock.waits == [2.0, 2.0, 2.0] and runner.cycles == 3
+
+
+@pytest.mark.e2e
+def test_retraining_leaves_out_flagged_samples(start_prometheus, target):
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 3)
+    target.gauge.set(TROUBLE)
+    wait_for_samples_after(prom.client, newest_stored(prom.client), 3)
+    target.gauge.set(NORMAL)
+    wait_for_samples_after(prom.client, newest_stored(prom.client), 2)
+
+    trained_on: list[Series] = []
+
+    def rebuild(series: Series) -> ProphetBandDetector:
+        trained_on.append(series)
+        return constant_detector(float(np.mean(series.values)))
+
+    clock = FakeClock(time.time())
+    runner, _, _ = make_runner(
+        prom.url, constant_detector(), clock, retrain_every=10.0, retrain_window=60.0, min_train_points=3
+    )
+    runner.rebuild = rebuild
+    first = runner.detector
+    clock.now += 10.0
+    wait_for_samples_after(prom.client, newest_stored(prom.client))
+    assert runner.run_cycle()
+    assert len(trained_on) == 1
+    values = trained_on[0].values
+    assert values.size >= 4 and np.all(values == NORMAL)  # the TROUBLE samples were left out
+    assert runner.detector is not first
+
+
+def test_exported_metrics_are_the_contract_names_and_pass_promtool():
+    from monitor.scoring import cycle_stats
+
+    metrics = MonitorMetrics("energy_price")
+    metrics.record_fit(0.2)
+    stats = cycle_stats(np.array([1.0, 0.0]), np.array([1.5, 0.5]), np.array([0.5, 2.0]))
+    metrics.record_cycle(stats, 1_700_000_000.0, (0.0, -1.0, 0.5, 2.0))
+    metrics.record_error()
+    text = generate_latest(metrics.registry).decode()
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    names = {line.split("{")[0] for line in text.splitlines() if not line.startswith("#")}
+    # Exactly the names docs/architecture.md lists for the monitor.
+    assert names == {
+        "streamwatch_monitor_actual",
+        "streamwatch_monitor_forecast",
+        "streamwatch_monitor_cycle_anomalies",
+        "streamwatch_monitor_anomalies_total",
+        "streamwatch_monitor_samples_scored_total",
+        "streamwatch_monitor_mae",
+        "streamwatch_monitor_mape_ratio",
+        "streamwatch_monitor_anomaly_score",
+        "streamwatch_monitor_fit_duration_seconds",
+        "streamwatch_monitor_last_success_timestamp_seconds",
+        "streamwatch_monitor_prometheus_errors_total",
+        "streamwatch_monitor_prometheus_up",
+    }
+    assert 'streamwatch_monitor_anomalies_total{metric="energy_price"} 1.0' in text
+    assert 'streamwatch_monitor_samples_scored_total{metric="energy_price"} 2.0' in text
+    assert 'streamwatch_monitor_forecast{bound="upper",metric="energy_price"} 2.0' in text
+    assert 'streamwatch_monitor_mape_ratio{metric="energy_price"} 0.5' in text  # the zero actual left out
+    assert "_created" not in text
