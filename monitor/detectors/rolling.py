@@ -101,8 +101,9 @@ def window_sums(
     """Centred window statistics of every full window of ``w`` consecutive points, vectorised.
 
     ``cols`` maps names (``x``, ``t``) to equal-length arrays. Returns, for windows ending at index
-    ``w-1 .. n-1`` (``n - w + 1`` windows): ``mean_<name>`` for each column and ``S<a><b>`` (the centred
-    sum of products, e.g. ``Sxx``, ``Stx``) for each pair in ``products``.
+    ``w-1 .. n-1`` (``n - w + 1`` windows): ``mean_<name>`` and ``dlast_<name>`` (last value minus mean)
+    for each column and ``S<a><b>`` (the centred sum of products, e.g. ``Sxx``, ``Stx``) for each pair in
+    ``products``.
 
     The windows are grouped in blocks of ``B = max(4w, 64)``; each block's values are shifted by the
     block's first value and summed with one ``np.cumsum`` along the block (a 2-D strided view, no Python
@@ -111,7 +112,8 @@ def window_sums(
     n = len(next(iter(cols.values())))
     n_out = n - w + 1
     if n_out <= 0:
-        return {f"mean_{k}": np.empty(0) for k in cols} | {f"S{a}{b}": np.empty(0) for a, b in products}
+        empty = {f"mean_{k}": np.empty(0) for k in cols} | {f"dlast_{k}": np.empty(0) for k in cols}
+        return empty | {f"S{a}{b}": np.empty(0) for a, b in products}
     b = max(4 * w, 64)
     n_blocks = -(-n_out // b)
     span = b + w - 1
@@ -126,6 +128,9 @@ def window_sums(
         seg[k] = blocks - ref
         sums[k] = _wsum(seg[k], w)
         out[f"mean_{k}"] = (ref + sums[k] / w).reshape(-1)[:n_out]
+        # The window's last value minus its mean, computed in the shifted frame: exact even where the
+        # values themselves are huge (epoch timestamps).
+        out[f"dlast_{k}"] = (seg[k][:, w - 1 :] - sums[k] / w).reshape(-1)[:n_out]
     for a, c in products:
         sac = _wsum(seg[a] * seg[c], w) - sums[a] * sums[c] / w
         out[f"S{a}{c}"] = sac.reshape(-1)[:n_out]

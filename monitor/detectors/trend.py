@@ -182,7 +182,7 @@ class TrendDetector:
             span = ft[g + first - i0 :] - ft[g + first - i0 - w + 1 : len(ft) - w + 1]
             sl, rr, sc = _fit(self.p, fit["Stt"][k], fit["Syy"][k], fit["Sty"][k], span, sd)
             score[first:], slope[first:], r2[first:] = sc, sl, rr
-            expected[first:] = fit["mean_y"][k] + sl * (ts[first:] - fit["mean_t"][k])
+            expected[first:] = fit["mean_y"][k] + sl * fit["dlast_t"][k]
         if m > 1:
             self._ma.load(fx[-(m - 1) :])
         self._raw.load(fx[-(w - 1) :])
