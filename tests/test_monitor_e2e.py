@@ -1,0 +1,111 @@
+"""End to end on loopback: real simulator, real Prometheus scraping it and the monitor subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from streamwatch.net import free_port, wait_until
+from streamwatch.procs import ManagedProcess, python_argv
+from tests.conftest import ROOT, ScrapeTarget
+
+METRIC = "energy_price"
+INTERVAL = 2.0
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The monitor's own /metrics as {sample name (+ bound): value} for METRIC."""
+    out: dict[str, float] = {}
+    text = requests.get(url, timeout=2).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.labels.get("metric") == METRIC:
+                out[s.name + (f":{s.labels['bound']}" if "bound" in s.labels else "")] = s.value
+    return out
+
+
+@pytest.mark.e2e
+def test_monitor_end_to_end_quiet_on_clean_data_and_flags_a_spike(
+    start_simulator, start_prometheus, tmp_path
+):
+    sim = start_simulator()
+    train = tmp_path / "train.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "simulator.py",
+            "generate",
+            "--metric",
+            METRIC,
+            "--duration",
+            "1h",
+            "--out",
+            str(train),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    prom = start_prometheus(
+        [ScrapeTarget("simulator", sim.address), ScrapeTarget("monitor", f"127.0.0.1:{port}")]
+    )
+    argv = python_argv(
+        "monitor.py", METRIC, str(train), str(port),
+        "--prometheus-url", prom.url, "--interval", str(INTERVAL), "--model-dir", str(tmp_path / "models"),
+    )  # fmt: skip
+    with ManagedProcess("monitor", argv, tmp_path / "monitor.log", cwd=ROOT) as mon:
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        mon.wait_http(metrics_url, timeout_s=60)
+
+        # Clean data: about 8 cycles, near-zero anomalies, and Prometheus stores what the monitor exports.
+        assert wait_until(
+            lambda: scrape(metrics_url).get("streamwatch_monitor_samples_scored_total", 0) >= 16, 40, 0.2
+        ), mon.log_tail()
+        clean = scrape(metrics_url)
+        assert clean["streamwatch_monitor_anomalies_total"] <= 1
+        assert clean["streamwatch_monitor_prometheus_up"] == 1
+        assert clean["streamwatch_monitor_forecast:lower"] < clean["streamwatch_monitor_forecast:upper"]
+        assert wait_until(
+            lambda: bool(prom.client.query(f'streamwatch_monitor_samples_scored_total{{metric="{METRIC}"}}')),
+            10,
+        )
+
+        # A prolonged spike: the anomaly gauge rises within two cycles of it, and falls back after it.
+        resp = requests.post(
+            f"{sim.url}/anomalies",
+            json={"metric": METRIC, "kind": "spike", "magnitude": 5, "duration_s": 12},
+            timeout=5,
+        )
+        assert resp.status_code in (200, 201), resp.text
+        start, end = resp.json()["start"], resp.json()["end"]
+        cycles: list[tuple[float, float]] = []  # (cycle time, anomalies) of each cycle seen after start
+
+        def spike_seen() -> bool:
+            m = scrape(metrics_url)
+            t = m["streamwatch_monitor_last_success_timestamp_seconds"]
+            if t > start and (not cycles or cycles[-1][0] != t):
+                cycles.append((t, m["streamwatch_monitor_cycle_anomalies"]))
+            return bool(cycles) and cycles[-1][1] > 0
+
+        assert wait_until(spike_seen, 20, 0.1), (cycles, mon.log_tail())
+        assert len(cycles) <= 2, cycles
+        assert scrape(metrics_url)["streamwatch_monitor_anomaly_score"] > 1 or cycles[-1][1] > 0
+
+        def back_to_normal() -> bool:
+            m = scrape(metrics_url)
+            return (
+                m["streamwatch_monitor_last_success_timestamp_seconds"] > end + INTERVAL
+                and m["streamwatch_monitor_cycle_anomalies"] == 0
+            )
+
+        assert wait_until(back_to_normal, 30, 0.2), mon.log_tail()
+        assert scrape(metrics_url)["streamwatch_monitor_anomalies_total"] >= 3
+    assert mon.proc.returncode == 0  # SIGTERM stops it cleanly
+    log = Path(tmp_path / "monitor.log").read_text()
+    assert "Traceback" not in log
