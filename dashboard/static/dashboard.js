@@ -141,9 +141,10 @@
       box.textContent = "Could not update the page (" + err.message + "), retrying every " + secs + " s.";
     }
     box.hidden = false;
-    for (const id in state.charts) {
-      overlay(document.getElementById(id), err.source === "prometheus" ? "Prometheus unreachable, retrying" : "No update, retrying");
-    }
+    // Every chart says why it is not updating, including charts never drawn because Prometheus was down
+    // from the start.
+    const why = err.source === "prometheus" ? "Prometheus unreachable, retrying" : "No update, retrying";
+    for (const el of document.querySelectorAll(".chart")) overlay(el, why);
   }
 
   function renderBanner(summary) {

@@ -1,0 +1,164 @@
+"""The page in a real browser (Debian's chromium driven by Playwright) against the real stack on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from dashboard import quickstack
+from streamwatch.net import free_port, wait_until
+from streamwatch.procs import ManagedProcess, python_argv
+
+# Never let Playwright fetch a browser of its own: the system chromium is the one under test.
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ROOT = Path(__file__).resolve().parent.parent
+TIMING = quickstack.Timing(prolonged_duration_s=20.0)
+METRICS = ["energy_consumption", "energy_price"]
+
+# JavaScript run in the page: how many pixels each chart's canvas has painted (uPlot draws on a canvas).
+PAINTED = """() => Array.from(document.querySelectorAll('.chart')).map(el => {
+  const c = el.querySelector('canvas');
+  if (!c) return [el.id, Number(el.dataset.samples), 0];
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+  return [el.id, Number(el.dataset.samples), n];
+})"""
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[quickstack.QuickStack]:
+    qs = quickstack.start(tmp_path / "stack", TIMING)
+    yield qs
+    qs.stop()
+
+
+def has_data(url: str) -> bool:
+    for m in METRICS:
+        for name in ("band", "score"):
+            resp = requests.get(
+                f"{url}/api/series", params={"name": name, "metric": m, "range": "5m"}, timeout=5
+            )
+            if resp.status_code != 200 or resp.json()["samples"] < 2:
+                return False
+    return True
+
+
+def watch_console(page: Any) -> list[str]:
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None,
+    )
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    return problems
+
+
+def banner_is(page: Any, severity: str, timeout_s: float) -> None:
+    page.wait_for_function(
+        "s => document.getElementById('banner').dataset.severity === s",
+        arg=severity,
+        timeout=timeout_s * 1000,
+    )
+
+
+def test_live_page_charts_data_and_turns_sev1_then_normal(stack: quickstack.QuickStack, browser: Any) -> None:
+    url = stack.dashboard_url
+    assert wait_until(lambda: has_data(url), 90, 0.5), "no monitor/detector data reached Prometheus"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = watch_console(page)
+    page.goto(url)
+
+    # Every chart has samples from Prometheus and has painted them.
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.chart')).every(el => Number(el.dataset.samples) > 1)",
+        timeout=20_000,
+    )
+    charts = page.evaluate(PAINTED)
+    assert [c[0] for c in charts] == [f"{kind}-{m}" for m in METRICS for kind in ("band", "score")]
+    for chart_id, samples, painted in charts:
+        assert samples > 1 and painted > 500, (chart_id, samples, painted)
+    assert page.locator(".overlay:visible").count() == 0  # no "no data" or "unreachable" notice
+    assert page.locator("#error").is_hidden()
+
+    banner_is(page, "normal", 60)
+    assert "Normal" in page.locator("#banner").inner_text()
+
+    # The case that must become Sev 1: a prolonged spike in both metrics, injected from the page.
+    button = page.get_by_role("button", name="Prolonged spike in both")
+    assert button.is_visible()
+    button.click()
+    page.wait_for_function(
+        "() => document.getElementById('inject-status').textContent.startsWith('Injected')", timeout=10_000
+    )
+    # The scores cross the threshold while the spike lasts; allow a few cycles of every service on top.
+    banner_is(page, "sev1", TIMING.prolonged_duration_s + 20)
+    assert "Sev 1" in page.locator("#banner").inner_text()
+    assert page.locator(
+        '.metric[data-metric="energy_price"] .anomaly-count, [data-field="anomalies_in_range"]'
+    )
+
+    # After the spike the scores decay under the clear level (half the threshold) and the banner clears.
+    banner_is(page, "normal", TIMING.prolonged_duration_s + 6 * TIMING.half_life_s)
+    row = page.locator("#incidents-body tr").first
+    assert "Sev 1" in row.inner_text() and "energy_consumption, energy_price" in row.inner_text()
+    anomalies = page.locator(
+        '.metric[data-metric="energy_price"] [data-field="anomalies_in_range"]'
+    ).inner_text()
+    assert int(anomalies) > 0
+
+    assert problems == []
+
+
+def test_page_says_prometheus_is_unreachable_and_keeps_retrying(tmp_path: Path, browser: Any) -> None:
+    port = free_port()
+    dead = f"http://127.0.0.1:{free_port()}"
+    argv = python_argv(
+        "-m", "dashboard", "--port", str(port), "--prometheus-url", dead, "--simulator-url", dead
+    )
+    proc = ManagedProcess("dashboard", argv, tmp_path / "dashboard.log", cwd=ROOT)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        error = page.locator("#error")
+        error.wait_for(state="visible", timeout=10_000)
+        assert error.inner_text().startswith("Prometheus unreachable, retrying every 2 s")
+        # Each chart says why it is empty instead of staying blank.
+        overlays = page.locator(".chart .overlay")
+        assert overlays.count() == 4
+        assert all(t == "Prometheus unreachable, retrying" for t in overlays.all_inner_texts())
+        assert page.locator("#inject").is_hidden()  # no simulator, no buttons
+        # It keeps polling: the "updated" stamp is never set, but requests keep arriving.
+        with page.expect_response(lambda r: "/api/summary" in r.url and r.status == 503, timeout=10_000):
+            pass
+    finally:
+        proc.stop()
