@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench.<name>``. Speed is measured here, never asserted in tests."""
