@@ -174,7 +174,8 @@ def _walk(v: object) -> object:
     return _clean(v)
 
 
-def print_table(summary: dict[str, object], stream: object = sys.stdout) -> None:
+def print_table(summary: dict[str, object], stream: object = None) -> None:
+    stream = stream or sys.stdout
     head = f"{'file':<58} {'win':>4} {'tp':>4} {'fp':>5} {'fn':>4} {'prec':>6} {'rec':>6} {'f1':>6}"
     print(f"{head} {'delay_s':>9}", file=stream)  # type: ignore[arg-type]
     for r in [*summary["files"], summary["overall"]]:  # type: ignore[misc]
