@@ -121,10 +121,8 @@ def test_live_page_charts_data_and_turns_sev1_then_normal(stack: quickstack.Quic
     )
     # The scores cross the threshold while the spike lasts; allow a few cycles of every service on top.
     banner_is(page, "sev1", TIMING.prolonged_duration_s + 20)
-    assert "Sev 1" in page.locator("#banner").inner_text()
-    assert page.locator(
-        '.metric[data-metric="energy_price"] .anomaly-count, [data-field="anomalies_in_range"]'
-    )
+    banner = page.locator("#banner").inner_text()
+    assert "Sev 1" in banner and "energy_consumption, energy_price" in banner  # the metrics in trouble
 
     # After the spike the scores decay under the clear level (half the threshold) and the banner clears.
     banner_is(page, "normal", TIMING.prolonged_duration_s + 6 * TIMING.half_life_s)
