@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 
 from streamwatch.promapi import PrometheusClient
 from streamwatch.series import Series
@@ -37,21 +36,21 @@ class PrometheusSource:
         self.first_window = first_window
         self.max_window = max_window
         self.last_ts: dict[tuple[tuple[str, str], ...], float] = {}
-        self.skipped_s = 0.0  # seconds of samples left behind because an outage outlasted max_window
+        self.capped = False  # True while the monitor is further behind than max_window
 
     def window_for(self, now: float) -> float:
         if not self.last_ts:
             return self.first_window
         wanted = now - min(self.last_ts.values()) + OVERLAP_S
-        if wanted > self.max_window:
-            self.skipped_s += wanted - self.max_window
+        capped = wanted > self.max_window
+        if capped and not self.capped:
             log.warning(
-                "catching up %.0f s of samples at most (max_catchup); %.0f s older than that are skipped",
+                "%.0f s behind: catching up the last %.0f s (max_catchup); older samples are skipped",
+                wanted,
                 self.max_window,
-                wanted - self.max_window,
             )
-            return self.max_window
-        return wanted
+        self.capped = capped
+        return min(wanted, self.max_window)
 
     def fetch(self, now: float) -> list[Series]:
         """Samples stored since the last call (first call: the last ``first_window`` seconds)."""
@@ -63,11 +62,12 @@ class PrometheusSource:
             if len(new):
                 self.last_ts[s.key] = float(new.timestamps[-1])
                 fresh.append(new)
+        # A series silent for longer than the window has gone (or the monitor skipped past it): forget
+        # it, so it no longer stretches every query; if it comes back, all its samples are new anyway.
+        horizon = now - self.max_window
+        self.last_ts = {k: t for k, t in self.last_ts.items() if t >= horizon}
         return fresh
 
     def recent(self, now: float, window: float) -> list[Series]:
         """Every sample of the last ``window`` seconds, for retraining (does not move the read position)."""
         return self.client.query(f"{self.query}[{math.ceil(window * 1000)}ms]", at=now)
-
-
-Fetch = Callable[[float], list[Series]]

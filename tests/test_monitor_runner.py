@@ -280,3 +280,27 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
     assert 'streamwatch_monitor_forecast{bound="upper",metric="energy_price"} 2.0' in text
     assert 'streamwatch_monitor_mape_ratio{metric="energy_price"} 0.5' in text  # the zero actual left out
     assert "_created" not in text
+
+
+@pytest.mark.e2e
+def test_catch_up_is_capped_at_max_catchup_and_said_once(start_prometheus, target, caplog):
+    caplog.set_level(logging.WARNING, logger="monitor.source")
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 2)
+    clock = FakeClock(time.time())
+    rec = Recording(constant_detector())
+    runner, source, _ = make_runner(prom.url, rec, clock)
+    source.max_window = 3.0
+    assert runner.run_cycle()
+    wait_for_samples_after(prom.client, max(source.last_ts.values()), 6)
+    clock.now = time.time()
+    scored_before = len(rec.ts)
+    assert runner.run_cycle()
+    caught = rec.ts[scored_before:]
+    assert caught == stored_between(prom.client, clock.now - 3.0, clock.now)  # only the last 3 s
+    for _ in range(3):
+        wait_for_samples_after(prom.client, max(source.last_ts.values()))
+        clock.now = time.time()
+        assert runner.run_cycle()
+    assert len(caplog.records) == 1 and "max_catchup" in caplog.records[0].getMessage()
+    assert rec.ts == sorted(set(rec.ts))
