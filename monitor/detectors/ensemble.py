@@ -14,6 +14,7 @@ Members default to ``sma,ema,iqr`` (their own defaults); ``direction``/``min_dev
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -115,13 +116,24 @@ class Ensemble:
         self.p = params or EnsembleParams()
         shared = {"direction": self.p.direction, "min_deviation": self.p.min_deviation}
         extra = member_params or {}
+        self._weights = self.p.weight_values
+        self._wsum = sum(self._weights)
         self.members: list[Detector] = [
             create(name, {**shared, **extra.get(name, {})}) for name in self.p.member_names
         ]
 
     def _combine_one(self, scores: list[Score]) -> EnsembleScore:
-        out = combine(self.p, np.array([[s.score] for s in scores]), np.array([[s.expected] for s in scores]))
-        return out.at(0)
+        """Scalar twin of :func:`combine` (the same arithmetic, without numpy's per-call overhead)."""
+        weights = self._weights
+        s = [0.0 if m.score != m.score else m.score for m in scores]
+        confidence = sum(min(max(v, 0.0), 1.0) * w for v, w in zip(s, weights, strict=True)) / self._wsum
+        agreeing = sum(v > 1.0 for v in s)
+        kth = sorted(s, reverse=True)[self.p.k - 1]
+        score = min(kth, confidence / self.p.min_confidence)
+        have = [(m.expected, w) for m, w in zip(scores, weights, strict=True) if m.expected == m.expected]
+        wsum = sum(w for _, w in have)
+        expected = sum(e * w for e, w in have) / wsum if wsum > 0 else math.nan
+        return EnsembleScore(score, expected, math.nan, math.nan, confidence, agreeing)
 
     def score_one(self, x: float, t: float) -> EnsembleScore:
         return self._combine_one([m.score_one(x, t) for m in self.members])

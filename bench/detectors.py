@@ -1,0 +1,168 @@
+"""``python -m bench.detectors``: points per second and memory of every detector, with library references.
+
+For each detector: streaming (``update_one``, one value at a time, pure Python) on ``--stream-n`` points
+(default 100,000; reported per point), vectorised (``update_many`` over the whole array) on ``--n``
+points (default 1,000,000), and the memory one instance holds after warming up (tracemalloc). Beside them:
+the Prophet monitor's band (``monitor.detectors.prophet``) fitted on an hour of simulator data, and the
+same moving statistics computed by river (streaming) and pandas (vectorised) as the reference, with the
+largest difference from ours. Speed is measured here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from monitor.detectors.registry import DETECTORS, create
+
+Row = tuple[str, str, int, float, str]
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    gc.collect()
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ts = 1.7e9 + 2.0 * np.arange(n)
+    xs = 250 + 100 * np.sin(ts / 100.0) + rng.normal(0, 10, n)
+    xs[rng.choice(n, n // 1000, replace=False)] += 200
+    return xs, ts
+
+
+def memory_of(name: str, xs: np.ndarray, ts: np.ndarray) -> int:
+    """Bytes one warmed-up instance keeps (its state after 5,000 values)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    d = create(name)
+    for x, t in zip(xs[:5000].tolist(), ts[:5000].tolist(), strict=True):
+        d.update_one(x, t)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del d
+    return after - before
+
+
+def bench_ours(n: int, stream_n: int) -> list[Row]:
+    xs, ts = data(n)
+    rows: list[Row] = []
+    for name in DETECTORS:
+        d = create(name)
+        sx, st = xs[:stream_n].tolist(), ts[:stream_n].tolist()
+        secs, _ = timed(lambda d=d, sx=sx, st=st: [d.update_one(x, t) for x, t in zip(sx, st, strict=True)])
+        rows.append(
+            (name, "streaming update_one", stream_n, secs, f"{memory_of(name, xs, ts) / 1024:.1f} KiB")
+        )
+        secs, _ = timed(lambda name=name: create(name).update_many(xs, ts))
+        rows.append((name, "vectorised update_many", n, secs, ""))
+    return rows
+
+
+def bench_prophet(n: int, stream_n: int) -> list[Row]:
+    try:
+        from monitor.detectors.prophet import ProphetBandDetector
+        from monitor.forecast import fit
+        from simulator import wave
+        from simulator.config import default_metrics
+    except ImportError as exc:  # the monitor's Prophet band is another package's part
+        return [("prophet", f"unavailable: {exc}", 0, float("nan"), "")]
+    spec = default_metrics()[0]
+    train_ts = 1.7e9 + 2.0 * np.arange(1800)
+    fitted = fit(train_ts, wave.values(spec, train_ts), 100.0, 2.0)
+    ts = train_ts[-1] + 2.0 * np.arange(1, n + 1)
+    xs = np.full(n, 250.0)
+    band = fitted.band(float(ts[0]), float(ts[-1] - ts[0]) + 2.0)  # the grid is predicted once, up front
+    d = ProphetBandDetector(band, 100.0, fitted.fit_seconds)
+    rows: list[Row] = [("prophet", "fit on 1 h (1,800 points)", 1800, fitted.fit_seconds, "")]
+    sx, st = xs[:stream_n].tolist(), ts[:stream_n].tolist()
+    secs, _ = timed(lambda: [d.update_one(x, t) for x, t in zip(sx, st, strict=True)])
+    rows.append(("prophet", "streaming update_one (band lookup)", stream_n, secs, ""))
+    secs, _ = timed(lambda: d.update_many(xs, ts))
+    rows.append(("prophet", "vectorised update_many (band lookup)", n, secs, ""))
+    return rows
+
+
+def bench_reference(n: int, stream_n: int) -> list[Row]:
+    from river import stats, utils
+
+    xs, ts = data(n)
+    rows: list[Row] = []
+    s = pd.Series(xs)
+    sma_ours = create("sma").update_many(xs, ts)
+    secs, roll = timed(lambda: (s.rolling(10).mean(), s.rolling(10).std()))
+    mean, _std = roll  # type: ignore[misc]
+    ours_mean = sma_ours.expected[10:]
+    diff = float(np.nanmax(np.abs(ours_mean - mean.to_numpy()[9:-1])))
+    rows.append(("pandas", "rolling(10) mean + std", n, secs, f"max |diff| vs sma {diff:.1e}"))
+    secs, q = timed(lambda: s.rolling(50).quantile(0.5))
+    iqr_ours = create("iqr").update_many(xs, ts)
+    diff = float(np.nanmax(np.abs(iqr_ours.expected[50:] - q.to_numpy()[49:-1])))  # type: ignore[union-attr]
+    rows.append(("pandas", "rolling(50) median", n, secs, f"max |diff| vs iqr {diff:.1e}"))
+    secs, _ = timed(lambda: (s.rolling(50).quantile(0.25), s.rolling(50).quantile(0.75)))
+    rows.append(("pandas", "rolling(50) quartiles 0.25 + 0.75", n, secs, ""))
+    secs, _ = timed(lambda: (s.ewm(alpha=0.1, adjust=False).mean(), s.ewm(alpha=0.1, adjust=False).var()))
+    rows.append(("pandas", "ewm(alpha=0.1) mean + var", n, secs, ""))
+
+    sx = xs[:stream_n].tolist()
+
+    def river_sma() -> None:
+        m, v = utils.Rolling(stats.Mean, window_size=10), utils.Rolling(stats.Var, window_size=10)
+        for x in sx:
+            m.get()
+            v.get()
+            m.update(x)
+            v.update(x)
+
+    def river_ema() -> None:
+        m, v = stats.EWMean(fading_factor=0.1), stats.EWVar(fading_factor=0.1)
+        for x in sx:
+            m.get()
+            v.get()
+            m.update(x)
+            v.update(x)
+
+    def river_iqr() -> None:
+        q = stats.RollingIQR(q_inf=0.25, q_sup=0.75, window_size=50)
+        for x in sx:
+            q.get()
+            q.update(x)
+
+    for label, fn in (
+        ("Rolling(Mean, 10) + Rolling(Var, 10)", river_sma),
+        ("EWMean + EWVar (0.1)", river_ema),
+        ("RollingIQR(50)", river_iqr),
+    ):
+        secs, _ = timed(fn)
+        rows.append(("river", label, stream_n, secs, ""))
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.detectors", description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="points for vectorised runs (default 1,000,000)")
+    ap.add_argument("--stream-n", type=int, default=100_000, help="points for one-at-a-time runs")
+    args = ap.parse_args(argv)
+    rows = bench_ours(args.n, args.stream_n) + bench_prophet(args.n, args.stream_n)
+    rows += bench_reference(args.n, args.stream_n)
+    print("| detector | path | points | points/s | µs/point | note |\n|---|---|---:|---:|---:|---|")
+    for name, path, n, secs, note in rows:
+        if n and secs == secs and secs > 0:
+            print(f"| {name} | {path} | {n:,} | {n / secs:,.0f} | {1e6 * secs / n:.3f} | {note} |")
+        else:
+            print(f"| {name} | {path} | {n:,} | - | - | {note} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
