@@ -62,7 +62,16 @@ class Band:
         return expected, expected - self.half_width, expected + self.half_width
 
     def extend(self, lo: float, hi: float) -> None:
-        """Cover [lo, hi]; forwards the grid reaches ``horizon`` past ``hi`` and drops the far past."""
+        """Cover [lo, hi]: forwards the grid reaches ``horizon`` past ``hi`` and drops the far past."""
+        if lo > self.end + self.horizon or hi < self.start - self.horizon:
+            # Far from the grid (a model file trained months ago): start a new grid in the same phase
+            # where it is needed, instead of predicting every step of the gap.
+            first = self.start + math.floor((lo - self.start) / self.step) * self.step
+            n = math.ceil((hi + self.horizon - first) / self.step) + 1
+            self.expected = self.predict(first + self.step * np.arange(n))
+            self.start = first
+            self.extensions += 1
+            return
         if lo < self.start:
             n_before = math.ceil((self.start - lo) / self.step) + 1
             new_start = self.start - n_before * self.step

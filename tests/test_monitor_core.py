@@ -128,6 +128,16 @@ def test_band_extends_forward_and_backward_when_the_grid_runs_short():
     assert expected[0] == pytest.approx(pred(np.array([START + 2.0 * math.floor((early - START) / 2)]))[0])
 
 
+def test_a_lookup_long_after_the_grid_starts_a_new_grid_instead_of_predicting_the_gap():
+    band, pred = make_band(horizon=600.0)
+    points = pred.points
+    year_later = START + 365 * 86400.0 + 1.0
+    expected, _, _ = band.lookup(np.array([year_later, year_later + 30.0]))
+    assert pred.points - points < 2 * 600 / 2  # about a horizon of points, not a year's
+    want = pred(START + 2.0 * np.floor((np.array([year_later, year_later + 30.0]) - START) / 2))
+    np.testing.assert_allclose(expected, want)
+
+
 def test_band_memory_stays_bounded_as_time_moves_on():
     band, _ = make_band(horizon=600.0)
     for hour in range(1, 48):
@@ -241,3 +251,17 @@ def test_calibration_on_the_simulator_wave(name):
     quarter = (spec.max - spec.min) / 4
     assert det.update_many(clean + quarter, ts).anomalous.all()
     assert det.update_many(clean - quarter, ts).anomalous.all()
+
+
+@pytest.mark.parametrize("name", ["energy_consumption", "energy_price"])
+def test_the_shipped_training_file_still_fits_the_live_wave_today(name):
+    """datasets/*.json were made months ago; an exact period keeps the model in phase with today."""
+    import time
+
+    from monitor.loader import load_training
+
+    root = Path(__file__).resolve().parent.parent
+    training = load_training(root / "datasets" / f"{name}_train.json")
+    det = fit_detector(training.timestamps, training.values)
+    ts = grid(math.floor(time.time()), 1800, 1.0)
+    assert det.update_many(wave.values(SPECS[name], ts), ts).anomalous.mean() < 0.01
