@@ -51,14 +51,14 @@ class RunnerSettings:
     min_train_points: int = 20
 
 
-HEADER = f"{'time':<20}  {'samples':>7}  {'anomalies':>9}  {'mae':>12}  {'mape':>8}"
+HEADER = f"{'time':<20}  {'samples':>7}  {'anomalies':>9}  {'mae':>12}  {'mape':>10}"
 
 
 def format_line(now: float, stats: CycleStats) -> str:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     mae = "-" if math.isnan(stats.mae) else f"{stats.mae:.3f}"
     mape = "-" if math.isnan(stats.mape) else f"{stats.mape * 100:.2f}%"
-    return f"{stamp:<20}  {stats.samples:>7}  {stats.anomalies:>9}  {mae:>12}  {mape:>8}"
+    return f"{stamp:<20}  {stats.samples:>7}  {stats.anomalies:>9}  {mae:>12}  {mape:>10}"
 
 
 class Runner:
@@ -115,6 +115,10 @@ class Runner:
         xs = np.concatenate([b.values for b in batches])
         order = np.argsort(ts, kind="stable")
         ts, xs = ts[order], xs[order]
+        finite = np.isfinite(xs)  # a NaN sample (a target exporting NaN) has nothing to score
+        ts, xs = ts[finite], xs[finite]
+        if ts.size == 0:
+            return cycle_stats(np.empty(0), np.empty(0), np.empty(0)), None
         scores = self.detector.update_many(xs, ts)
         stats = cycle_stats(xs, scores.expected, scores.score)
         i = -1
