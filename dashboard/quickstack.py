@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from streamwatch.config import read_toml
 from streamwatch.net import free_port, http_ok, wait_until
 from streamwatch.procs import ManagedProcess, python_argv
@@ -168,6 +170,23 @@ def write_config(workdir: Path, timing: Timing, base: Path = DEFAULT_CONFIG) -> 
         name: f"http://{host}:{svc['port']}" for name, svc in services.items() if svc.get("enabled", True)
     }
     return path, urls
+
+
+def has_data(dashboard_url: str, metrics: list[str], samples: int = 2) -> bool:
+    """True once every watched metric's band and score charts would show at least ``samples`` points."""
+    for m in metrics:
+        for name in ("band", "score"):
+            try:
+                resp = requests.get(
+                    f"{dashboard_url}/api/series",
+                    params={"name": name, "metric": m, "range": "5m"},
+                    timeout=5,
+                )
+            except requests.RequestException:
+                return False
+            if resp.status_code != 200 or resp.json()["samples"] < samples:
+                return False
+    return True
 
 
 def start(workdir: Path, timing: Timing | None = None) -> QuickStack:

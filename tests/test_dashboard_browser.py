@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from dashboard import quickstack
 from streamwatch.net import free_port, wait_until
@@ -61,17 +60,6 @@ def stack(tmp_path: Path) -> Iterator[quickstack.QuickStack]:
     qs.stop()
 
 
-def has_data(url: str) -> bool:
-    for m in METRICS:
-        for name in ("band", "score"):
-            resp = requests.get(
-                f"{url}/api/series", params={"name": name, "metric": m, "range": "5m"}, timeout=5
-            )
-            if resp.status_code != 200 or resp.json()["samples"] < 2:
-                return False
-    return True
-
-
 def watch_console(page: Any) -> list[str]:
     problems: list[str] = []
     page.on(
@@ -92,7 +80,9 @@ def banner_is(page: Any, severity: str, timeout_s: float) -> None:
 
 def test_live_page_charts_data_and_turns_sev1_then_normal(stack: quickstack.QuickStack, browser: Any) -> None:
     url = stack.dashboard_url
-    assert wait_until(lambda: has_data(url), 90, 0.5), "no monitor/detector data reached Prometheus"
+    assert wait_until(lambda: quickstack.has_data(url, METRICS), 90, 0.5), (
+        "no monitor/detector data reached Prometheus"
+    )
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     problems = watch_console(page)
     page.goto(url)

@@ -75,10 +75,11 @@
       legend: { show: false }, axes: axes(null),
       series: [
         {},
-        { label: "lower", stroke: colors.bound, width: 1 },
-        { label: "upper", stroke: colors.bound, width: 1 },
-        { label: "forecast", stroke: colors.expected, width: 1.5, dash: [6, 4] },
-        { label: "actual", stroke: colors.actual, width: 2 },
+        // Lines only: the anomaly marks are the one thing on this chart drawn as points.
+        { label: "lower", stroke: colors.bound, width: 1, points: { show: false } },
+        { label: "upper", stroke: colors.bound, width: 1, points: { show: false } },
+        { label: "forecast", stroke: colors.expected, width: 1.5, dash: [6, 4], points: { show: false } },
+        { label: "actual", stroke: colors.actual, width: 2, points: { show: false } },
         // Anomalous samples: points only, drawn on top of the actual line.
         { label: "anomaly", stroke: colors.anomaly, fill: colors.anomaly, width: 0, paths: () => null,
           points: { show: true, size: 9, width: 1, stroke: colors.anomaly, fill: colors.anomaly } },
@@ -94,8 +95,8 @@
       scales: { y: { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.15] } },
       series: [
         {},
-        { label: "score", stroke: colors.score, width: 2, fill: "rgba(240,180,41,0.12)" },
-        { label: "threshold", stroke: colors.threshold, width: 1.5, dash: [5, 5] },
+        { label: "score", stroke: colors.score, width: 2, fill: "rgba(240,180,41,0.12)", points: { show: false } },
+        { label: "threshold", stroke: colors.threshold, width: 1.5, dash: [5, 5], points: { show: false } },
       ],
     };
   }
