@@ -85,9 +85,7 @@ def schedule(spec: MetricSpec, start: float, end: float, first: float, rng: np.r
         t += duration + TAIL_S + float(rng.uniform(*GAP_S))
 
 
-def make_series(
-    spec: MetricSpec, ts: np.ndarray, injected: list, seed: int, tick_s: float
-) -> np.ndarray:
+def make_series(spec: MetricSpec, ts: np.ndarray, injected: list, seed: int, tick_s: float) -> np.ndarray:
     clean = wave.values(spec, ts, seed, tick_s)
     return np.array(
         [anomalies.apply_all(float(v), float(t), injected, spec) for v, t in zip(clean, ts, strict=True)]

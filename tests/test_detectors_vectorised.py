@@ -62,3 +62,16 @@ def test_streaming_and_vectorised_agree(name: str, params: dict[str, object], ki
         batched.score_one(float(x[0]), float(t[-1]) + 1).score, rel=1e-9, abs=1e-9
     )
     assert (s1 > 1).any() or name == "trend" or kind == "noise"
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_scores_never_depend_on_later_values(name: str, params: dict[str, object]) -> None:
+    """Streaming order: changing the future leaves every earlier score as it was."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(10.0, 2.0, 1200)
+    t = 2.0 * np.arange(x.size)
+    before = create(name, params).update_many(x, t).score
+    y = x.copy()
+    y[700:] = rng.normal(500.0, 50.0, 500)  # a wildly different future from row 700 on
+    after = create(name, params).update_many(y, t).score
+    assert np.array_equal(before[:700], after[:700])
