@@ -109,3 +109,33 @@ def test_monitor_end_to_end_quiet_on_clean_data_and_flags_a_spike(
     assert mon.proc.returncode == 0  # SIGTERM stops it cleanly
     log = Path(tmp_path / "monitor.log").read_text()
     assert "Traceback" not in log
+
+
+@pytest.mark.e2e
+def test_restart_loads_the_saved_model_and_serves_metrics_while_prometheus_is_down(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    train = ROOT / "datasets" / f"{METRIC}_train.json"
+    models = tmp_path / "models"
+    fit_durations = []
+    for run in ("first", "second"):
+        port = free_port()
+        argv = python_argv(
+            "monitor.py", METRIC, str(train), str(port),
+            "--prometheus-url", dead, "--interval", "1", "--model-dir", str(models),
+        )  # fmt: skip
+        log_path = tmp_path / f"{run}.log"
+        with ManagedProcess(f"monitor-{run}", argv, log_path, cwd=ROOT) as mon:
+            url = f"http://127.0.0.1:{port}/metrics"
+            mon.wait_http(url, timeout_s=60)
+            assert wait_until(lambda u=url: scrape(u)["streamwatch_monitor_prometheus_errors_total"] >= 2, 20)
+            m = scrape(url)
+            assert m["streamwatch_monitor_prometheus_up"] == 0
+            fit_durations.append(m["streamwatch_monitor_fit_duration_seconds"])
+        assert mon.proc.returncode == 0
+        log = log_path.read_text()
+        assert "Traceback" not in log
+        assert log.count("Prometheus query failing") == 1  # once per state change, not per retry
+        assert ("fitted in" in log) == (run == "first")
+        assert ("loaded from" in log) == (run == "second")
+    assert len(list(models.glob(f"{METRIC}-*.json"))) == 1
+    assert fit_durations[0] == fit_durations[1] > 0
