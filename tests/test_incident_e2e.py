@@ -224,6 +224,9 @@ def test_prolonged_spike_in_one_metric_is_sev2_then_resolves(stack: Stack) -> No
     assert wait_until(lambda: stack.severity() == 2, 45, 0.5), stack.diagnostics()
     state = stack.state()
     assert state["current"]["metrics"] == ["energy_consumption"] and state["current"]["severity"] == 2
+    assert wait_until(lambda: stack.receiver.firing("StreamwatchSev2"), 20, 0.5), stack.receiver.posts
+    alert = stack.receiver.firing("StreamwatchSev2")[0]
+    assert alert["labels"]["metric"] == "energy_consumption" and alert["labels"]["severity"] == "warning"
     stack.end(spike)
     stack.wait_normal(60)
     events = [e for e in read_events(stack.log_path) if e["incident_id"] == state["current"]["incident_id"]]
