@@ -105,3 +105,15 @@ def test_cli_unwritable_log(tmp_path: Path) -> None:
     assert (
         proc.returncode == 2 and "cannot open incident log" in proc.stderr and "Traceback" not in proc.stderr
     )
+
+
+@pytest.mark.parametrize("args", [["--interval", "soon"], ["--log-format", "xml"], ["--bogus"]])
+def test_cli_bad_flags_one_line_exit_2(args: list[str]) -> None:
+    proc = run_detector(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "(see --help)" in proc.stderr
+
+
+def test_cli_negative_interval_flag(tmp_path: Path) -> None:
+    proc = run_detector("--interval", "-1", "--log", str(tmp_path / "i.log"))
+    assert proc.returncode == 2 and "interval must be positive, got -1" in proc.stderr
