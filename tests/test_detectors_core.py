@@ -173,3 +173,16 @@ def test_flat_series_band_of_zero_width() -> None:
     feed(d, [3.0] * 20)
     assert d.score_one(3.0, 20.0).score == 0.0
     assert math.isinf(d.score_one(3.1, 20.0).score)
+
+
+def test_warm_start_learns_the_training_data() -> None:
+    from monitor.detectors.registry import warm_start
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(50.0, 1.0, 100)
+    t = np.arange(100.0)
+    d = warm_start("sma", ["window=5"], t, x)
+    fresh = SMAZScore(SMAParams(window=5))
+    feed(fresh, list(x))
+    assert d.score_one(60.0, 100.0).score == pytest.approx(fresh.score_one(60.0, 100.0).score, rel=1e-9)
+    assert d.score_one(60.0, 100.0).anomalous  # no warm-up left: it scores the first live value

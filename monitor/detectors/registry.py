@@ -17,6 +17,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from monitor.detectors.base import Detector
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
@@ -57,6 +59,18 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> Detector:
             raise ConfigError(f"detector ensemble: {unknown[0]!r} is not a member ({p.members})")
         return cls(p, nested)
     return cls(p)
+
+
+def warm_start(name: str, pairs: Sequence[str], ts: np.ndarray, values: np.ndarray) -> Detector:
+    """A streaming detector built from ``--param`` strings that has already learnt ``values``.
+
+    The monitor starts from its training file, so its windows are full and it scores from the first
+    live sample instead of sitting in warm-up.
+    """
+    detector = from_cli(name, pairs)
+    if len(values):
+        detector.update_many(np.asarray(values, dtype=np.float64), np.asarray(ts, dtype=np.float64))
+    return detector
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
