@@ -171,7 +171,9 @@ class Stack:
         manager = _Manager(printer, self.stopping)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for name, argv in commands.items():
-            manager.add_process(name, shlex.join(argv), env=env, cwd=str(self.root))
+            # honcho runs commands through `sh -c`; `exec` makes the service itself the process honcho
+            # waits on, so "stopped" means the service has really exited (Prometheus flushed its TSDB).
+            manager.add_process(name, "exec " + shlex.join(argv), env=env, cwd=str(self.root))
         printer.say(f"starting {len(commands)} services; their output goes to {data / 'logs'}/NAME.log")
         watcher = threading.Thread(target=self._watch, args=(manager, printer, data), daemon=True)
         watcher.start()
