@@ -21,12 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import requests
 from honcho.manager import Manager
 
 from streamwatch.atomic import atomic_write_text
 from streamwatch.errors import UserError
 from streamwatch.net import http_ok, port_in_use, wait_until
+from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
 from streamwatch.stack import render
 from streamwatch.stack.config import ROOT, StackConfig
 
@@ -77,14 +77,13 @@ def health_urls(cfg: StackConfig) -> dict[str, str]:
     }
 
 
-def targets_down(prometheus_url: str) -> list[str] | None:
-    """Scrape jobs Prometheus does not yet see up (None: Prometheus could not be asked)."""
+def jobs_not_up(prometheus_url: str, jobs: set[str]) -> list[str] | None:
+    """Scrape jobs without a queryable ``up == 1`` sample yet (None: Prometheus could not be asked)."""
     try:
-        doc = requests.get(f"{prometheus_url}/api/v1/targets", params={"state": "active"}, timeout=2).json()
-        active = doc["data"]["activeTargets"]
-    except (requests.RequestException, ValueError, KeyError, TypeError):
+        found = PrometheusClient(prometheus_url, timeout_s=2).query("up == 1")
+    except (PrometheusError, FormatError):
         return None
-    return sorted({t["labels"].get("job", "?") for t in active if t.get("health") != "up"})
+    return sorted(jobs - {s.labels.get("job", "") for s in found})
 
 
 class LogPrinter:
@@ -221,11 +220,13 @@ class Stack:
         prom_url = f"http://{self.cfg.host}:{prom.port}"
         down: list[str] | None = None
 
+        jobs = {svc.job for svc in self.cfg.enabled_services().values() if svc.job}
+
         def scraped() -> bool:
             nonlocal down
             if self.stopping.is_set():
                 return True
-            down = targets_down(prom_url)
+            down = jobs_not_up(prom_url, jobs)
             return down == []
 
         if not wait_until(scraped, timeout, _POLL_S):
