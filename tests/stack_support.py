@@ -25,8 +25,8 @@ from streamwatch.stack.config import DEFAULT_CONFIG, ROOT, StackConfig, load_sta
 FAST = {
     "monitor_interval": "2",
     "detector_interval": "1",
-    "half_life_s": 6.0,  # a prolonged spike (one anomaly a second) levels off near 8.7
-    "threshold": 5.0,  # ...which is past 5 within about 8 s; a 3-sample transient never is
+    "half_life_s": 6.0,  # a prolonged spike (one anomaly a second) levels off near 8.7...
+    "threshold": 6.0,  # ...past 6 after about 10 s; a 3 s transient (3, at most 4 samples) never gets there
 }
 
 

@@ -293,11 +293,11 @@ def banner(cfg: StackConfig, root: Path, cwd: Path | None = None) -> str:
     ctx = local_context(cfg, root, "python")
     services = cfg.enabled_services()
     width = max(len(n) for n in services)
+    urls = {name: ctx.urls[name] + (svc.ui_path or svc.health_path) for name, svc in services.items()}
+    url_width = max(len(u) for u in urls.values())
     lines = ["", "Streamwatch is up. Ctrl-C stops everything.", ""]
     for name, svc in services.items():
-        url = ctx.urls[name] + (svc.ui_path or svc.health_path)
-        desc = f"  {svc.description}" if svc.description else ""
-        lines.append(f"  {name.ljust(width)}  {url}{desc}")
+        lines.append(f"  {name.ljust(width)}  {urls[name].ljust(url_width)}  {svc.description}".rstrip())
     data = cfg.data_path(root)
     shown = data
     base = cwd or Path.cwd()
