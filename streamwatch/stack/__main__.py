@@ -23,7 +23,12 @@ def committed_files(config: Path | None = None) -> dict[Path, str]:
     """The generated files the repository commits, keyed by path, as stack.toml says they should read."""
     cfg = load_stack(config)
     return {
-        ROOT / "prometheus" / "prometheus.yml": render.dump_yaml(render.compose_prometheus_config(cfg)),
+        ROOT / "prometheus" / "prometheus.yml": render.dump_yaml(
+            render.compose_prometheus_config(cfg),
+            header=render.GENERATED_HEADER
+            + "# docker-compose's Prometheus config (targets are service names); `make demo` writes its own\n"
+            "# copy with 127.0.0.1 targets to var/prometheus.yml from the same stack.toml.\n",
+        ),
         ROOT / "docker-compose.yml": render.dump_yaml(render.compose_file(cfg)),
         ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml": render.dump_yaml(
             render.grafana_datasource(cfg)
