@@ -27,16 +27,6 @@ from streamwatch.net import wait_until  # noqa: E402
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # the system chromium only, never a download
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 def shoot(url: str, out: Path, inject: bool, width: int, metrics: list[str], history_s: int) -> None:
     from playwright.sync_api import sync_playwright
@@ -48,7 +38,7 @@ def shoot(url: str, out: Path, inject: bool, width: int, metrics: list[str], his
             f"not {history_s} s of chart data at {url} within {timeout} s (is the stack running?)"
         )
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = quickstack.launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": width, "height": 900}, device_scale_factor=1)
             page.goto(url)
@@ -89,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--metric", action="append", dest="metrics", help="watched metric (default: both)")
     args = p.parse_args(argv)
-    if not Path(CHROMIUM).exists():
-        raise UserError(f"{CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
+    if not Path(quickstack.CHROMIUM).exists():
+        raise UserError(f"{quickstack.CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
     metrics = args.metrics or ["energy_consumption", "energy_price"]
     if args.url:
         shoot(args.url.rstrip("/"), args.out, not args.no_inject, args.width, metrics, args.history)

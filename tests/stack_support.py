@@ -1,8 +1,4 @@
-"""A test copy of stack.toml: the same services and commands, on free ports, with short intervals.
-
-Only settings change (ports, data folder, intervals, the detector's half-life and threshold), through the
-same config keys a user would edit: the stack under test runs exactly the code `make demo` runs.
-"""
+"""Running the fast copy of stack.toml (streamwatch.stack.variant) as `make demo` runs the real one."""
 
 from __future__ import annotations
 
@@ -11,75 +7,22 @@ import re
 import signal
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
-from streamwatch.net import free_port, wait_until
-from streamwatch.stack.config import DEFAULT_CONFIG, ROOT, StackConfig, load_stack
+from streamwatch.net import wait_until
+from streamwatch.stack.config import ROOT, StackConfig, load_stack
+from streamwatch.stack.variant import Timing, write_fast_config
 
-# Fast enough for a test, slow enough for two shared cores: a sample a second, a cycle every 2 s.
-FAST = {
-    "monitor_interval": "2",
-    "detector_interval": "1",
-    "half_life_s": 6.0,  # a prolonged spike (one anomaly a second) levels off near 8.7...
-    "threshold": 6.0,  # ...past 6 after about 10 s; a 3 s transient (3, at most 4 samples) never gets there
-}
-
-
-def _replace_flag(argv: list[str], flag: str, value: str) -> list[str]:
-    out = list(argv)
-    if flag in out:
-        out[out.index(flag) + 1] = value
-    else:
-        out += [flag, value]
-    return out
+FAST = Timing()
 
 
 def write_test_stack(tmp_path: Path, *, dashboard: bool = False) -> Path:
     """Write ``tmp_path/stack.toml`` from the repository's stack.toml with free ports and short intervals."""
-    doc = tomllib.loads(DEFAULT_CONFIG.read_text())
-    data_dir = tmp_path / "var"
-    stack = doc["stack"]
-    stack.update(
-        data_dir=str(data_dir), scrape_interval="1s", evaluation_interval="1s", health_timeout_s=240.0
-    )
-    incident_cfg = tmp_path / "incident.toml"
-    incident_cfg.write_text(f"half_life_s = {FAST['half_life_s']}\nthreshold = {FAST['threshold']}\n")
-    for name, svc in doc["services"].items():
-        svc["port"] = free_port()
-        if svc.get("scrape_interval"):
-            svc["scrape_interval"] = "1s"
-        if name.startswith("monitor-"):
-            svc["command"] = _replace_flag(svc["command"], "--interval", FAST["monitor_interval"])
-        if name == "incident-detector":
-            svc["command"] = _replace_flag(svc["command"], "--interval", FAST["detector_interval"])
-            svc["command"] = _replace_flag(svc["command"], "--config", str(incident_cfg))
-        if name == "dashboard":
-            svc["enabled"] = dashboard
-    path = tmp_path / "stack.toml"
-    path.write_text(_dump_toml(doc))
-    return path
-
-
-def _dump_toml(doc: dict) -> str:
-    # A tiny TOML writer for this file's shapes (tables of scalars and lists of strings).
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = ["[stack]"] + [f"{k} = {value(v)}" for k, v in doc["stack"].items()]
-    for name, svc in doc["services"].items():
-        lines += ["", f"[services.{name}]"] + [f"{k} = {value(v)}" for k, v in svc.items()]
-    return "\n".join(lines) + "\n"
+    return write_fast_config(tmp_path, replace(FAST, dashboard=dashboard))
 
 
 @dataclass

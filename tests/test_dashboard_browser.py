@@ -19,17 +19,9 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parent.parent
-TIMING = quickstack.Timing(prolonged_duration_s=20.0)
+BUTTONS = quickstack.Buttons(prolonged_duration_s=20.0)
+TIMING = quickstack.TIMING
 METRICS = ["energy_consumption", "energy_price"]
 
 # JavaScript run in the page: how many pixels each chart's canvas has painted (uPlot draws on a canvas).
@@ -45,17 +37,17 @@ PAINTED = """() => Array.from(document.querySelectorAll('.chart')).map(el => {
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
+    if not Path(quickstack.CHROMIUM).exists():
+        pytest.fail(f"{quickstack.CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b = quickstack.launch_chromium(p)
         yield b
         b.close()
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[quickstack.QuickStack]:
-    qs = quickstack.start(tmp_path / "stack", TIMING)
+    qs = quickstack.start(tmp_path / "stack", TIMING, BUTTONS)
     yield qs
     qs.stop()
 
@@ -110,12 +102,12 @@ def test_live_page_charts_data_and_turns_sev1_then_normal(stack: quickstack.Quic
         "() => document.getElementById('inject-status').textContent.startsWith('Injected')", timeout=10_000
     )
     # The scores cross the threshold while the spike lasts; allow a few cycles of every service on top.
-    banner_is(page, "sev1", TIMING.prolonged_duration_s + 20)
+    banner_is(page, "sev1", BUTTONS.prolonged_duration_s + 20)
     banner = page.locator("#banner").inner_text()
     assert "Sev 1" in banner and "energy_consumption, energy_price" in banner  # the metrics in trouble
 
     # After the spike the scores decay under the clear level (half the threshold) and the banner clears.
-    banner_is(page, "normal", TIMING.prolonged_duration_s + 6 * TIMING.half_life_s)
+    banner_is(page, "normal", BUTTONS.prolonged_duration_s + 6 * TIMING.half_life_s)
     row = page.locator("#incidents-body tr").first
     assert "Sev 1" in row.inner_text() and "energy_consumption, energy_price" in row.inner_text()
     anomalies = page.locator(

@@ -1,6 +1,6 @@
 """The whole stack, started as `make demo` starts it, through the original design's four cases.
 
-One stack session (module fixture) on free ports with short intervals (tests/stack_support.py changes
+One stack session (module fixture) on free ports with short intervals (streamwatch.stack.variant changes
 settings only, never code paths). In order: every service up and scraped; a transient spike in one
 metric and in both opens nothing; a prolonged spike in one metric opens a Sev 2, in both a Sev 1, and
 each resolves after; every Grafana panel's query returns data; SIGTERM leaves no process behind; a
@@ -83,7 +83,7 @@ def wait_quiet(stack: RunningStack, timeout_s: float = 60) -> None:
 
     def quiet() -> bool:
         s = detector_state(stack)
-        return s["severity"] == 0 and all(v < FAST["threshold"] / 5 for v in s["scores"].values())
+        return s["severity"] == 0 and all(v < FAST.threshold / 5 for v in s["scores"].values())
 
     assert wait_until(quiet, timeout_s, 0.5), f"the detector did not settle: {detector_state(stack)}"
 
@@ -139,18 +139,18 @@ def test_transient_spikes_open_no_incident(stack: RunningStack, metrics: list[st
         for m in metrics:
             peaks[m] = max(peaks[m], state["scores"][m])
         return all(
-            peaks[m] > 0 and state["scores"][m] < min(peaks[m] / 2, FAST["threshold"] / 5) for m in metrics
+            peaks[m] > 0 and state["scores"][m] < min(peaks[m] / 2, FAST.threshold / 5) for m in metrics
         )
 
     assert wait_until(decayed, 60, 0.25), f"scores did not rise and fall: {peaks}"
     for metric in metrics:
-        assert 0 < peaks[metric] < FAST["threshold"], (metric, peaks)
+        assert 0 < peaks[metric] < FAST.threshold, (metric, peaks)
     # Prometheus recorded the same: a score that rose, never to the threshold, and no severity.
     window = f"{int(time.time() - began) + 2}s"
     for metric in metrics:
         expr = f'max_over_time(streamwatch_incident_score{{metric="{metric}"}}[{window}])'
         assert wait_until(lambda e=expr: (scalar(stack, e) or 0) > 0, 10, 0.5), expr
-        assert (scalar(stack, expr) or 0) < FAST["threshold"]
+        assert (scalar(stack, expr) or 0) < FAST.threshold
     assert scalar(stack, f"max_over_time(streamwatch_incident_severity[{window}])") == 0
     assert severity_seen(stack, began) == []
 
