@@ -24,7 +24,7 @@ log = logging.getLogger("dashboard")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = sw_cli.ArgumentParser(
         prog="dashboard",
         description="Streamwatch's live page: forecast bands, anomalies, incident scores and severity, read "
         "from Prometheus' HTTP API.",

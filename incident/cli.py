@@ -7,29 +7,21 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from incident.config import IncidentConfig
 from incident.log import IncidentLog
 from incident.service import Detector, serve
-from streamwatch.cli import run
+from streamwatch.cli import ArgumentParser, run
 from streamwatch.clock import SystemClock
 from streamwatch.config import load
-from streamwatch.errors import UserError
 from streamwatch.logs import setup_logging
 from streamwatch.promapi import PrometheusClient
 
 log = logging.getLogger("incident")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        # One line and exit 2 through streamwatch.cli.run, like every other bad input.
-        raise UserError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = ArgumentParser(
         prog="incident_detector.py",
         description="Turn the monitors' anomaly counts into Sev 1 / Sev 2 incidents: decaying per-metric "
         "scores, an append-only incident log, and metrics for Prometheus alerting rules.",

@@ -10,11 +10,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from simulator.config import DEFAULT_INSTANCE, DEFAULT_JOB, SimulatorConfig
 from streamwatch import config as configlib
 from streamwatch.atomic import atomic_write_text
+from streamwatch.cli import ArgumentParser
 from streamwatch.clock import SystemClock
 from streamwatch.durations import parse_duration
 from streamwatch.errors import UserError
@@ -28,14 +29,10 @@ COMMANDS = ("serve", "generate", "capture")
 # flag is reported at once, and `serve` starts without loading pandas.
 
 
-class _Parser(argparse.ArgumentParser):
-    # argparse prints usage plus an error and exits; we want the one-line error of cli.run instead.
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="simulator.py", description="Seasonal Prometheus metric source for Streamwatch.")
+    parser = ArgumentParser(
+        prog="simulator.py", description="Seasonal Prometheus metric source for Streamwatch."
+    )
     sub = parser.add_subparsers(dest="command")
 
     serve = sub.add_parser("serve", help="serve /metrics, /healthz and /anomalies (the default)")

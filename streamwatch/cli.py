@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from streamwatch.errors import UserError
 
@@ -23,6 +25,14 @@ def run(main: Main, argv: Sequence[str] | None = None, prog: str | None = None) 
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are ``UserError``s: one line and exit 2 through ``run``, like every
+    other bad input, instead of argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see --help)")
 
 
 def one_line(text: str) -> str:

@@ -7,13 +7,12 @@ python -m streamwatch.stack render [--config stack.toml]    rewrite prometheus/p
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from streamwatch.atomic import atomic_write_text
-from streamwatch.cli import run
+from streamwatch.cli import ArgumentParser, run
 from streamwatch.stack import render
 from streamwatch.stack.config import DEFAULT_CONFIG, ROOT, load_stack
 from streamwatch.stack.runner import Stack
@@ -37,7 +36,7 @@ def committed_files(config: Path | None = None) -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streamwatch.stack", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m streamwatch.stack", description=__doc__.splitlines()[0])
     parser.add_argument("action", nargs="?", choices=["run", "render"], default="run")
     parser.add_argument("--config", type=Path, default=None, help=f"default: {DEFAULT_CONFIG.name}")
     args = parser.parse_args(argv)
