@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from werkzeug.serving import make_server
 
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig
 from streamwatch import cli as sw_cli
 from streamwatch.config import load
-from streamwatch.errors import UserError
 from streamwatch.logs import setup_logging
-from streamwatch.net import port_in_use
+from streamwatch.wsgi import serve
 
 log = logging.getLogger("dashboard")
 
@@ -60,31 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     cfg = load(DashboardConfig, args.config, section="dashboard", overrides=overrides)
     app = create_app(cfg)
-    # werkzeug prints its own advice and exits when the port is taken; check first for one clear line.
-    if port_in_use(cfg.host, cfg.port):
-        raise UserError(f"port {cfg.port} on {cfg.host} is already in use (choose another with --port)")
-    try:
-        server = make_server(cfg.host, cfg.port, app, threaded=True)
-    except OSError as exc:
-        raise UserError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
-
-    def stop(signum: int, frame: Any) -> None:
-        # shutdown() waits for serve_forever to return, so it must run outside the serving thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    log.info(
-        "dashboard on http://%s:%d/ reading %s (metrics: %s)",
-        cfg.host,
-        cfg.port,
-        cfg.prometheus_url,
-        ", ".join(cfg.metrics),
-    )
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
+    metrics = ", ".join(cfg.metrics)
+    started = f"dashboard on http://{cfg.host}:{cfg.port}/ reading {cfg.prometheus_url} (metrics: {metrics})"
+    return serve(app, cfg.host, cfg.port, "dashboard", started)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The incident log: append-only, one line per lifecycle event, flushed and fsynced, rotated by size.
+"""Append-only logs: the incident log (one line per lifecycle event) and the alert log, both flushed and
+fsynced line by line and rotated by size.
 
 A crash can lose at most the line being written. Readers skip a torn last line; the writer starts a
 fresh line after one, so a torn line never swallows the next event.
@@ -10,7 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from incident.severity import IncidentEvent
 from streamwatch.errors import DataError, UserError
@@ -18,34 +19,29 @@ from streamwatch.errors import DataError, UserError
 LogFormat = Literal["json", "text"]
 
 
-class IncidentLog:
-    """Appends events to ``path`` as JSON lines (or readable text lines), rotating at ``max_bytes``.
+class AppendOnlyLog:
+    """Appends text lines to ``path``, each flushed and fsynced, rotating at ``max_bytes``.
 
     Rotation renames ``log.(n-1)`` -> ``log.n`` ... ``log`` -> ``log.1`` like logging's
     RotatingFileHandler, but fsyncs the directory after the renames so a crash cannot lose a rotated file.
     ``max_bytes=0`` never rotates; ``backup_count=0`` with rotation truncates (keeps no history).
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        fmt: LogFormat = "json",
-        max_bytes: int = 10_000_000,
-        backup_count: int = 5,
-    ):
+    what = "log"
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int = 10_000_000, backup_count: int = 5):
         self.path = Path(path)
-        self.fmt = fmt
         self.max_bytes = max_bytes
         self.backup_count = backup_count
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self._open()
         except OSError as exc:
-            raise UserError(f"{self.path}: cannot open incident log: {exc.strerror}") from None
+            raise UserError(f"{self.path}: cannot open {self.what}: {exc.strerror}") from None
 
     def _open(self) -> Any:
         fh = self.path.open("ab")
-        # A crash mid-write leaves a line without its newline; end it so the next event stands alone.
+        # A crash mid-write leaves a line without its newline; end it so the next line stands alone.
         if fh.tell() > 0:
             with self.path.open("rb") as rd:
                 rd.seek(-1, os.SEEK_END)
@@ -54,17 +50,15 @@ class IncidentLog:
                     self._sync(fh)
         return fh
 
-    def format(self, event: IncidentEvent) -> str:
-        if self.fmt == "text":
-            return event.one_line()
-        return json.dumps(event.to_dict(), sort_keys=False, separators=(",", ":"))
-
-    def write(self, event: IncidentEvent) -> None:
-        data = (self.format(event) + "\n").encode("utf-8")
+    def append_line(self, line: str) -> None:
+        data = (line + "\n").encode("utf-8")
         if self.max_bytes and self._fh.tell() > 0 and self._fh.tell() + len(data) > self.max_bytes:
             self._rotate()
         self._fh.write(data)
         self._sync(self._fh)
+
+    def append_json(self, doc: dict[str, Any]) -> None:
+        self.append_line(json.dumps(doc, sort_keys=False, separators=(",", ":")))
 
     @staticmethod
     def _sync(fh: Any) -> None:
@@ -87,11 +81,35 @@ class IncidentLog:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> IncidentLog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class IncidentLog(AppendOnlyLog):
+    """The incident log: one JSON line (or one readable text line) per lifecycle event."""
+
+    what = "incident log"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fmt: LogFormat = "json",
+        max_bytes: int = 10_000_000,
+        backup_count: int = 5,
+    ):
+        self.fmt = fmt
+        super().__init__(path, max_bytes, backup_count)
+
+    def format(self, event: IncidentEvent) -> str:
+        if self.fmt == "text":
+            return event.one_line()
+        return json.dumps(event.to_dict(), sort_keys=False, separators=(",", ":"))
+
+    def write(self, event: IncidentEvent) -> None:
+        self.append_line(self.format(event))
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +18,6 @@ from streamwatch.clock import SystemClock
 from streamwatch.durations import parse_duration
 from streamwatch.errors import UserError
 from streamwatch.logs import setup_logging
-from streamwatch.net import require_free_port
 
 log = logging.getLogger("simulator")
 COMMANDS = ("serve", "generate", "capture")
@@ -88,34 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
     from simulator.app import create_app
+    from streamwatch.wsgi import serve
 
     cfg = load_config(args.config, host=args.host, port=args.port, seed=args.seed)
     setup_logging(args.log_format)
-    require_free_port(cfg.host, cfg.port, "simulator")
     clock = SystemClock()
     app = create_app(cfg, clock)
-    try:
-        server = make_server(cfg.host, cfg.port, app, threaded=True)
-    except OSError as exc:
-        raise UserError(f"simulator: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
-
-    # serve_forever runs in a thread so SIGTERM/SIGINT can call shutdown() from the main thread.
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    thread.start()
     names = ", ".join(m.metric_name for m in cfg.metrics)
-    log.info("simulator serving %s on http://%s:%d (seed %d)", names, cfg.host, cfg.port, cfg.seed)
-    stop.wait()
-    log.info("simulator stopping")
-    clock.stop()
-    server.shutdown()
-    server.server_close()
-    return 0
+    started = f"simulator serving {names} on http://{cfg.host}:{cfg.port} (seed {cfg.seed})"
+    return serve(app, cfg.host, cfg.port, "simulator", started, on_stop=clock.stop)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -149,7 +149,8 @@ def test_busy_port_is_one_line_and_exit_2() -> None:
         done = run_cli("--port", str(port))
     assert done.returncode == 2
     assert (
-        done.stderr.strip() == f"simulator.py: error: simulator: port {port} on 127.0.0.1 is already in use"
+        done.stderr.strip()
+        == f"simulator.py: error: port {port} on 127.0.0.1 is already in use (choose another with --port)"
     )
 
 
