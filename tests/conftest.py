@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,3 +135,11 @@ def start_simulator(tmp_path: Path) -> Iterator[SimulatorFactory]:
     yield factory
     for proc in factory.started:
         proc.stop()
+
+
+def assert_promtool_metrics_ok(exposition: str) -> None:
+    """Fail unless ``promtool check metrics`` accepts ``exposition`` (naming, HELP, types, units)."""
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is not installed: run `make setup` (installs Debian's prometheus)")
+    done = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

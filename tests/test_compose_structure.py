@@ -48,7 +48,14 @@ def test_v1_compatible_top_level() -> None:
 def test_every_stack_service_is_in_compose_with_its_port_published_on_loopback() -> None:
     assert set(SERVICES) == set(CFG.enabled_services()) | {"grafana"}
     for name, svc in CFG.enabled_services().items():
-        assert SERVICES[name]["ports"] == [f"127.0.0.1:{svc.port}:{svc.port}"], name
+        published = f"127.0.0.1:{svc.port}:{svc.port}"
+        if svc.compose_network_of:
+            # It shares the other service's network, so that service publishes its port.
+            assert SERVICES[name]["network_mode"] == f"service:{svc.compose_network_of}", name
+            assert "ports" not in SERVICES[name]
+            assert published in SERVICES[svc.compose_network_of]["ports"], name
+        else:
+            assert SERVICES[name]["ports"][0] == published, name
         assert "healthcheck" in SERVICES[name], name
         assert SERVICES[name]["restart"] == "unless-stopped"
 
@@ -71,6 +78,14 @@ def test_python_services_run_the_stack_commands_with_container_addresses() -> No
         assert SERVICES[name]["volumes"] == ["streamwatch-data:/data"]
         probe = " ".join(SERVICES[name]["healthcheck"]["test"])
         assert f"http://127.0.0.1:{svc.port}{svc.health_path}" in probe
+
+
+def test_alertmanagers_webhook_reaches_the_alert_receiver_in_compose_as_locally() -> None:
+    am_config = yaml.safe_load((ROOT / "prometheus/alertmanager.yml").read_text())
+    urls = [w["url"] for r in am_config["receivers"] for w in r.get("webhook_configs", [])]
+    receiver = CFG.services["alert-receiver"]
+    assert urls == [f"http://127.0.0.1:{receiver.port}/"]
+    assert receiver.compose_network_of == "alertmanager"  # so 127.0.0.1 is the receiver in compose too
 
 
 def test_prometheus_and_alertmanager_use_the_repository_configs() -> None:

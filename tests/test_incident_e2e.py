@@ -8,12 +8,9 @@ shortened through configuration only: Prometheus scrapes and evaluates every sec
 
 from __future__ import annotations
 
-import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,36 +42,17 @@ SPIKE = 3.0  # the simulator's spike multiplies the value
 
 @dataclass
 class Receiver:
-    """A tiny webhook endpoint collecting what Alertmanager posts."""
+    """The shipped Alertmanager webhook receiver (python -m incident.webhook), read through GET /alerts."""
 
-    port: int
-    posts: list[dict[str, Any]] = field(default_factory=list)
+    url: str
 
     def firing(self, alertname: str) -> list[dict[str, Any]]:
-        return [
-            a
-            for p in list(self.posts)
-            for a in p.get("alerts", [])
-            if a["labels"].get("alertname") == alertname and a["status"] == "firing"
-        ]
+        alerts = requests.get(f"{self.url}/alerts", timeout=5).json()["alerts"]
+        return [a for a in alerts if a["alertname"] == alertname and a["status"] == "firing"]
 
-
-def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
-    receiver = Receiver(free_port())
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            receiver.posts.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return receiver, server
+    @property
+    def posts(self) -> list[dict[str, Any]]:
+        return requests.get(f"{self.url}/alerts", timeout=5).json()["alerts"]
 
 
 @dataclass
@@ -122,19 +100,27 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("incident-e2e")
-    receiver, receiver_server = start_receiver()
+    receiver = Receiver(f"http://127.0.0.1:{free_port()}")
     am_port = free_port()
     am_config = yaml.safe_load((ROOT / "prometheus" / "alertmanager.yml").read_text())
     # The shipped route and receiver, pointed at the test's receiver and with short waits.
     am_config["route"].update(group_wait="1s", group_interval="1s")
     for route in am_config["route"].get("routes", []):
         route["group_wait"] = "1s"
-    am_config["receivers"][0]["webhook_configs"][0]["url"] = f"http://127.0.0.1:{receiver.port}/"
+    am_config["receivers"][0]["webhook_configs"][0]["url"] = f"{receiver.url}/"
     (tmp / "alertmanager.yml").write_text(yaml.safe_dump(am_config))
     processes: dict[str, ManagedProcess] = {}
     sims = SimulatorFactory(tmp)
     proms = PrometheusFactory(tmp)
     try:
+        receiver_port = receiver.url.rsplit(":", 1)[1]
+        processes["alert receiver"] = rcv = ManagedProcess(
+            "alert receiver",
+            python_argv("-m", "incident.webhook", "--port", receiver_port, "--log", str(tmp / "alerts.log")),
+            tmp / "alert-receiver.log",
+            cwd=ROOT,
+        )
+        rcv.wait_http(f"{receiver.url}/healthz", timeout_s=30)
         processes["alertmanager"] = am = ManagedProcess(
             "alertmanager",
             alertmanager_argv(tmp / "alertmanager.yml", am_port, tmp / "am-data"),
@@ -190,7 +176,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             p.stop()
         for p in sims.started + proms.started:
             p.stop()
-        receiver_server.shutdown()
 
 
 @pytest.mark.e2e

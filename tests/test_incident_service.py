@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, start_metrics_server, wait_until
 from streamwatch.procs import ManagedProcess, python_argv
 from streamwatch.promapi import PrometheusClient
-from tests.conftest import PrometheusFactory, PrometheusServer, ScrapeTarget
+from tests.conftest import PrometheusFactory, PrometheusServer, ScrapeTarget, assert_promtool_metrics_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_700_000_000.0
@@ -162,8 +161,7 @@ def test_http_metrics_pass_promtool_and_state_is_json(monitors: FakeMonitors, tm
     assert "_created" not in text
     assert 'streamwatch_incident_score{metric="energy_consumption"} 6.0' in text
     assert "streamwatch_incident_severity 2.0" in text
-    proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_promtool_metrics_ok(text)
     assert state["severity"] == 2 and state["current"]["metrics"] == ["energy_consumption"]
     assert state["scores"] == {"energy_consumption": 6.0, "energy_price": 0.0}
     assert missing.status_code == 404 and "error" in missing.json()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from simulator.cli import load_config
 from simulator.config import SimulatorConfig
 from streamwatch.clock import FakeClock
 from streamwatch.errors import ConfigError
+from tests.conftest import assert_promtool_metrics_ok
 
 START = 1_700_000_001.0  # inside a tick, not on its edge
 
@@ -75,12 +74,10 @@ def test_a_restarted_app_serves_the_same_value_at_the_same_time(clock: FakeClock
     assert price(later) == before
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (make setup)")
 def test_metrics_pass_promtool_check(client: FlaskClient) -> None:
     inject(client, metric="energy_price", kind="spike", magnitude=3, duration_s=20)
     text = client.get("/metrics").get_data(as_text=True)
-    done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert_promtool_metrics_ok(text)
 
 
 def test_healthz(client: FlaskClient) -> None:

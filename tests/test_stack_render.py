@@ -43,6 +43,7 @@ def test_local_prometheus_config_has_the_original_job_names() -> None:
         "monitor_energy_consumption",
         "monitor_energy_price",
         "anomaly_detector",
+        "alert_receiver",
     }
     assert by_job["flask_app"]["scrape_interval"] == "2s"
     assert by_job["flask_app"]["static_configs"][0]["targets"] == ["127.0.0.1:5000"]
@@ -61,7 +62,8 @@ def test_compose_prometheus_config_reaches_services_by_name() -> None:
         (target,) = job["static_configs"][0]["targets"]
         host, port = target.split(":")
         service = job["static_configs"][0]["labels"]["service"]
-        assert host == service
+        # A service sharing another's network is reached at that service's name.
+        assert host == (CFG.services[service].compose_network_of or service)
         assert local[name]["static_configs"][0]["targets"] == [f"127.0.0.1:{port}"]
         assert CFG.services[service].port == int(port)
 

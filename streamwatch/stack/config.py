@@ -41,6 +41,9 @@ class ServiceConfig:
     ui_path: str = ""  # the page worth opening, shown in the ready banner
     description: str = ""
     enabled: bool = True
+    # Compose only: run inside this service's network namespace, so that the other service's config can
+    # address it as 127.0.0.1 exactly as locally (Alertmanager's webhook URL, say).
+    compose_network_of: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -83,6 +86,10 @@ class StackConfig:
             if svc.port in seen:
                 raise ValueError(f"services {seen[svc.port]!r} and {name!r} both use port {svc.port}")
             seen[svc.port] = name
+        for name, svc in self.enabled_services().items():
+            other = svc.compose_network_of
+            if other and other not in self.enabled_services():
+                raise ValueError(f"service {name!r}: compose_network_of names no enabled service: {other!r}")
         kinds = [svc.kind for svc in self.enabled_services().values()]
         if kinds.count("prometheus") != 1:
             raise ValueError("exactly one enabled service must have kind = 'prometheus'")

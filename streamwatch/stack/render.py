@@ -68,7 +68,7 @@ def compose_context(cfg: StackConfig) -> Context:
         host="0.0.0.0",  # inside its container a service must listen beyond loopback to be reachable
         data_dir=COMPOSE_DATA_DIR,
         ports={name: svc.port for name, svc in services.items()},
-        urls={name: f"http://{name}:{svc.port}" for name, svc in services.items()},
+        urls={name: f"http://{host}:{services[name].port}" for name, host in compose_hosts(cfg).items()},
     )
 
 
@@ -134,8 +134,13 @@ def local_prometheus_config(cfg: StackConfig, root: Path) -> dict[str, Any]:
     return prometheus_config(cfg, hosts, [str(root / "prometheus" / "rules" / "*.yml")])
 
 
+def compose_hosts(cfg: StackConfig) -> dict[str, str]:
+    """Each service's host name in the compose network (its own, or the one whose network it shares)."""
+    return {name: svc.compose_network_of or name for name, svc in cfg.enabled_services().items()}
+
+
 def compose_prometheus_config(cfg: StackConfig) -> dict[str, Any]:
-    hosts = {name: name for name in cfg.enabled_services()}
+    hosts = compose_hosts(cfg)
     return prometheus_config(cfg, hosts, [f"{COMPOSE_PROMETHEUS_DIR}/rules/*.yml"])
 
 
@@ -223,9 +228,17 @@ def compose_file(cfg: StackConfig) -> dict[str, Any]:
             needs = _referenced_services(svc)
             if needs:
                 entry["depends_on"] = needs
-        entry["ports"] = [_published(svc.port)]
+        if svc.compose_network_of:
+            # Sharing another service's network: that service publishes this one's port.
+            entry["network_mode"] = f"service:{svc.compose_network_of}"
+            entry.setdefault("depends_on", []).append(svc.compose_network_of)
+        else:
+            entry["ports"] = [_published(svc.port)]
         entry["restart"] = "unless-stopped"
         services[name] = entry
+    for svc in cfg.enabled_services().values():
+        if svc.compose_network_of:
+            services[svc.compose_network_of]["ports"].append(_published(svc.port))
     if "alertmanager" in {s.kind for s in cfg.enabled_services().values()}:
         am_name = cfg.service_of_kind("alertmanager")[0]  # type: ignore[index]
         services[prom_name]["depends_on"] = [am_name]
@@ -318,6 +331,9 @@ def banner(cfg: StackConfig, root: Path, cwd: Path | None = None) -> str:
         )
     lines.append("  watch incidents open and resolve:")
     lines.append(f"    tail -f {shown / 'incidents.log'}")
+    if any("alerts.log" in arg for svc in services.values() for arg in svc.command):
+        lines.append("  watch Alertmanager deliver the Sev 1 / Sev 2 alerts:")
+        lines.append(f"    tail -f {shown / 'alerts.log'}")
     prom_name, _ = prometheus_service(cfg)
     expr = f'{{__name__=~"streamwatch_monitor_(actual|forecast)",metric="{cfg.demo_metric}"}}'
     lines.append("  actual value against its forecast band, in Prometheus:")

@@ -1,0 +1,147 @@
+"""An Alertmanager webhook receiver: every alert it is sent goes to an append-only alert log.
+
+``prometheus/alertmanager.yml`` delivers to ``http://127.0.0.1:5001/``; ``make demo`` runs this
+receiver there, so a new user sees Sev 1 / Sev 2 alerts arrive (``tail -f var/alerts.log``) before
+wiring Alertmanager to a pager, a chat room or email. It also counts what it received, for Prometheus.
+
+    python -m incident.webhook [--host 127.0.0.1] [--port 5001] [--log alerts.log]
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from incident.log import AppendOnlyLog
+from streamwatch.cli import ArgumentParser, run
+from streamwatch.config import load
+from streamwatch.logs import setup_logging
+from streamwatch.wsgi import serve
+
+log = logging.getLogger("alerts")
+
+
+@dataclass
+class WebhookConfig:
+    host: str = "127.0.0.1"
+    port: int = 5001
+    log: str = "alerts.log"
+    log_max_bytes: int = 10_000_000
+    log_backup_count: int = 5
+    recent: int = 100  # alerts kept in memory for GET /alerts
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if self.recent < 1:
+            raise ValueError(f"recent must be at least 1, got {self.recent}")
+
+
+def alert_records(payload: Any, received: float) -> list[dict[str, Any]]:
+    """The alerts of one Alertmanager webhook payload (version 4), one flat record each.
+
+    Raises ``ValueError`` naming what is missing when ``payload`` is not such a notification.
+    """
+    if not isinstance(payload, dict):
+        raise ValueError("body must be a JSON object (Alertmanager's webhook payload)")
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list):
+        raise ValueError("'alerts' must be a list")
+    out = []
+    for i, alert in enumerate(alerts):
+        if not isinstance(alert, dict) or not isinstance(alert.get("labels"), dict):
+            raise ValueError(f"alerts[{i}] must be an object with 'labels'")
+        labels = {str(k): str(v) for k, v in alert["labels"].items()}
+        out.append(
+            {
+                "received": round(received, 3),
+                "status": str(alert.get("status", payload.get("status", "unknown"))),
+                "alertname": labels.get("alertname", ""),
+                "labels": labels,
+                "annotations": alert.get("annotations") or {},
+                "startsAt": alert.get("startsAt"),
+                "endsAt": alert.get("endsAt"),
+                "receiver": payload.get("receiver"),
+            }
+        )
+    return out
+
+
+def one_line(record: dict[str, Any]) -> str:
+    labels = record["labels"]
+    where = " ".join(f"{k}={labels[k]}" for k in ("sev", "metric") if k in labels)
+    summary = record["annotations"].get("summary", "")
+    return f"{record['status'].upper():8} {record['alertname']} {where} {summary}".rstrip()
+
+
+def create_app(cfg: WebhookConfig, alert_log: AppendOnlyLog, clock: Callable[[], float] = time.time) -> Flask:
+    """The receiver: POST / (Alertmanager), GET /alerts (recent), GET /metrics, GET /healthz."""
+    app = Flask("incident.webhook")
+    registry = CollectorRegistry()
+    received = Counter(
+        "streamwatch_alerts_received_total",
+        "Alerts received from Alertmanager, by alert name and status (firing or resolved).",
+        ["alertname", "status"],
+        registry=registry,
+    )
+    recent: deque[dict[str, Any]] = deque(maxlen=cfg.recent)
+    lock = threading.Lock()
+
+    @app.post("/")
+    def receive() -> Any:
+        payload = request.get_json(force=True, silent=True)
+        try:
+            records = alert_records(payload, clock())
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 400
+        with lock:  # one writer at a time keeps lines whole
+            for record in records:
+                alert_log.append_json(record)
+                recent.append(record)
+                received.labels(record["alertname"], record["status"]).inc()
+                log.info("%s", one_line(record))
+        return jsonify(received=len(records)), 200
+
+    @app.get("/alerts")
+    def alerts() -> Any:
+        with lock:
+            return jsonify(alerts=list(recent))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify(status="ok")
+
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = ArgumentParser(prog="incident.webhook", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="TOML file with any WebhookConfig keys (flags win over the file)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 5001)")
+    p.add_argument("--log", help="alert log, append-only JSON lines (default alerts.log)")
+    args = p.parse_args(argv)
+    cfg = load(WebhookConfig, args.config, overrides={"host": args.host, "port": args.port, "log": args.log})
+    setup_logging()
+    disable_created_metrics()
+    with AppendOnlyLog(cfg.log, cfg.log_max_bytes, cfg.log_backup_count) as alert_log:
+        app = create_app(cfg, alert_log)
+        started = f"alert receiver on http://{cfg.host}:{cfg.port}/ writing {cfg.log}"
+        return serve(app, cfg.host, cfg.port, "alert receiver", started)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main, prog="incident.webhook"))
