@@ -12,6 +12,7 @@ from typing import Any
 
 from monitor import forecast, modelstore
 from monitor.config import MonitorConfig
+from monitor.detectors import registry
 from monitor.detectors.base import Detector
 from monitor.detectors.prophet import ProphetBandDetector
 from monitor.exporter import MonitorMetrics
@@ -58,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path, help=f"where fitted models are kept (default {d.model_dir})")
     p.add_argument("--log-format", choices=("text", "json"), help="log line format on stderr (default text)")
     p.add_argument("--config", type=Path, help="TOML file with a [monitor] table of the same settings")
+    p.add_argument(
+        "--detector",
+        choices=registry.NAMES,
+        default="prophet",
+        help="anomaly detector (default prophet); the others are streaming detectors warmed on TRAIN_FILE",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="parameter of a streaming --detector, repeatable (e.g. window=20, sma.threshold=3)",
+    )
     return p
 
 
@@ -135,8 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     require_free_port(cfg.host, args.port, "monitor")
     training = load_training(args.train_file, cfg.min_train_points)
     check_series_name(metric, query, training, args.train_file)
+    if args.param and args.detector == "prophet":
+        raise UserError("--param is for the streaming detectors; Prophet takes its settings from --config")
     try:
-        detector = build_detector(cfg, training, metric)
+        if args.detector == "prophet":
+            detector = build_detector(cfg, training, metric)
+        else:  # a streaming detector, warmed on the training data so it scores from the first sample
+            detector = registry.warm_start(args.detector, args.param, training.timestamps, training.values)
     except PeriodError as exc:
         raise DataError(f"{args.train_file}: {exc}") from None
 
@@ -166,7 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             backoff_max=cfg.backoff_max,
             min_train_points=cfg.min_train_points,
         ),
-        rebuild=lambda s: build_detector(retrain_cfg, s, metric, use_store=False),
+        rebuild=lambda s: (
+            build_detector(retrain_cfg, s, metric, use_store=False)
+            if args.detector == "prophet"
+            else registry.warm_start(args.detector, args.param, s.timestamps, s.values)
+        ),
     )
     log.info("watching %s every %g s, serving http://%s:%d/metrics", query, cfg.interval, cfg.host, args.port)
     try:
