@@ -21,6 +21,7 @@ from monitor.period import PeriodError, detect_period, sampling_step
 from monitor.runner import Runner, RunnerSettings
 from monitor.source import PrometheusSource
 from streamwatch import config as swconfig
+from streamwatch.cli import ArgumentParser
 from streamwatch.clock import SystemClock
 from streamwatch.errors import DataError, UserError
 from streamwatch.logs import setup_logging
@@ -31,15 +32,9 @@ from streamwatch.series import Series
 log = logging.getLogger("monitor")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        # One line and exit 2 through streamwatch.cli.run, like every other bad input.
-        raise UserError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = MonitorConfig()
-    p = _Parser(
+    p = ArgumentParser(
         prog="monitor.py",
         description="Forecast one Prometheus metric with Prophet; export its band, anomalies, MAE and MAPE.",
     )

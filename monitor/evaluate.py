@@ -33,7 +33,7 @@ from monitor.evaluation.dataset import LabelledFile, load
 from monitor.evaluation.metrics import Counts, count
 from monitor.evaluation.prophet_causal import ProphetParams, score_file
 from streamwatch.atomic import atomic_write_text
-from streamwatch.cli import run
+from streamwatch.cli import ArgumentParser, run
 from streamwatch.config import from_mapping
 from streamwatch.errors import UserError
 
@@ -194,7 +194,7 @@ def print_table(summary: dict[str, object], stream: object = None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="python -m monitor.evaluate",
         description="Score a detector on a labelled data set in the NAB layout (CSV files + labels JSON).",
     )

@@ -23,7 +23,6 @@ evaluates it like NAB. Timestamps start at 2026-01-01 00:00:00 (UTC, no zone, as
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -37,7 +36,7 @@ import numpy as np
 from simulator import anomalies, wave
 from simulator.config import MetricSpec, SimulatorConfig
 from streamwatch.atomic import atomic_write_text
-from streamwatch.cli import run
+from streamwatch.cli import ArgumentParser, run
 from streamwatch.errors import UserError
 
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
@@ -127,7 +126,7 @@ def build(out: Path, hours: float, seed: int, config: SimulatorConfig | None = N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="python -m simulator.labelled",
         description="Write a labelled data set (simulator traffic + injected anomalies) in the NAB layout.",
     )

@@ -8,7 +8,6 @@ by git).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from monitor.evaluate import evaluate
 from simulator.labelled import build
-from streamwatch.cli import run
+from streamwatch.cli import ArgumentParser, run
 
 NAB_DIR = Path("/work/shared/datasets/nab")
 # (label in the table, detector, results name, parameters)
@@ -65,9 +64,7 @@ def line(label: str, set_name: str, o: dict[str, object]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m monitor.evaluation.table", description=__doc__.splitlines()[0]
-    )
+    ap = ArgumentParser(prog="python -m monitor.evaluation.table", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("var/eval"))
     ap.add_argument("--nab", type=Path, default=NAB_DIR, help=f"NAB data set root (default {NAB_DIR})")
     args = ap.parse_args(argv)
