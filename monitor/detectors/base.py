@@ -75,6 +75,24 @@ class Detector(Protocol):
         ...
 
 
+class OnlineDetector:
+    """Base for streaming detectors: ``update_one`` is ``score_one`` then ``learn_one``.
+
+    Subclasses implement ``score_one``, ``learn_one`` and a vectorised ``update_many``.
+    """
+
+    def score_one(self, x: float, t: float) -> Score:
+        raise NotImplementedError
+
+    def learn_one(self, x: float, t: float) -> None:
+        raise NotImplementedError
+
+    def update_one(self, x: float, t: float) -> Score:
+        s = self.score_one(x, t)
+        self.learn_one(x, t)
+        return s
+
+
 def band_score(x: np.ndarray, expected: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Deviation over the band's half-width on the deviating side (> 1: outside the band).
 

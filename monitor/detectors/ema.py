@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from monitor.detectors.base import Score, Scores
+from monitor.detectors.base import OnlineDetector, Score, Scores
 from monitor.detectors.options import DetectorOptions, finish, finish_one
 
 
@@ -41,7 +41,7 @@ class EMAParams(DetectorOptions):
         return self.warmup or max(math.ceil(2 / self.alpha), 2)
 
 
-class EMAZScore:
+class EMAZScore(OnlineDetector):
     """Exponentially weighted z-score detector (alpha 0.1, threshold 2.5 by default)."""
 
     Params = EMAParams
@@ -68,11 +68,6 @@ class EMAZScore:
             self.mean += a * d
             self.var = (1 - a) * (self.var + a * d * d)
         self.n += 1
-
-    def update_one(self, x: float, t: float) -> Score:
-        s = self.score_one(x, t)
-        self.learn_one(x, t)
-        return s
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
         xs = np.asarray(xs, dtype=np.float64)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from monitor.detectors.base import Score, Scores
+from monitor.detectors.base import OnlineDetector, Score, Scores
 from monitor.detectors.options import DetectorOptions, finish, finish_one
 
 CHUNK_POINTS = 2_000_000  # window elements per vectorised chunk: bounds the temporary copy
@@ -54,7 +54,7 @@ def _interp(lo_v: float | np.ndarray, hi_v: float | np.ndarray, frac: float) -> 
     return lo_v + frac * (hi_v - lo_v)
 
 
-class RollingIQR:
+class RollingIQR(OnlineDetector):
     """Rolling-IQR detector (window 50, multiplier 1.5 by default)."""
 
     Params = IQRParams
@@ -83,11 +83,6 @@ class RollingIQR:
             del self._sorted[bisect.bisect_left(self._sorted, old)]
         self._fifo.append(x)
         bisect.insort(self._sorted, x)
-
-    def update_one(self, x: float, t: float) -> Score:
-        s = self.score_one(x, t)
-        self.learn_one(x, t)
-        return s
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
         xs = np.asarray(xs, dtype=np.float64)

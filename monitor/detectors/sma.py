@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import Score, Scores
+from monitor.detectors.base import OnlineDetector, Score, Scores
 from monitor.detectors.options import DetectorOptions, finish, finish_one
 from monitor.detectors.rolling import RollingMoments, window_sums
 
@@ -33,7 +33,7 @@ class SMAParams(DetectorOptions):
             raise ValueError(f"threshold must be positive, got {self.threshold}")
 
 
-class SMAZScore:
+class SMAZScore(OnlineDetector):
     """Moving-average z-score detector (window 10, threshold 2.0 by default)."""
 
     Params = SMAParams
@@ -54,11 +54,6 @@ class SMAZScore:
 
     def learn_one(self, x: float, t: float) -> None:
         self._win.push(float(x))
-
-    def update_one(self, x: float, t: float) -> Score:
-        s = self.score_one(x, t)
-        self.learn_one(x, t)
-        return s
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
         xs = np.asarray(xs, dtype=np.float64)

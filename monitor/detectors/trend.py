@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import Score, Scores
+from monitor.detectors.base import OnlineDetector, Score, Scores
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.rolling import RollingMoments, window_sums
 
@@ -122,7 +122,7 @@ def _fit(
     return slope, r2, score
 
 
-class TrendDetector:
+class TrendDetector(OnlineDetector):
     """Rolling least-squares trend detector (window 450, smoothing 50, r2 0.6, rise 0.5 sd by default)."""
 
     Params = TrendParams
@@ -170,11 +170,6 @@ class TrendDetector:
         self._raw.push(x)
         if y is not None:
             self._fit.push(y, t)
-
-    def update_one(self, x: float, t: float) -> TrendScore:
-        s = self.score_one(x, t)
-        self.learn_one(x, t)
-        return s
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> TrendScores:
         xs = np.asarray(xs, dtype=np.float64)
