@@ -105,6 +105,7 @@ def test_every_service_is_up_and_scraped(stack: RunningStack) -> None:
         "monitor_energy_consumption": 1,
         "monitor_energy_price": 1,
         "anomaly_detector": 1,
+        "alert_receiver": 1,
     }
     # The rules of prometheus/rules/ are loaded from the runtime config.
     groups = requests.get(f"{stack.url('prometheus')}/api/v1/rules", timeout=2).json()["data"]["groups"]

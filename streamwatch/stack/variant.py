@@ -105,6 +105,12 @@ def write_fast_config(
             svc["enabled"] = timing.alertmanager
         if name == "dashboard":
             svc["enabled"] = timing.dashboard
+    # A service that lives in another's network (the alert receiver beside
+    # Alertmanager) has no purpose once its host is switched off.
+    for svc in doc["services"].values():
+        host = svc.get("compose_network_of")
+        if host and not doc["services"].get(host, {}).get("enabled", True):
+            svc["enabled"] = False
     path = workdir / "stack.toml"
     path.write_text(dump_toml(doc))
     return path
