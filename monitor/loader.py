@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from streamwatch.errors import DataError
+from streamwatch.files import read_text
 from streamwatch.promapi import FormatError, parse_response
 from streamwatch.series import Series
 
@@ -24,7 +25,7 @@ DEFAULT_MIN_POINTS = 20
 def load_training(path: str | os.PathLike[str], min_points: int = DEFAULT_MIN_POINTS) -> Series:
     """Read one series from ``path``; the format follows the content (JSON object or CSV lines)."""
     p = Path(path)
-    text = _read(p)
+    text = read_text(p, "training file", DataError)
     if p.suffix.lower() == ".csv" or (text.lstrip()[:1] not in ("{", "[")):
         series = _parse_csv(p, text)
     else:
@@ -37,19 +38,6 @@ def load_training(path: str | os.PathLike[str], min_points: int = DEFAULT_MIN_PO
     if len(series) < min_points:
         raise DataError(f"{p}: too few points to train on ({len(series)}, need at least {min_points})")
     return series
-
-
-def _read(p: Path) -> str:
-    try:
-        return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such training file") from None
-    except IsADirectoryError:
-        raise DataError(f"{p}: is a directory, not a training file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{p}: not a text file (expected Prometheus API JSON or CSV)") from None
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read training file: {exc.strerror}") from None
 
 
 def _parse_json(p: Path, text: str) -> Series:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 from streamwatch.errors import ConfigError
+from streamwatch.files import read_bytes
 
 T = TypeVar("T")
 
@@ -25,15 +26,11 @@ T = TypeVar("T")
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a TOML file, or raise ``ConfigError`` naming the file and the problem."""
     p = Path(path)
+    data = read_bytes(p, "config file", ConfigError)
     try:
-        with p.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
+
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 OVERVIEW = DASHBOARD_DIR / "streamwatch-overview.json"
 

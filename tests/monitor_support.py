@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,13 @@ WAVES = (CONSUMPTION, PRICE)
 
 def grid(start: float, duration_s: float, step_s: float = 2.0) -> np.ndarray:
     return start + np.arange(0.0, duration_s, step_s)
+
+
+def scrape_monitor(url: str, metric: str) -> dict[str, float]:
+    """A monitor's /metrics as {sample name (+ ":" bound): value} for the one watched ``metric``."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(requests.get(url, timeout=2).text):
+        for s in family.samples:
+            if s.labels.get("metric") == metric:
+                out[s.name + (f":{s.labels['bound']}" if "bound" in s.labels else "")] = s.value
+    return out

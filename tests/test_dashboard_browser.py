@@ -12,6 +12,7 @@ import pytest
 from dashboard import quickstack
 from streamwatch.net import free_port, wait_until
 from streamwatch.procs import ManagedProcess, python_argv
+from tests.conftest import ROOT
 
 # Never let Playwright fetch a browser of its own: the system chromium is the one under test.
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -19,7 +20,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
 BUTTONS = quickstack.Buttons(prolonged_duration_s=20.0)
 TIMING = quickstack.TIMING
 METRICS = ["energy_consumption", "energy_price"]

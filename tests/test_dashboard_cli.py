@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,17 @@ import requests
 
 from streamwatch.net import free_port
 from streamwatch.procs import ManagedProcess, python_argv
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests import cli_support
+from tests.cli_support import run_python
+from tests.conftest import ROOT
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dashboard", *args], capture_output=True, text=True, timeout=30, cwd=ROOT
-    )
+    return run_python("-m", "dashboard", *args, timeout=30)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dashboard: error: "), proc.stderr
-    assert fragment in lines[0] and "Traceback" not in proc.stderr
+    cli_support.assert_one_line_error(proc, fragment, prog="dashboard")
 
 
 @pytest.mark.e2e

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from streamwatch.net import free_port, wait_until
 from streamwatch.procs import ManagedProcess, python_argv
 from tests.conftest import ROOT, ScrapeTarget
+from tests.monitor_support import scrape_monitor
 
 METRIC = "energy_price"
 TUNED = [
@@ -27,12 +27,7 @@ TUNED = [
 
 
 def scrape(url: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(requests.get(url, timeout=2).text):
-        for s in family.samples:
-            if s.labels.get("metric") == METRIC:
-                out[s.name + (f":{s.labels['bound']}" if "bound" in s.labels else "")] = s.value
-    return out
+    return scrape_monitor(url, METRIC)
 
 
 @pytest.mark.e2e

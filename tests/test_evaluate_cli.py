@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,8 @@ import pytest
 from monitor.evaluate import main, unit_score
 from monitor.evaluation import nabscore
 from monitor.evaluation.metrics import count, probation_rows
+from tests.cli_support import assert_one_line_error, run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 SPIKES = [5, 40, 60, 61, 70]  # 5: probationary; 40: inside window 1; 60-61 and 70: outside (2 episodes)
 WINDOWS = [(38, 45), (80, 85)]  # window 2 gets no flag
 
@@ -128,13 +127,7 @@ def test_nab_weights_and_swept_threshold_match_brute_force() -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.evaluate", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    return run_python("-m", "monitor.evaluate", *args)
 
 
 @pytest.mark.parametrize(
@@ -157,14 +150,10 @@ def test_bad_input_is_one_line_and_exit_2(
     if csv_text is not None:
         (data / "cat" / "tiny.csv").write_text(csv_text)
     res = run_cli("--detector", "sma", str(data), str(labels), "--out", str(tmp_path / "out"))
-    assert res.returncode == 2, res.stderr
-    assert "Traceback" not in res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "error:" in lines[0] and needle in lines[0], res.stderr
+    assert_one_line_error(res, "error:", needle)
 
 
 def test_bad_param_is_one_line_and_exit_2(tmp_path: Path) -> None:
     data, labels = make_dataset(tmp_path)
     res = run_cli("--detector", "sma", "--param", "window=x", str(data), str(labels), "--out", str(tmp_path))
-    assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1 and "window" in res.stderr
+    assert_one_line_error(res, "window")

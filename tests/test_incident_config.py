@@ -13,8 +13,7 @@ from incident.config import DEFAULT_METRICS, IncidentConfig
 from streamwatch.config import load
 from streamwatch.errors import ConfigError
 from streamwatch.net import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def test_defaults_are_the_documented_numbers() -> None:

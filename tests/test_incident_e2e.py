@@ -22,6 +22,7 @@ from incident.log import read_events
 from streamwatch.net import free_port, wait_until
 from streamwatch.procs import ManagedProcess, alertmanager_argv, python_argv
 from tests.conftest import (
+    ROOT,
     PrometheusFactory,
     PrometheusServer,
     ScrapeTarget,
@@ -29,7 +30,6 @@ from tests.conftest import (
     SimulatorServer,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("energy_consumption", "energy_price")
 DETECTOR_TOML = """
 half_life_s = 15.0

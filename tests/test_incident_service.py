@@ -24,9 +24,8 @@ from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, start_metrics_server, wait_until
 from streamwatch.procs import ManagedProcess, python_argv
 from streamwatch.promapi import PrometheusClient
-from tests.conftest import PrometheusFactory, PrometheusServer, ScrapeTarget, assert_promtool_metrics_ok
+from tests.conftest import ROOT, PrometheusFactory, PrometheusServer, ScrapeTarget, assert_promtool_metrics_ok
 
-ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_700_000_000.0
 
 

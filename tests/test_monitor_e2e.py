@@ -8,25 +8,18 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from streamwatch.net import free_port, wait_until
 from streamwatch.procs import ManagedProcess, python_argv
 from tests.conftest import ROOT, ScrapeTarget
+from tests.monitor_support import scrape_monitor
 
 METRIC = "energy_price"
 INTERVAL = 2.0
 
 
 def scrape(url: str) -> dict[str, float]:
-    """The monitor's own /metrics as {sample name (+ bound): value} for METRIC."""
-    out: dict[str, float] = {}
-    text = requests.get(url, timeout=2).text
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.labels.get("metric") == METRIC:
-                out[s.name + (f":{s.labels['bound']}" if "bound" in s.labels else "")] = s.value
-    return out
+    return scrape_monitor(url, METRIC)
 
 
 @pytest.mark.e2e

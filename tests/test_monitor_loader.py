@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,9 @@ from streamwatch.errors import DataError
 from streamwatch.net import free_port
 from streamwatch.promapi import matrix_response
 from streamwatch.series import Series
+from tests.cli_support import assert_one_line_error, run_python
 from tests.monitor_support import PRICE, grid
 
-ROOT = Path(__file__).resolve().parent.parent
 START = 1_763_900_000.0
 TS = grid(START, 400)
 VS = PRICE.noisy(TS)
@@ -101,18 +100,7 @@ def test_rejections_are_data_errors_naming_the_file(tmp_path: Path):
 def run_monitor(*args: str) -> subprocess.CompletedProcess[str]:
     """``python monitor.py`` with ``PORT`` replaced by a free port."""
     argv = [str(free_port()) if a == "PORT" else a for a in args]
-    return subprocess.run(
-        [sys.executable, "monitor.py", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-
-
-def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0]
+    return run_python("monitor.py", *argv)
 
 
 def _series_doc(n_series: int) -> str:
@@ -141,7 +129,7 @@ BAD_FILES = {
         json.dumps(matrix_doc([Series(LABELS, TS[:5], VS[:5])])),
         "too few points",
     ),
-    "binary.json": (b"\xff\xfe\x00\x81".decode("latin-1"), "not a text file"),
+    "binary.json": (b"\xff\xfe\x00\x81".decode("latin-1"), "is not UTF-8 text"),
 }
 
 
@@ -154,22 +142,22 @@ def test_rejected_training_file(tmp_path: Path, name: str):
         f.write_bytes(b"\xff\xfe\x00\x81")
     else:
         f.write_text(text)
-    assert_one_line_exit_2(run_monitor("energy_price", str(f), "PORT"), str(f), problem)
+    assert_one_line_error(run_monitor("energy_price", str(f), "PORT"), str(f), problem)
 
 
 @pytest.mark.e2e
 def test_missing_file_and_directory(tmp_path: Path):
-    assert_one_line_exit_2(
+    assert_one_line_error(
         run_monitor("energy_price", str(tmp_path / "nope.json"), "PORT"), "no such training file"
     )
-    assert_one_line_exit_2(run_monitor("energy_price", str(tmp_path), "PORT"), "is a directory")
+    assert_one_line_error(run_monitor("energy_price", str(tmp_path), "PORT"), "is a directory")
 
 
 @pytest.mark.e2e
 def test_unknown_metric_is_a_training_file_about_another_metric(tmp_path: Path):
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
-    assert_one_line_exit_2(
+    assert_one_line_error(
         run_monitor("energy_consumption", str(f), "PORT"), "energy_price_metric", "energy_consumption"
     )
 
@@ -182,14 +170,14 @@ def test_busy_port(tmp_path: Path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        assert_one_line_exit_2(run_monitor("energy_price", str(f), str(port)), f"port {port}", "in use")
+        assert_one_line_error(run_monitor("energy_price", str(f), str(port)), f"port {port}", "in use")
 
 
 @pytest.mark.e2e
 def test_bad_flag_and_bad_config_value(tmp_path: Path):
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
-    assert_one_line_exit_2(run_monitor("energy_price", str(f), "notaport"), "port")
+    assert_one_line_error(run_monitor("energy_price", str(f), "notaport"), "port")
     cfg = tmp_path / "monitor.toml"
     cfg.write_text("[monitor]\ninterval = -5\n")
-    assert_one_line_exit_2(run_monitor("energy_price", str(f), "PORT", "--config", str(cfg)), "interval")
+    assert_one_line_error(run_monitor("energy_price", str(f), "PORT", "--config", str(cfg)), "interval")

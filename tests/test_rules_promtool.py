@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
+
 RULES_DIR = ROOT / "prometheus" / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.yml"))  # what prometheus.yml loads: prometheus/rules/*.yml
 TEST_FILES = sorted((RULES_DIR / "tests").glob("*.yml"))

@@ -15,7 +15,8 @@ from streamwatch import config
 from streamwatch.atomic import atomic_write_text
 from streamwatch.backoff import Backoff
 from streamwatch.cli import run
-from streamwatch.errors import ConfigError, UserError
+from streamwatch.errors import ConfigError, DataError, UserError
+from streamwatch.files import read_text
 from streamwatch.promapi import FormatError, format_value, matrix_response, parse_response
 from streamwatch.series import Series
 
@@ -76,6 +77,23 @@ def test_config_bad_toml_and_missing_file(tmp_path: Path) -> None:
         config.load(Example, bad)
     with pytest.raises(ConfigError, match="no such config file"):
         config.load(Example, tmp_path / "missing.toml")
+
+
+def test_read_text_names_the_file_and_what_it_was_for(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text("{}\n")
+    assert read_text(good, "training file", DataError) == "{}\n"
+    binary = tmp_path / "b.json"
+    binary.write_bytes(b"\xff\xfe\x00")
+    cases = {
+        tmp_path / "nope.json": "no such training file",
+        tmp_path: "is a directory, not a training file",
+        binary: "training file is not UTF-8 text",
+    }
+    for path, needle in cases.items():
+        with pytest.raises(DataError, match=needle) as info:
+            read_text(path, "training file", DataError)
+        assert str(info.value).startswith(f"{path}: ")
 
 
 def test_cli_run_turns_user_errors_into_status_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,9 @@ from simulator.config import default_metrics
 from streamwatch.durations import parse_duration
 from streamwatch.errors import UserError
 from streamwatch.promapi import parse_response
+from tests.cli_support import assert_one_line_error, run_python
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 END = 1_700_003_600.0
 PRICE = default_metrics()[1]
 
@@ -93,9 +93,7 @@ def test_bad_durations(text: str) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "simulator.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    return run_python("simulator.py", *args)
 
 
 def _bad_cases(tmp: Path) -> list[list[str]]:
@@ -132,11 +130,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     (tmp_path / "missing-dir" / "o.json").write_text("")
     for args in _bad_cases(tmp_path):
         done = run_cli(*args)
-        assert done.returncode == 2, (args, done.stderr)
-        assert "Traceback" not in done.stderr, args
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("simulator.py: error: "), (args, done.stderr)
-        assert done.stdout == ""
+        assert_one_line_error(done, prog="simulator.py")
+        assert done.stdout == "", args
     assert not (tmp_path / "o.json").exists()
 
 
@@ -147,9 +142,9 @@ def test_busy_port_is_one_line_and_exit_2() -> None:
         s.listen()
         port = s.getsockname()[1]
         done = run_cli("--port", str(port))
-    assert done.returncode == 2
+    line = assert_one_line_error(done, prog="simulator.py")
     assert (
-        done.stderr.strip()
+        line
         == f"simulator.py: error: port {port} on 127.0.0.1 is already in use (choose another with --port)"
     )
 

@@ -12,6 +12,7 @@ as NAB's own scorer locates them. Any problem is a ``DataError`` naming the file
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from streamwatch.errors import DataError
+from streamwatch.files import read_text
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,9 @@ def parse_time(text: str, where: str) -> float:
 
 
 def read_labels(path: Path) -> dict[str, list[tuple[float, float]]]:
+    text = read_text(path, "labels file", DataError)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such labels file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a labels file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read labels: {exc}") from None
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
     if not isinstance(doc, dict):
@@ -84,13 +81,8 @@ def read_labels(path: Path) -> dict[str, list[tuple[float, float]]]:
 
 def read_csv(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     """Rows of a ``timestamp,value`` CSV in file order (a missing final newline is fine)."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such data file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+    # newline="" semantics: csv splits the rows itself, so quoted fields may hold line breaks.
+    rows = list(csv.reader(io.StringIO(read_text(path, "data file", DataError), newline="")))
     if not rows or [c.strip() for c in rows[0]] != ["timestamp", "value"]:
         raise DataError(f"{path}: line 1: expected the header 'timestamp,value'")
     body = [r for r in rows[1:] if r]  # a blank last line is not a row
