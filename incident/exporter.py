@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
 from incident.severity import SEV1, SEV2, IncidentEvent, IncidentTracker
+from streamwatch.health import QueryHealth
 
 disable_created_metrics()
 
@@ -55,17 +56,7 @@ class IncidentMetrics:
             ["event"],
             registry=r,
         )
-        self.last_success = Gauge(
-            "streamwatch_incident_last_success_timestamp_seconds",
-            "Time of the last cycle that read Prometheus successfully",
-            registry=r,
-        )
-        self.errors = Counter(
-            "streamwatch_incident_prometheus_errors_total", "Failed queries to Prometheus", registry=r
-        )
-        self.up = Gauge(
-            "streamwatch_incident_prometheus_up", "1 when the last query to Prometheus succeeded", registry=r
-        )
+        self.health = QueryHealth("streamwatch_incident", r)
         for sev in (SEV1, SEV2):
             self.opened.labels(severity=str(sev))
         for kind in ("opened", "escalated", "de-escalated", "changed", "resolved"):

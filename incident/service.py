@@ -68,8 +68,7 @@ class Detector:
         except (PrometheusError, FormatError) as exc:
             # Keep the last state: no decay, no new anomalies, until we can see again. The counter then
             # catches up on everything the monitors counted meanwhile.
-            self.metrics.errors.inc()
-            self.metrics.up.set(0)
+            self.metrics.health.failed()
             if self.prometheus_up is not False:
                 log.warning("Prometheus unavailable, keeping the last state and retrying: %s", exc)
             self.prometheus_up = False
@@ -85,8 +84,7 @@ class Detector:
                 self.metrics.record(event)
                 log.warning("%s", event.one_line())
             self.metrics.update_state(self.tracker, now)
-        self.metrics.up.set(1)
-        self.metrics.last_success.set(now)
+        self.metrics.health.succeeded(now)
         return self.cfg.interval
 
     def run(self) -> None:

@@ -8,6 +8,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.scoring import CycleStats
+from streamwatch.health import QueryHealth
 
 
 class MonitorMetrics:
@@ -54,28 +55,10 @@ class MonitorMetrics:
         self.fit_duration = Gauge(
             "streamwatch_monitor_fit_duration_seconds", "Duration of the last model fit.", m, registry=r
         )
-        self.last_success = Gauge(
-            "streamwatch_monitor_last_success_timestamp_seconds",
-            "Unix time of the last cycle that read Prometheus successfully.",
-            m,
-            registry=r,
-        )
-        self.errors = Counter(
-            "streamwatch_monitor_prometheus_errors",
-            "Failed queries to Prometheus (unreachable or answering an error).",
-            m,
-            registry=r,
-        )
-        self.up = Gauge(
-            "streamwatch_monitor_prometheus_up",
-            "1 when the last query to Prometheus succeeded.",
-            m,
-            registry=r,
-        )
+        self.health = QueryHealth("streamwatch_monitor", r, m, (metric,))
         # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
-        for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.errors, self.score):
+        for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.score):
             metric_child.labels(metric)
-        self.up.labels(metric).set(0)
 
     def record_fit(self, seconds: float) -> None:
         self.fit_duration.labels(self.metric).set(seconds)
@@ -100,9 +83,7 @@ class MonitorMetrics:
             self.forecast.labels(mm, "lower").set(lower)
             self.forecast.labels(mm, "expected").set(expected)
             self.forecast.labels(mm, "upper").set(upper)
-        self.last_success.labels(mm).set(now)
-        self.up.labels(mm).set(1)
+        self.health.succeeded(now)
 
     def record_error(self) -> None:
-        self.errors.labels(self.metric).inc()
-        self.up.labels(self.metric).set(0)
+        self.health.failed()

@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from streamwatch import config
 from streamwatch.atomic import atomic_write_text
@@ -17,6 +18,7 @@ from streamwatch.backoff import Backoff
 from streamwatch.cli import run
 from streamwatch.errors import ConfigError, DataError, UserError
 from streamwatch.files import read_text
+from streamwatch.health import QueryHealth
 from streamwatch.promapi import FormatError, format_value, matrix_response, parse_response
 from streamwatch.series import Series
 
@@ -94,6 +96,28 @@ def test_read_text_names_the_file_and_what_it_was_for(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=needle) as info:
             read_text(path, "training file", DataError)
         assert str(info.value).startswith(f"{path}: ")
+
+
+def test_query_health_counts_failures_and_shows_last_success_only_once_there_is_one() -> None:
+    reg = CollectorRegistry()
+    health = QueryHealth("x", reg, ("metric",), ("price",))
+
+    def text() -> str:
+        return generate_latest(reg).decode()
+
+    assert 'x_prometheus_up{metric="price"} 0.0' in text()
+    assert 'x_prometheus_errors_total{metric="price"} 0.0' in text()
+    # The stall rules read "never succeeded" from this series' absence, so no zero is exported.
+    assert "x_last_success_timestamp_seconds{" not in text()
+    health.failed()
+    health.failed()
+    assert 'x_prometheus_errors_total{metric="price"} 2.0' in text()
+    health.succeeded(1700000000.0)
+    assert 'x_prometheus_up{metric="price"} 1.0' in text()
+    assert 'x_last_success_timestamp_seconds{metric="price"} 1.7e+09' in text()
+    health.failed()
+    assert 'x_prometheus_up{metric="price"} 0.0' in text()
+    assert 'x_last_success_timestamp_seconds{metric="price"} 1.7e+09' in text()  # kept through failures
 
 
 def test_cli_run_turns_user_errors_into_status_2(capsys: pytest.CaptureFixture[str]) -> None:
