@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tests.conftest import ROOT
 
@@ -26,3 +29,12 @@ def assert_one_line_error(
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+@contextmanager
+def busy_port(port: int = 0) -> Iterator[int]:
+    """A loopback port held open by a listening socket for the duration of the block."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        yield s.getsockname()[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import requests
 from streamwatch.net import free_port
 from streamwatch.procs import ManagedProcess, python_argv
 from tests import cli_support
-from tests.cli_support import run_python
+from tests.cli_support import busy_port, run_python
 from tests.conftest import ROOT
 
 
@@ -26,10 +25,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str)
 
 @pytest.mark.e2e
 def test_busy_port_is_one_line_and_exit_2() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
+    with busy_port() as port:
         proc = run_cli("--port", str(port))
     assert_one_line_error(proc, f"port {port} on 127.0.0.1 is already in use")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from incident.config import DEFAULT_METRICS, IncidentConfig
 from streamwatch.config import load
 from streamwatch.errors import ConfigError
 from streamwatch.net import free_port
+from tests.cli_support import busy_port
 from tests.conftest import ROOT
 
 
@@ -88,10 +88,7 @@ def test_cli_missing_config_file(tmp_path: Path) -> None:
 
 
 def test_cli_port_in_use(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
+    with busy_port() as port:
         proc = run_detector("--port", str(port), "--log", str(tmp_path / "i.log"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr

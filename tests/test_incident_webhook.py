@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from incident.log import AppendOnlyLog, iter_events
 from incident.webhook import WebhookConfig, alert_records, create_app, one_line
 from streamwatch.procs import python_argv
+from tests.cli_support import busy_port
 from tests.conftest import ROOT, assert_promtool_metrics_ok
 
 
@@ -83,10 +83,7 @@ def test_bad_body_is_400_json_and_not_logged(client: Any, tmp_path: Path) -> Non
 
 
 def test_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
+    with busy_port() as port:
         done = subprocess.run(
             python_argv("-m", "incident.webhook", "--port", str(port), "--log", str(tmp_path / "a.log")),
             cwd=ROOT,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from streamwatch.errors import DataError
 from streamwatch.net import free_port
 from streamwatch.promapi import matrix_response
 from streamwatch.series import Series
-from tests.cli_support import assert_one_line_error, run_python
+from tests.cli_support import assert_one_line_error, busy_port, run_python
 from tests.monitor_support import PRICE, grid
 
 START = 1_763_900_000.0
@@ -166,10 +165,7 @@ def test_unknown_metric_is_a_training_file_about_another_metric(tmp_path: Path):
 def test_busy_port(tmp_path: Path):
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
+    with busy_port() as port:
         assert_one_line_error(run_monitor("energy_price", str(f), str(port)), f"port {port}", "in use")
 
 

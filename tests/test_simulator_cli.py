@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from simulator.config import default_metrics
 from streamwatch.durations import parse_duration
 from streamwatch.errors import UserError
 from streamwatch.promapi import parse_response
-from tests.cli_support import assert_one_line_error, run_python
+from tests.cli_support import assert_one_line_error, busy_port, run_python
 from tests.conftest import ROOT
 
 END = 1_700_003_600.0
@@ -137,10 +136,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_busy_port_is_one_line_and_exit_2() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
+    with busy_port() as port:
         done = run_cli("--port", str(port))
     line = assert_one_line_error(done, prog="simulator.py")
     assert (

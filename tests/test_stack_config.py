@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from streamwatch.errors import ConfigError, UserError
 from streamwatch.net import free_port
 from streamwatch.stack.config import DEFAULT_CONFIG, load_stack
 from streamwatch.stack.runner import check_ports
+from tests.cli_support import busy_port
 
 MINIMAL = """
 [services.prometheus]
@@ -82,10 +82,7 @@ def test_missing_stack_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_busy_port_is_reported_by_service_name(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         cfg = load_stack(write(tmp_path, MINIMAL.format(prom=free_port(), sim=port)))
         with pytest.raises(UserError) as info:
             check_ports(cfg)

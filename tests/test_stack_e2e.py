@@ -9,7 +9,6 @@ second run on the same data folder keeps Prometheus' history.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from streamwatch.net import port_in_use, wait_until
 from streamwatch.promapi import PrometheusClient
 from streamwatch.stack.config import load_stack
 from tests import grafana_support
+from tests.cli_support import busy_port
 from tests.stack_support import (
     FAST,
     RunningStack,
@@ -222,9 +222,7 @@ def test_sigterm_stops_everything_and_a_second_run_keeps_history(
 def test_a_busy_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
     config = write_test_stack(tmp_path)
     port = load_stack(config).services["incident-detector"].port
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", port))
-        busy.listen()
+    with busy_port(port):
         out = subprocess.run(
             [sys.executable, "-m", "streamwatch.stack", "--config", str(config)],
             capture_output=True,
