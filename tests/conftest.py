@@ -10,12 +10,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings
 
 from streamwatch.net import free_port
 from streamwatch.procs import ManagedProcess, prometheus_argv, python_argv
 from streamwatch.promapi import PrometheusClient
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The suite's property tests draw the same examples on every run, so CI never goes red on a draw it
+# has not seen before; hunt for new failures with `pytest --hypothesis-profile=thorough` (random, 20x).
+settings.register_profile("repeatable", derandomize=True, max_examples=100, deadline=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
+settings.load_profile("repeatable")
 
 
 @dataclass

@@ -83,7 +83,10 @@ class EMAZScore(OnlineDetector):
         if len(rest) == 0:  # a batch of one value that only seeded the mean
             self.n += n
             return finish(self.p, xs, np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
-        after, _ = lfilter([a], [1.0, -(1 - a)], rest, zi=[(1 - a) * self.mean])
+        # Filtered about the current mean, so a run of values equal to it stays exactly on it (as the
+        # streaming ``mean += a * 0`` does) instead of drifting by rounding into a zero-width band.
+        ref = self.mean
+        after = lfilter([a], [1.0, -(1 - a)], rest - ref, zi=[0.0])[0] + ref
         prior = np.concatenate(([self.mean] * (start + 1), after[:-1]))
         d = rest - prior[start:]
         vafter, _ = lfilter([(1 - a) * a], [1.0, -(1 - a)], d * d, zi=[(1 - a) * self.var])

@@ -77,16 +77,24 @@ class TrendScores(Scores):
         )
 
 
+FLAT = 1e-12
+"""A smoothed window whose spread is below this fraction of its level is flat: what is left is rounding
+(a moving average of equal values differs in the last bit), not a trend."""
+
+
 def _fit_one(
-    p: TrendParams, stt: float, syy: float, sty: float, span: float, sd_raw: float
+    p: TrendParams, stt: float, syy: float, sty: float, span: float, sd_raw: float, level: float
 ) -> tuple[float, float, float]:
     """Scalar twin of :func:`_fit` for the streaming path (numpy per point would cost ~50 µs)."""
     slope = sty / stt if stt > 0 else 0.0
-    r2 = min(sty * sty / (stt * syy), 1.0) if stt > 0 and syy > 0 else 0.0
+    den = stt * syy
+    flat = syy <= p.window * (FLAT * level) ** 2
+    r2 = min(sty * sty / den, 1.0) if den > 0 and not flat else 0.0
     rise = abs(slope) * span
     score = r2 / p.r2_threshold
     if p.min_rise > 0:
-        rel = rise / (p.min_rise * sd_raw) if sd_raw > 0 else math.inf
+        floor = p.min_rise * sd_raw
+        rel = rise / floor if floor > 0 else math.inf
         score = min(score, rel if rise > 0 else 0.0)
     if p.min_deviation > 0:
         score = min(score, rise / p.min_deviation)
@@ -102,16 +110,19 @@ def _fit(
     sty: np.ndarray,
     span: np.ndarray,
     sd_raw: np.ndarray,
+    level: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Slope (per second), r squared and score from centred sums; the same code serves both paths."""
-    ok = (stt > 0) & (syy > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    """Slope (per second), r squared and score from centred sums, as :func:`_fit_one` for each point."""
+    den = stt * syy
+    ok = (den > 0) & (syy > p.window * (FLAT * level) ** 2)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         slope = np.where(stt > 0, sty / np.where(stt > 0, stt, 1.0), 0.0)
-        r2 = np.minimum(np.where(ok, sty * sty / np.where(ok, stt * syy, 1.0), 0.0), 1.0)
+        r2 = np.minimum(np.where(ok, sty * sty / np.where(ok, den, 1.0), 0.0), 1.0)
         rise = np.abs(slope) * span
         score = r2 / p.r2_threshold
         if p.min_rise > 0:
-            rel = np.where(sd_raw > 0, rise / (p.min_rise * np.where(sd_raw > 0, sd_raw, 1.0)), np.inf)
+            floor = p.min_rise * sd_raw
+            rel = np.where(floor > 0, rise / np.where(floor > 0, floor, 1.0), np.inf)
             score = np.minimum(score, np.where(rise > 0, rel, 0.0))
         if p.min_deviation > 0:
             score = np.minimum(score, rise / p.min_deviation)
@@ -158,8 +169,9 @@ class TrendDetector(OnlineDetector):
         dx = x - r.cx
         sx = r.sx + dx
         sxx = max(r.sxx + dx * dx - sx * sx / n, 0.0)
-        slope, r2, score = _fit_one(self.p, stt, syy, sty, t - f.ts[0], math.sqrt(sxx / n))
-        expected = f.cx + sy / n + slope * (dt - st / n)
+        mean_y = f.cx + sy / n
+        slope, r2, score = _fit_one(self.p, stt, syy, sty, t - f.ts[0], math.sqrt(sxx / n), abs(mean_y))
+        expected = mean_y + slope * (dt - st / n)
         return TrendScore(score, expected, math.nan, math.nan, (slope > 0) - (slope < 0), slope * 3600.0, r2)
 
     def learn_one(self, x: float, t: float) -> None:
@@ -192,9 +204,10 @@ class TrendDetector(OnlineDetector):
             raw = window_sums({"x": fx}, w, (("x", "x"),))
             sd = np.sqrt(raw["Sxx"][h + first - w + 1 :] / w)
             span = ft[g + first - i0 :] - ft[g + first - i0 - w + 1 : len(ft) - w + 1]
-            sl, rr, sc = _fit(self.p, fit["Stt"][k], fit["Syy"][k], fit["Sty"][k], span, sd)
+            mean_y = fit["mean_y"][k]
+            sl, rr, sc = _fit(self.p, fit["Stt"][k], fit["Syy"][k], fit["Sty"][k], span, sd, np.abs(mean_y))
             score[first:], slope[first:], r2[first:] = sc, sl, rr
-            expected[first:] = fit["mean_y"][k] + sl * fit["dlast_t"][k]
+            expected[first:] = mean_y + sl * fit["dlast_t"][k]
         if m > 1:
             self._ma.load(fx[-(m - 1) :])
         self._raw.load(fx[-(w - 1) :])
