@@ -27,7 +27,8 @@ test: setup lint
 	$(VENV)/bin/pytest
 
 bench: setup
-	$(PY) -m bench.run
+	$(PY) -m bench.monitor
+	$(PY) -m bench.detectors
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
