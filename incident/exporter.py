@@ -57,6 +57,16 @@ class IncidentMetrics:
             registry=r,
         )
         self.health = QueryHealth("streamwatch_incident", r)
+        self.log_errors = Counter(
+            "streamwatch_incident_log_write_errors_total",
+            "Failed writes to the incident log (disk full, file gone); each event is retried every cycle",
+            registry=r,
+        )
+        self.log_unwritten = Gauge(
+            "streamwatch_incident_log_unwritten_events",
+            "Incident events waiting to be written to the incident log (0 when it is up to date)",
+            registry=r,
+        )
         for sev in (SEV1, SEV2):
             self.opened.labels(severity=str(sev))
         for kind in ("opened", "escalated", "de-escalated", "changed", "resolved"):

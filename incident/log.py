@@ -7,6 +7,7 @@ fresh line after one, so a torn line never swallows the next event.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -51,11 +52,26 @@ class AppendOnlyLog:
         return fh
 
     def append_line(self, line: str) -> None:
+        """Append one line, or raise ``OSError`` (disk full, file gone) with the log ready for a retry."""
         data = (line + "\n").encode("utf-8")
-        if self.max_bytes and self._fh.tell() > 0 and self._fh.tell() + len(data) > self.max_bytes:
-            self._rotate()
-        self._fh.write(data)
-        self._sync(self._fh)
+        try:
+            if self._fh is None:
+                self._fh = self._open()
+            if self.max_bytes and self._fh.tell() > 0 and self._fh.tell() + len(data) > self.max_bytes:
+                self._rotate()
+            self._fh.write(data)
+            self._sync(self._fh)
+        except OSError:
+            # Drop what the failed write left buffered; the next append reopens the file, and _open ends
+            # a half-written line so the retried line stands alone.
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()  # closes the file even when the final flush fails
+        self._fh = None
 
     def append_json(self, doc: dict[str, Any]) -> None:
         self.append_line(json.dumps(doc, sort_keys=False, separators=(",", ":")))
@@ -79,7 +95,8 @@ class AppendOnlyLog:
         self._fh = self.path.open("ab")
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
     def __enter__(self) -> Self:
         return self

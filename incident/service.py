@@ -15,7 +15,7 @@ from incident.config import IncidentConfig
 from incident.counts import CounterDeltas
 from incident.exporter import IncidentMetrics
 from incident.log import IncidentLog
-from incident.severity import IncidentTracker
+from incident.severity import IncidentEvent, IncidentTracker
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
 from streamwatch.errors import UserError
@@ -49,6 +49,8 @@ class Detector:
         self.deltas = CounterDeltas(cfg.metrics)
         self.backoff = Backoff(initial_s=cfg.interval, maximum_s=max(cfg.interval, cfg.backoff_max_s))
         self.prometheus_up: bool | None = None  # unknown until the first query
+        self.unwritten: list[IncidentEvent] = []  # events the incident log could not take yet, in order
+        self.log_failing = False  # say so once per streak of failed writes, not every cycle
         self.lock = threading.Lock()
         self.metrics.update_state(self.tracker, clock.time())
 
@@ -72,6 +74,7 @@ class Detector:
             if self.prometheus_up is not False:
                 log.warning("Prometheus unavailable, keeping the last state and retrying: %s", exc)
             self.prometheus_up = False
+            self.write_log()
             return self.backoff.next_delay()
         if self.prometheus_up is False:
             log.info("Prometheus reachable again at %s", self.cfg.prometheus_url)
@@ -80,12 +83,39 @@ class Detector:
         with self.lock:
             events = self.tracker.observe(now, self.deltas.update(reading))
             for event in events:
-                self.incident_log.write(event)
                 self.metrics.record(event)
                 log.warning("%s", event.one_line())
+            self.unwritten.extend(events)
+            self.write_log()
             self.metrics.update_state(self.tracker, now)
         self.metrics.health.succeeded(now)
         return self.cfg.interval
+
+    def write_log(self) -> None:
+        """Write the waiting events in order; on a failure keep them (and the rest) for the next cycle.
+
+        A full disk must not stop the detector (the alerts still fire) nor lose an incident: the
+        events stay in memory, counted by ``streamwatch_incident_log_unwritten_events``, until it frees.
+        """
+        while self.unwritten:
+            try:
+                self.incident_log.write(self.unwritten[0])
+            except OSError as exc:
+                self.metrics.log_errors.inc()
+                if not self.log_failing:
+                    log.error(
+                        "cannot write the incident log %s (%s); keeping its events, retrying every cycle",
+                        self.incident_log.path,
+                        exc.strerror or exc,
+                    )
+                self.log_failing = True
+                break
+            self.unwritten.pop(0)
+        else:
+            if self.log_failing:
+                log.info("incident log %s writable again; it is up to date", self.incident_log.path)
+            self.log_failing = False
+        self.metrics.log_unwritten.set(len(self.unwritten))
 
     def run(self) -> None:
         while True:

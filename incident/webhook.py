@@ -105,7 +105,14 @@ def create_app(cfg: WebhookConfig, alert_log: AppendOnlyLog, clock: Callable[[],
             return jsonify(error=str(exc)), 400
         with lock:  # one writer at a time keeps lines whole
             for record in records:
-                alert_log.append_json(record)
+                try:
+                    alert_log.append_json(record)
+                except OSError as exc:
+                    # A 5xx makes Alertmanager retry the notification, so a full disk delays the alerts
+                    # instead of losing them (the ones already written may then appear twice).
+                    log.error("cannot write %s: %s", alert_log.path, exc.strerror or exc)
+                    msg = f"cannot write the alert log: {exc.strerror or exc}"
+                    return jsonify(error=msg), 503
                 recent.append(record)
                 received.labels(record["alertname"], record["status"]).inc()
                 log.info("%s", one_line(record))

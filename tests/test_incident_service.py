@@ -129,6 +129,41 @@ def test_detector_cycle_outage_and_catch_up(
 
 
 @pytest.mark.e2e
+def test_a_full_disk_keeps_incident_events_until_the_log_takes_them(
+    monitors: FakeMonitors, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, interval=5, half_life_s=10, threshold=10)
+    clock = FakeClock(T0)
+    # /dev/full: every write fails with ENOSPC, as on a full disk.
+    with IncidentLog("/dev/full") as ilog:
+        det = Detector(cfg, PrometheusClient(cfg.prometheus_url), clock, ilog)
+        det.cycle()
+        monitors.add("energy_price", 12)
+        clock.advance(5)
+        with caplog.at_level(logging.INFO, logger="incident"):
+            det.cycle()  # opens a Sev 2 the log cannot take
+            monitors.add("energy_consumption", 12)
+            clock.advance(5)
+            det.cycle()  # escalates to Sev 1: still not written, still detected
+        assert value(det, "streamwatch_incident_severity") == 1
+        assert value(det, "streamwatch_incident_log_unwritten_events") == 2
+        assert value(det, "streamwatch_incident_log_write_errors_total") == 2
+        failures = [r for r in caplog.records if "cannot write the incident log" in r.getMessage()]
+        assert len(failures) == 1 and "No space left on device" in failures[0].getMessage()
+
+        # Space again (the log's file becomes writable): the next cycle writes both, in order.
+        ilog.path = tmp_path / "incidents.log"
+        caplog.clear()
+        clock.advance(5)
+        with caplog.at_level(logging.INFO, logger="incident"):
+            det.cycle()
+        assert value(det, "streamwatch_incident_log_unwritten_events") == 0
+        assert any("writable again" in r.getMessage() for r in caplog.records)
+    events = read_events(tmp_path / "incidents.log")
+    assert [(e["event"], e["severity"]) for e in events] == [("opened", 2), ("escalated", 1)]
+
+
+@pytest.mark.e2e
 def test_http_metrics_pass_promtool_and_state_is_json(monitors: FakeMonitors, tmp_path: Path) -> None:
     cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, threshold=5)
     clock = FakeClock(T0)

@@ -76,6 +76,18 @@ def test_post_appends_to_log_counts_and_lists_recent(client: Any, tmp_path: Path
     assert_promtool_metrics_ok(text)
 
 
+def test_a_full_disk_is_a_503_so_alertmanager_retries(tmp_path: Path) -> None:
+    with AppendOnlyLog("/dev/full") as alert_log:  # every write fails with ENOSPC
+        c = create_app(WebhookConfig(), alert_log).test_client()
+        resp = c.post("/", json=payload())
+        assert resp.status_code == 503
+        assert "No space left on device" in resp.get_json()["error"]
+        assert c.get("/alerts").get_json()["alerts"] == []  # not counted as delivered
+        alert_log.path = tmp_path / "alerts.log"  # space again: Alertmanager's retry lands
+        assert c.post("/", json=payload()).status_code == 200
+    assert [r["status"] for r in iter_events(tmp_path / "alerts.log")] == ["firing"]
+
+
 def test_bad_body_is_400_json_and_not_logged(client: Any, tmp_path: Path) -> None:
     resp = client.post("/", data="not json", content_type="application/json")
     assert resp.status_code == 400 and "JSON object" in resp.get_json()["error"]
