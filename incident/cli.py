@@ -15,6 +15,7 @@ from streamwatch.cli import ArgumentParser, run
 from streamwatch.clock import SystemClock
 from streamwatch.config import load
 from streamwatch.logs import setup_logging
+from streamwatch.net import require_free_port
 from streamwatch.promapi import PrometheusClient
 
 log = logging.getLogger("incident")
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     cfg = load(IncidentConfig, args.config, overrides=overrides)
     setup_logging("text")
+    # Checked before the log is opened, so a busy port leaves no empty incident log behind.
+    require_free_port(cfg.host, cfg.port, "incident detector")
     clock = SystemClock()
     incident_log = IncidentLog(cfg.log, cfg.log_format, cfg.log_max_bytes, cfg.log_backup_count)
     client = PrometheusClient(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from incident.log import check_rotation
 from incident.severity import Rules
 
 DEFAULT_METRICS = ["energy_consumption", "energy_price"]
@@ -46,13 +47,15 @@ class IncidentConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, got {self.port}")
-        if self.log_max_bytes < 0:
-            raise ValueError(f"log_max_bytes must be 0 (no rotation) or more, got {self.log_max_bytes}")
-        if self.log_backup_count < 0:
-            raise ValueError(f"log_backup_count must be 0 or more, got {self.log_backup_count}")
+        check_rotation(self.log_max_bytes, self.log_backup_count)
         if self.recent_incidents < 0:
             raise ValueError(f"recent_incidents must be 0 or more, got {self.recent_incidents}")
         self.rules()  # the state machine's own range checks (half-life, thresholds, sev1_min_metrics)
+        if self.sev1_min_metrics > len(self.metrics):
+            raise ValueError(
+                f"sev1_min_metrics ({self.sev1_min_metrics}) is more than the {len(self.metrics)} watched "
+                "metrics, so Sev 1 could never be raised"
+            )
 
     def rules(self) -> Rules:
         clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold

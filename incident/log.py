@@ -20,6 +20,14 @@ from streamwatch.errors import DataError, UserError
 LogFormat = Literal["json", "text"]
 
 
+def check_rotation(max_bytes: int, backup_count: int) -> None:
+    """The range checks for a config's rotation settings (``ValueError`` names the bad one)."""
+    if max_bytes < 0:
+        raise ValueError(f"log_max_bytes must be 0 (no rotation) or more, got {max_bytes}")
+    if backup_count < 0:
+        raise ValueError(f"log_backup_count must be 0 or more, got {backup_count}")
+
+
 class AppendOnlyLog:
     """Appends text lines to ``path``, each flushed and fsynced, rotating at ``max_bytes``.
 

@@ -48,9 +48,10 @@ class Rules:
             raise ValueError(f"half_life_s must be positive, got {self.half_life_s}")
         if self.threshold <= 0:
             raise ValueError(f"threshold must be positive, got {self.threshold}")
-        if not 0 <= self.clear_threshold <= self.threshold:
+        # A decaying score only approaches 0, so a clear threshold of 0 would never resolve an incident.
+        if not 0 < self.clear_threshold <= self.threshold:
             raise ValueError(
-                f"clear_threshold must be between 0 and threshold ({self.threshold}), "
+                f"clear_threshold must be above 0 and at most threshold ({self.threshold}), "
                 f"got {self.clear_threshold}"
             )
         if self.sev1_min_metrics < 1:

@@ -21,7 +21,7 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from incident.log import AppendOnlyLog
+from incident.log import AppendOnlyLog, check_rotation
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.config import load
 from streamwatch.logs import setup_logging
@@ -44,6 +44,7 @@ class WebhookConfig:
             raise ValueError(f"port must be between 1 and 65535, got {self.port}")
         if self.recent < 1:
             raise ValueError(f"recent must be at least 1, got {self.recent}")
+        check_rotation(self.log_max_bytes, self.log_backup_count)
 
 
 def alert_records(payload: Any, received: float) -> list[dict[str, Any]]:

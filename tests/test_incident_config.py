@@ -38,7 +38,13 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("treshold = 5\n", "unknown key 'treshold'"),
         ("half_life_s = -1\n", "half_life_s must be positive"),
         ('threshold = "high"\n', "'threshold' must be a number"),
-        ("threshold = 4\nclear_threshold = 5\n", "clear_threshold must be between 0 and threshold"),
+        ("threshold = 4\nclear_threshold = 5\n", "clear_threshold must be above 0 and at most threshold"),
+        # A decaying score never reaches 0: such an incident could never resolve.
+        ("clear_threshold = 0\n", "clear_threshold must be above 0"),
+        ('metrics = ["a"]\n', r"sev1_min_metrics \(2\) is more than the 1 watched metrics"),
+        ("interval = nan\n", "'interval' must be a finite number"),
+        ("half_life_s = inf\n", "'half_life_s' must be a finite number"),
+        ("log_max_bytes = -5\n", "log_max_bytes must be 0"),
         ("metrics = []\n", "metrics must name at least one"),
         ("sev1_min_metrics = 0\n", "sev1_min_metrics must be at least 1"),
         ('log_format = "xml"\n', "'log_format' must be one of"),
@@ -93,6 +99,7 @@ def test_cli_port_in_use(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "i.log").exists()  # refused before anything was written
 
 
 def test_cli_unwritable_log(tmp_path: Path) -> None:
@@ -113,3 +120,11 @@ def test_cli_bad_flags_one_line_exit_2(args: list[str]) -> None:
 def test_cli_negative_interval_flag(tmp_path: Path) -> None:
     proc = run_detector("--interval", "-1", "--log", str(tmp_path / "i.log"))
     assert proc.returncode == 2 and "interval must be positive, got -1" in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_cli_non_finite_interval_flag(tmp_path: Path, value: str) -> None:
+    # float() takes both; they used to pass validation and crash the backoff with a traceback.
+    proc = run_detector("--interval", value, "--log", str(tmp_path / "i.log"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"'interval' must be a finite number, got {value}" in proc.stderr

@@ -94,6 +94,13 @@ def test_bad_body_is_400_json_and_not_logged(client: Any, tmp_path: Path) -> Non
     assert (tmp_path / "alerts.log").read_bytes() == b""
 
 
+@pytest.mark.parametrize(("key", "value"), [("log_max_bytes", -5), ("log_backup_count", -1)])
+def test_negative_rotation_settings_are_refused(key: str, value: int) -> None:
+    # log_max_bytes=-5 used to be accepted and then rotated the log on every write.
+    with pytest.raises(ValueError, match=f"{key} must be 0"):
+        WebhookConfig(**{key: value})
+
+
 def test_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     with busy_port() as port:
         done = subprocess.run(

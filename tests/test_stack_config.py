@@ -9,7 +9,7 @@ import pytest
 from streamwatch.errors import ConfigError, UserError
 from streamwatch.net import free_port
 from streamwatch.stack.config import DEFAULT_CONFIG, load_stack
-from streamwatch.stack.runner import check_ports
+from streamwatch.stack.runner import check_ports, prepare_data_dir
 from tests.cli_support import busy_port
 
 MINIMAL = """
@@ -88,3 +88,12 @@ def test_busy_port_is_reported_by_service_name(tmp_path: Path) -> None:
             check_ports(cfg)
     assert f"port {port} for simulator on 127.0.0.1 is already in use" in str(info.value)
     check_ports(cfg)  # released: nothing to report any more
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_user_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    text = f'[stack]\ndata_dir = "{blocker / "var"}"\n' + MINIMAL.format(prom=free_port(), sim=free_port())
+    cfg = load_stack(write(tmp_path, text))
+    with pytest.raises(UserError, match=r"cannot prepare the data folder .*a-file/var"):
+        prepare_data_dir(cfg)

@@ -61,13 +61,16 @@ def service_commands(
 def prepare_data_dir(cfg: StackConfig, root: Path = ROOT) -> Path:
     """Create the data folder and write the runtime Prometheus config into it; returns the folder."""
     data = cfg.data_path(root)
-    for sub in ("logs", "models", "prometheus", "alertmanager"):
-        (data / sub).mkdir(parents=True, exist_ok=True)
     text = render.dump_yaml(
         render.local_prometheus_config(cfg, root),
         header="# Written by `python -m streamwatch.stack` at start-up from stack.toml; not for editing.\n",
     )
-    atomic_write_text(data / "prometheus.yml", text)
+    try:
+        for sub in ("logs", "models", "prometheus", "alertmanager"):
+            (data / sub).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(data / "prometheus.yml", text)
+    except OSError as exc:
+        raise UserError(f"cannot prepare the data folder {data}: {exc.strerror or exc}") from None
     return data
 
 
