@@ -28,7 +28,7 @@ def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is installed by make setup")
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="make setup installs it")
 def test_docker_compose_accepts_the_file_only_with_a_grafana_password(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "GRAFANA_ADMIN_PASSWORD"}
     env["HOME"] = str(tmp_path)
