@@ -13,6 +13,22 @@ def decay_factor(elapsed_s: float, half_life_s: float) -> float:
     return math.pow(0.5, max(0.0, elapsed_s) / half_life_s)
 
 
+def spread_weight(gap_s: float, half_life_s: float) -> float:
+    """What one anomaly adds to a score now, when it happened at an unknown moment of the last ``gap_s``.
+
+    Counters tell how many anomalies arrived since the last reading, not when. Taken as spread evenly
+    over the gap, their mean remaining weight is ``(1 - 2^(-gap/h)) * h / (gap * ln 2)``: about 0.97 for
+    a 5 s poll at a 60 s half-life, and small after a long Prometheus outage, so a steady trickle of
+    anomalies scores the same whether it was seen every cycle or all at once when Prometheus came back.
+    """
+    if half_life_s <= 0:
+        raise ValueError(f"half_life_s must be positive, got {half_life_s}")
+    if gap_s <= 0:
+        return 1.0
+    x = gap_s * math.log(2) / half_life_s
+    return -math.expm1(-x) / x
+
+
 def steady_state(rate_per_s: float, half_life_s: float) -> float:
     """The score a constant anomaly rate settles at: ``rate * half_life / ln 2`` (the mean lifetime)."""
     return rate_per_s * half_life_s / math.log(2)

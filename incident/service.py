@@ -68,8 +68,8 @@ class Detector:
         try:
             reading = self.read()
         except (PrometheusError, FormatError) as exc:
-            # Keep the last state: no decay, no new anomalies, until we can see again. The counter then
-            # catches up on everything the monitors counted meanwhile.
+            # Keep the last state: no incident opens, changes or resolves while we cannot see. The
+            # counter then catches up on everything the monitors counted meanwhile, spread over the gap.
             self.metrics.health.failed()
             if self.prometheus_up is not False:
                 log.warning("Prometheus unavailable, keeping the last state and retrying: %s", exc)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from incident.decay import DecayingScore
+from incident.decay import DecayingScore, spread_weight
 
 NONE, SEV1, SEV2 = 0, 1, 2
 EventKind = Literal["opened", "escalated", "de-escalated", "changed", "resolved"]
@@ -154,10 +154,16 @@ class IncidentTracker:
         return {m: s.value_at(ts) for m, s in self.scores.items()}
 
     def observe(self, ts: float, new_anomalies: Mapping[str, float]) -> list[IncidentEvent]:
-        """Add the anomalies seen since the last call, decay everything to ``ts``, return the changes."""
+        """Add the anomalies seen since the last call, decay everything to ``ts``, return the changes.
+
+        The anomalies are taken as spread over the time since the last call (``spread_weight``), so the
+        lump a counter shows after a Prometheus outage does not open an incident by itself.
+        """
+        gap = 0.0 if self.last_ts is None else ts - self.last_ts
+        weight = spread_weight(gap, self.rules.half_life_s)
         for metric, count in new_anomalies.items():
             if metric in self.scores and count > 0:
-                self.scores[metric].add(float(count), ts)
+                self.scores[metric].add(float(count) * weight, ts)
         self.last_ts = ts if self.last_ts is None else max(ts, self.last_ts)
         values = self.score_values(ts)
         for metric, value in values.items():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from incident.counts import CounterDeltas
-from incident.decay import DecayingScore, decay_factor, steady_state
+from incident.decay import DecayingScore, decay_factor, spread_weight, steady_state
 from incident.severity import NONE, SEV1, SEV2, IncidentTracker, Rules, severity_for
 from streamwatch.clock import FakeClock
 
@@ -66,6 +66,47 @@ def test_steady_state_matches_a_long_constant_stream() -> None:
     # Sampled right after an addition the score sits half a step above the continuous mean.
     assert s.value == pytest.approx(steady_state(0.5, 60.0) + 0.5, rel=0.02)
     assert steady_state(0.5, 60.0) == pytest.approx(0.5 * 60 / math.log(2))
+
+
+@pytest.mark.parametrize("gap", [0.5, 5.0, 60.0, 600.0, 36_000.0])
+def test_spread_weight_is_the_mean_decay_over_the_gap(gap: float) -> None:
+    # Midpoint rule over 10,000 slices: independent of the closed form under test.
+    n = 10_000
+    mean = sum(decay_factor(gap * (i + 0.5) / n, 60.0) for i in range(n)) / n
+    assert spread_weight(gap, 60.0) == pytest.approx(mean, rel=1e-4)
+
+
+def test_spread_weight_edges() -> None:
+    assert spread_weight(0.0, 60.0) == 1.0 and spread_weight(-3.0, 60.0) == 1.0
+    assert spread_weight(1e-9, 60.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        spread_weight(5.0, 0.0)
+
+
+def test_a_trickle_seen_in_one_lump_after_an_outage_opens_nothing() -> None:
+    """0.1 anomalies/s settles at 8.7 (under 10), however the detector happens to see it."""
+    rules = Rules(half_life_s=60.0, threshold=10.0, clear_threshold=5.0)
+    polled, blind = IncidentTracker(("m",), rules), IncidentTracker(("m",), rules)
+    polled.observe(T0, {}), blind.observe(T0, {})
+    events = []
+    for i in range(1, 121):  # every 5 s for 10 minutes, half an anomaly each time
+        events += polled.observe(T0 + 5 * i, {"m": 0.5})
+    # The same 60 anomalies, seen only when Prometheus comes back 10 minutes later.
+    events += blind.observe(T0 + 600, {"m": 60.0})
+    assert events == []
+    # The lump scores what polling would have: the continuous steady state, 1 - 2^-10 of the way there.
+    expected = steady_state(0.1, 60.0) * (1 - 2**-10)
+    assert blind.score_values(T0 + 600)["m"] == pytest.approx(expected)
+    assert polled.score_values(T0 + 600)["m"] == pytest.approx(expected)
+
+
+def test_sustained_trouble_during_an_outage_still_opens_an_incident_when_seen() -> None:
+    rules = Rules(half_life_s=60.0, threshold=10.0, clear_threshold=5.0)
+    tracker = IncidentTracker(("m",), rules)
+    tracker.observe(T0, {})
+    # One anomaly every 2 s through a 10-minute outage: steady state 43, far past the threshold.
+    events = tracker.observe(T0 + 600, {"m": 300.0})
+    assert [e.event for e in events] == ["opened"] and tracker.severity == SEV2
 
 
 # --- counter increases -------------------------------------------------------------------------------
@@ -120,6 +161,8 @@ def test_rules_validate() -> None:
         Rules(half_life_s=-1)
     with pytest.raises(ValueError, match="clear_threshold"):
         Rules(threshold=10, clear_threshold=11)
+    with pytest.raises(ValueError, match="clear_threshold must be above 0"):
+        Rules(threshold=10, clear_threshold=0)
     with pytest.raises(ValueError, match="sev1_min_metrics"):
         Rules(sev1_min_metrics=0)
 

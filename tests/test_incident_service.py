@@ -18,6 +18,7 @@ import requests
 from prometheus_client import CollectorRegistry, Counter
 
 from incident.config import IncidentConfig
+from incident.decay import spread_weight
 from incident.log import IncidentLog, read_events
 from incident.service import Detector, serve
 from streamwatch.clock import FakeClock
@@ -86,7 +87,10 @@ def test_detector_cycle_outage_and_catch_up(
         assert value(det, "streamwatch_incident_severity") == 2
         assert value(det, "streamwatch_incident_open") == 1
         assert value(det, "streamwatch_incident_opened_total", {"severity": "2"}) == 1
-        assert value(det, "streamwatch_incident_score", {"metric": "energy_price"}) == pytest.approx(12)
+        # Counted somewhere in the last 5 s: spread over them, as the core does (test_incident_core).
+        assert value(det, "streamwatch_incident_score", {"metric": "energy_price"}) == pytest.approx(
+            12 * spread_weight(5, 10)
+        )
         assert value(det, "streamwatch_incident_metric_in_trouble", {"metric": "energy_price"}) == 1
         score_before = value(det, "streamwatch_incident_score", {"metric": "energy_price"})
 
@@ -107,24 +111,32 @@ def test_detector_cycle_outage_and_catch_up(
         unavailable = [r for r in caplog.records if "Prometheus unavailable" in r.getMessage()]
         assert len(unavailable) == 1  # once per state change, not per retry
 
-        # Meanwhile the monitors counted more anomalies; when Prometheus returns they are all caught up.
+        # Meanwhile the monitors counted more: a trickle of price anomalies (12 in 4 minutes, far under
+        # the threshold's rate) and a sustained burst in consumption. When Prometheus returns, both are
+        # caught up, spread over the 240 s gap: the trickle does not keep price in trouble (nor would it
+        # open an incident), the burst does put consumption there.
         monitors.add("energy_price", 12)
-        monitors.add("energy_consumption", 12)
+        monitors.add("energy_consumption", 300)
         det.client = PrometheusClient(cfg.prometheus_url)
         with caplog.at_level(logging.INFO, logger="incident"):
             assert det.cycle() == 5
         assert any("reachable again" in r.getMessage() for r in caplog.records)
-        assert value(det, "streamwatch_incident_severity") == 1
-        assert value(det, "streamwatch_incident_score", {"metric": "energy_consumption"}) == pytest.approx(12)
+        assert value(det, "streamwatch_incident_severity") == 2
+        price = value(det, "streamwatch_incident_score", {"metric": "energy_price"})
+        consumption = value(det, "streamwatch_incident_score", {"metric": "energy_consumption"})
+        assert price is not None and price < cfg.rules().clear_threshold
+        assert consumption == pytest.approx(300 * spread_weight(240, 10)) and consumption > cfg.threshold
+        assert value(det, "streamwatch_incident_metric_in_trouble", {"metric": "energy_price"}) == 0
 
         clock.advance(120)  # 12 half-lives without anomalies
         det.cycle()
         assert value(det, "streamwatch_incident_severity") == 0
         assert value(det, "streamwatch_incident_open") == 0
         state = det.state()
-        assert state["current"] is None and state["recent"][0]["peak_severity"] == 1
+        assert state["current"] is None and state["recent"][0]["peak_severity"] == 2
     events = read_events(log_path)
-    assert [(e["event"], e["severity"]) for e in events] == [("opened", 2), ("escalated", 1), ("resolved", 0)]
+    assert [(e["event"], e["severity"]) for e in events] == [("opened", 2), ("changed", 2), ("resolved", 0)]
+    assert events[1]["metrics"] == ["energy_consumption"]
     assert events[2]["duration_s"] == pytest.approx(240 + 120)  # opened at T0 + 5
 
 
@@ -193,11 +205,12 @@ def test_http_metrics_pass_promtool_and_state_is_json(monitors: FakeMonitors, tm
     ):
         assert f"# HELP {name} " in text
     assert "_created" not in text
-    assert 'streamwatch_incident_score{metric="energy_consumption"} 6.0' in text
+    score = 6 * spread_weight(5, cfg.half_life_s)
+    assert f'streamwatch_incident_score{{metric="energy_consumption"}} {score}' in text
     assert "streamwatch_incident_severity 2.0" in text
     assert_promtool_metrics_ok(text)
     assert state["severity"] == 2 and state["current"]["metrics"] == ["energy_consumption"]
-    assert state["scores"] == {"energy_consumption": 6.0, "energy_price": 0.0}
+    assert state["scores"] == {"energy_consumption": round(score, 3), "energy_price": 0.0}
     assert missing.status_code == 404 and "error" in missing.json()
 
 
