@@ -17,6 +17,7 @@ from streamwatch.stack import render
 from streamwatch.stack.__main__ import committed_files
 from streamwatch.stack.config import ROOT, ServiceConfig, load_stack
 from streamwatch.stack.runner import LogPrinter, prepare_data_dir, service_commands
+from streamwatch.stack.variant import write_fast_config
 
 CFG = load_stack()
 
@@ -74,6 +75,8 @@ def test_promtool_accepts_both_prometheus_configs(tmp_path: Path) -> None:
     for path in (data / "prometheus.yml", ROOT / "prometheus" / "prometheus.yml"):
         out = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
+        # The rules are found from the file's own folder, not only inside a container.
+        assert "SUCCESS: 1 rule files found" in out.stdout and "9 rules found" in out.stdout, out.stdout
 
 
 def _with_data_dir(tmp_path: Path):
@@ -90,6 +93,29 @@ def test_prepare_data_dir_creates_the_layout(tmp_path: Path) -> None:
     assert jobs(yaml.safe_load((data / "prometheus.yml").read_text()))["flask_app"]
 
 
+def webhook_urls(doc: dict) -> list[str]:
+    return [w["url"] for r in doc["receivers"] for w in r.get("webhook_configs", [])]
+
+
+def test_runtime_alertmanager_config_sends_alerts_to_this_stacks_receiver(tmp_path: Path) -> None:
+    committed = yaml.safe_load((ROOT / "prometheus" / "alertmanager.yml").read_text())
+    # The repository's stack: the same as the committed file (compose reads that one).
+    assert render.local_alertmanager_config(CFG, committed) == committed
+    # A stack on other ports (the tests' fast copy): its own receiver, never the repository's 5001.
+    fast = load_stack(write_fast_config(tmp_path / "fast"))
+    port = fast.services["alert-receiver"].port
+    assert port != CFG.services["alert-receiver"].port
+    data = prepare_data_dir(fast, ROOT)
+    runtime = yaml.safe_load((data / "alertmanager.yml").read_text())
+    assert webhook_urls(runtime) == [f"http://127.0.0.1:{port}/"]
+    assert runtime["route"] == committed["route"] and runtime["inhibit_rules"] == committed["inhibit_rules"]
+    cmd = service_commands(fast, ROOT)["alertmanager"]
+    assert f"--config.file={data / 'alertmanager.yml'}" in cmd
+    if shutil.which("amtool"):
+        out = subprocess.run(["amtool", "check-config", str(data / "alertmanager.yml")], capture_output=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_commands_are_filled_from_the_stack() -> None:
     cmds = service_commands(_with_data_dir(Path("/srv/x")), ROOT, "/venv/bin/python")
     assert cmds["simulator"] == [
@@ -103,7 +129,7 @@ def test_commands_are_filled_from_the_stack() -> None:
     ]
     assert "http://127.0.0.1:9090" in cmds["incident-detector"]
     assert "/srv/x/var/incidents.log" in cmds["incident-detector"]
-    assert f"--config.file={ROOT}/prometheus/alertmanager.yml" in cmds["alertmanager"]
+    assert "--config.file=/srv/x/var/alertmanager.yml" in cmds["alertmanager"]
 
 
 def test_unknown_placeholder_names_the_service() -> None:

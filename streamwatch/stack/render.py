@@ -134,6 +134,28 @@ def local_prometheus_config(cfg: StackConfig, root: Path) -> dict[str, Any]:
     return prometheus_config(cfg, hosts, [str(root / "prometheus" / "rules" / "*.yml")])
 
 
+def local_alertmanager_config(cfg: StackConfig, committed: dict[str, Any]) -> dict[str, Any]:
+    """``prometheus/alertmanager.yml`` (parsed) with its loopback webhooks sent to this stack's receiver.
+
+    The receiver is the service that shares Alertmanager's network in compose, which is why the committed
+    file can say ``127.0.0.1``; locally its port comes from stack.toml, so a stack on other ports (the
+    tests' fast copy, or a user's edit) never delivers its alerts to another stack's receiver.
+    """
+    services = cfg.enabled_services()
+    am = cfg.service_of_kind("alertmanager")
+    receiver = next((s for s in services.values() if am and s.compose_network_of == am[0]), None)
+    doc = json.loads(json.dumps(committed))  # a deep copy of plain YAML data
+    if receiver is None:
+        return doc
+    for rcv in doc.get("receivers", []):
+        for hook in rcv.get("webhook_configs", []):
+            url = hook.get("url", "")
+            m = re.match(r"^http://127\.0\.0\.1:\d+(/.*)?$", url)
+            if m:
+                hook["url"] = f"http://{cfg.host}:{receiver.port}{m.group(1) or '/'}"
+    return doc
+
+
 def compose_hosts(cfg: StackConfig) -> dict[str, str]:
     """Each service's host name in the compose network (its own, or the one whose network it shares)."""
     return {name: svc.compose_network_of or name for name, svc in cfg.enabled_services().items()}
@@ -141,7 +163,9 @@ def compose_hosts(cfg: StackConfig) -> dict[str, str]:
 
 def compose_prometheus_config(cfg: StackConfig) -> dict[str, Any]:
     hosts = compose_hosts(cfg)
-    return prometheus_config(cfg, hosts, [f"{COMPOSE_PROMETHEUS_DIR}/rules/*.yml"])
+    # Relative to the config file's folder: /etc/prometheus/rules in compose, and prometheus/rules/ when
+    # someone runs `promtool check config prometheus/prometheus.yml` in the repository (rules checked too).
+    return prometheus_config(cfg, hosts, ["rules/*.yml"])
 
 
 _REFERENCE = re.compile(r"\{(?:urls|ports)\[([^\]]+)\]\}")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
 from honcho.manager import Manager
 
 from streamwatch.atomic import atomic_write_text
@@ -61,14 +62,19 @@ def service_commands(
 def prepare_data_dir(cfg: StackConfig, root: Path = ROOT) -> Path:
     """Create the data folder and write the runtime Prometheus config into it; returns the folder."""
     data = cfg.data_path(root)
-    text = render.dump_yaml(
-        render.local_prometheus_config(cfg, root),
-        header="# Written by `python -m streamwatch.stack` at start-up from stack.toml; not for editing.\n",
-    )
+    header = "# Written by `python -m streamwatch.stack` at start-up from stack.toml; not for editing.\n"
+    files = {"prometheus.yml": render.dump_yaml(render.local_prometheus_config(cfg, root), header=header)}
+    if cfg.service_of_kind("alertmanager"):
+        committed = yaml.safe_load((root / "prometheus" / "alertmanager.yml").read_text())
+        files["alertmanager.yml"] = render.dump_yaml(
+            render.local_alertmanager_config(cfg, committed),
+            header=header + "# prometheus/alertmanager.yml, its webhook sent to this stack's receiver.\n",
+        )
     try:
         for sub in ("logs", "models", "prometheus", "alertmanager"):
             (data / sub).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(data / "prometheus.yml", text)
+        for name, text in files.items():
+            atomic_write_text(data / name, text)
     except OSError as exc:
         raise UserError(f"cannot prepare the data folder {data}: {exc.strerror or exc}") from None
     return data
