@@ -34,11 +34,15 @@ def test_docker_compose_accepts_the_file_only_with_a_grafana_password(tmp_path) 
     env["HOME"] = str(tmp_path)
     ok = compose_config({**env, "GRAFANA_ADMIN_PASSWORD": "s3cret-from-env"})
     assert ok.returncode == 0, ok.stderr
-    # Without a password from .env, compose refuses: Grafana never starts as admin/admin.
+    # Without a password from .env, or with the example copied unedited, compose refuses: Grafana never
+    # starts as admin/admin or with a password anyone can read in the repository.
     if not (ROOT / ".env").exists():
-        refused = compose_config(env)
-        assert refused.returncode != 0
-        assert "GRAFANA_ADMIN_PASSWORD" in refused.stderr
+        example = (ROOT / "docker/.env.example").read_text()
+        line = next(ln for ln in example.splitlines() if ln.startswith("GRAFANA_ADMIN_PASSWORD="))
+        unedited = {**env, "GRAFANA_ADMIN_PASSWORD": line.split("=", 1)[1]}
+        for refused in (compose_config(env), compose_config(unedited)):
+            assert refused.returncode != 0
+            assert "GRAFANA_ADMIN_PASSWORD" in refused.stderr
 
 
 def test_v1_compatible_top_level() -> None:
@@ -117,8 +121,7 @@ def test_grafana_is_provisioned_and_never_admin_admin() -> None:
     home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (ROOT / "grafana/dashboards" / home.rsplit("/", 1)[1]).is_file()
     example = (ROOT / "docker/.env.example").read_text()
-    assert "GRAFANA_ADMIN_PASSWORD=" in example
-    assert "GRAFANA_ADMIN_PASSWORD=admin\n" not in example
+    assert "GRAFANA_ADMIN_PASSWORD=" in example.splitlines()  # empty: the user must choose one
 
 
 def test_dockerfile_runs_as_an_unprivileged_user() -> None:
