@@ -8,16 +8,17 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup system-deps test lint unit bench clean
 
-setup: $(STAMP) system-deps
+setup: system-deps $(STAMP)
 
 # Reinstall only when the dependency list changes; editable, so the root scripts use the tree.
-$(STAMP): pyproject.toml
+# Debian's packages come first (order-only): on a fresh machine they include python3-venv.
+$(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
 system-deps:
-	@scripts/install-system-deps.sh
+	@PYTHON=$(PYTHON) scripts/install-system-deps.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
