@@ -2,8 +2,9 @@
 
 Time comes from a ``streamwatch.clock.Clock`` and samples from a ``Source`` (Prometheus in production,
 anything with ``fetch``/``recent`` in tests and benchmarks), so the loop runs at full speed under
-``FakeClock``. Prometheus failures are counted, retried with ``Backoff`` and logged once per change of
-state; the source remembers the last processed timestamp, so the first good cycle catches up.
+``FakeClock``. Prometheus failures (an answer we cannot parse is one too) are counted, retried with
+``Backoff`` and logged once per change of state; the source remembers the last processed timestamp, so
+the first good cycle catches up.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from monitor.exporter import MonitorMetrics
 from monitor.scoring import CycleStats, cycle_stats
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
-from streamwatch.promapi import PrometheusError
+from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class Runner:
         now = self.clock.time()
         try:
             batches = self.source.fetch(now)
-        except PrometheusError as exc:
+        except (PrometheusError, FormatError) as exc:  # unreachable, an error, or garbage: retry alike
             self.metrics.record_error()
             self._set_health(False, str(exc))
             return False
@@ -131,7 +132,7 @@ class Runner:
         self.last_retrain = now
         try:
             found = self.source.recent(now, self.settings.retrain_window)
-        except PrometheusError as exc:
+        except (PrometheusError, FormatError) as exc:
             log.warning("retraining postponed: %s", exc)
             return
         if len(found) != 1:

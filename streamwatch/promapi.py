@@ -142,8 +142,13 @@ class PrometheusClient:
             doc = resp.json()
         except ValueError:
             raise PrometheusError(f"Prometheus answered HTTP {resp.status_code} without JSON") from None
+        if not isinstance(doc, dict):
+            # Every API answer is an object; a list or a bare value comes from something else on that port.
+            raise PrometheusError(
+                f"Prometheus answered HTTP {resp.status_code} with JSON that is not an API response"
+            )
         if resp.status_code != 200 or doc.get("status") != "success":
-            detail = doc.get("error") if isinstance(doc, dict) else None
+            detail = doc.get("error")
             raise PrometheusError(f"Prometheus answered HTTP {resp.status_code}: {detail or 'error'}")
         return doc
 

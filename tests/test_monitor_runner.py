@@ -4,6 +4,7 @@ retraining without flagged samples, and the exported metrics' names and format."
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
 import time
@@ -24,6 +25,7 @@ from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, start_metrics_server, wait_until
 from streamwatch.promapi import PrometheusClient
 from streamwatch.series import Series
+from tests.cli_support import answering
 from tests.conftest import ScrapeTarget, assert_promtool_metrics_ok
 
 QUERY = "watched_metric"
@@ -206,6 +208,44 @@ def test_run_backs_off_while_prometheus_is_unreachable():
     assert clock.waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
     assert value(metrics, "streamwatch_monitor_prometheus_errors_total") == 8
     assert runner.out.getvalue() == ""  # type: ignore[attr-defined]
+
+
+GARBAGE = {
+    "a JSON list": "[]",
+    "malformed values": json.dumps(
+        {
+            "status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, 2]]}]},
+        }
+    ),
+    "a result that is not a list": json.dumps(
+        {"status": "success", "data": {"resultType": "matrix", "result": {"metric": {}}}}
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(GARBAGE))
+def test_run_backs_off_while_prometheus_answers_garbage(kind: str, caplog):
+    clock = StoppingClock(5)
+    with answering(GARBAGE[kind]) as url:
+        runner, _, metrics = make_runner(url, constant_detector(), clock, backoff_max=10.0)
+        with caplog.at_level(logging.INFO, logger="monitor.runner"):
+            runner.run()
+    assert clock.waits == [1.0, 2.0, 4.0, 8.0, 10.0]
+    assert value(metrics, "streamwatch_monitor_prometheus_errors_total") == 5
+    assert value(metrics, "streamwatch_monitor_prometheus_up") == 0
+    failing = [r.getMessage() for r in caplog.records if "Prometheus query failing" in r.getMessage()]
+    assert len(failing) == 1, failing  # once per change of state, not per retry
+
+
+def test_retraining_is_postponed_while_prometheus_answers_garbage(caplog):
+    clock = FakeClock()
+    with answering(GARBAGE["malformed values"]) as url:
+        runner, _, _ = make_runner(url, constant_detector(), clock)
+        runner.rebuild = lambda s: pytest.fail("nothing to rebuild from")
+        with caplog.at_level(logging.WARNING, logger="monitor.runner"):
+            runner.retrain(clock.time())
+    assert any("retraining postponed" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.e2e

@@ -19,8 +19,16 @@ from streamwatch.cli import run
 from streamwatch.errors import ConfigError, DataError, UserError
 from streamwatch.files import read_text
 from streamwatch.health import QueryHealth
-from streamwatch.promapi import FormatError, format_value, matrix_response, parse_response
+from streamwatch.promapi import (
+    FormatError,
+    PrometheusClient,
+    PrometheusError,
+    format_value,
+    matrix_response,
+    parse_response,
+)
 from streamwatch.series import Series
+from tests.cli_support import answering
 
 
 @dataclass
@@ -178,6 +186,23 @@ def test_api_parse_sorts_samples_and_reads_vectors() -> None:
 def test_api_parse_rejects(doc: object, needle: str) -> None:
     with pytest.raises(FormatError, match=needle):
         parse_response(doc)
+
+
+@pytest.mark.parametrize("body", ["[]", '["success"]', '"success"', "42", "null"])
+@pytest.mark.parametrize("status", [200, 500])
+def test_client_calls_json_that_is_not_an_object_a_prometheus_error(body: str, status: int) -> None:
+    with answering(body, status) as url:
+        client = PrometheusClient(url, timeout_s=2)
+        with pytest.raises(PrometheusError, match=f"HTTP {status} with JSON that is not an API response"):
+            client.query("up")
+        with pytest.raises(PrometheusError):
+            client.query_raw("up")
+
+
+def test_client_passes_on_a_success_answer_it_cannot_parse_as_a_format_error() -> None:
+    bad = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, 2]}]}}
+    with answering(json.dumps(bad)) as url, pytest.raises(FormatError, match="not a string"):
+        PrometheusClient(url, timeout_s=2).query("up")
 
 
 def test_format_value_matches_prometheus() -> None:
