@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,9 @@ COMMANDS = ("serve", "generate", "capture")
 
 def _parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
-        prog="simulator.py", description="Seasonal Prometheus metric source for Streamwatch."
+        prog="simulator.py",
+        description="Seasonal Prometheus metric source for Streamwatch.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the epilog's usage lines as built
     )
     sub = parser.add_subparsers(dest="command")
 
@@ -38,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="TOML file with seed, tick_s and [[metrics]]")
     serve.add_argument("--seed", type=int, help="noise seed (default 0)")
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    # The serve flags work without the word "serve" too, so the top-level help shows them, taken from
+    # the serve parser itself so the two never disagree.
+    usage = " ".join(serve.format_usage().removeprefix("usage: ").split())
+    flags = textwrap.fill(usage, 78, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
+    parser.epilog = (
+        f"Without a subcommand, serve runs (the default):\n{flags}\nSee `simulator.py serve --help`."
+    )
 
     gen = sub.add_parser("generate", help="write training data without a server, as Prometheus returns it")
     gen.add_argument("--metric", required=True, help="metric short name, e.g. energy_price")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 from pathlib import Path
@@ -10,12 +11,12 @@ import numpy as np
 import pytest
 
 from simulator import wave
-from simulator.cli import main
+from simulator.cli import _parser, main
 from simulator.config import default_metrics
 from streamwatch.durations import parse_duration
 from streamwatch.errors import UserError
 from streamwatch.promapi import parse_response
-from tests.cli_support import assert_one_line_error, busy_port, run_python
+from tests.cli_support import answering, assert_one_line_error, busy_port, run_python
 from tests.conftest import ROOT
 
 END = 1_700_003_600.0
@@ -132,6 +133,36 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert_one_line_error(done, prog="simulator.py")
         assert done.stdout == "", args
     assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("[]", "not an API response"),
+        ('{"status": "success", "data": {"resultType": "matrix", "result": 7}}', "must be a list"),
+    ],
+)
+def test_capture_of_a_garbage_answer_is_one_line_and_exit_2(tmp_path: Path, body: str, needle: str) -> None:
+    out = tmp_path / "o.json"
+    with answering(body) as url:
+        done = run_cli(
+            "capture", "--prometheus-url", url, "--query", "energy_price_metric[1h]", "--out", str(out)
+        )
+    assert_one_line_error(done, needle, prog="simulator.py")
+    assert not out.exists()
+
+
+def test_top_level_help_shows_the_default_serve_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    (sub,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    serve_flags = [f for a in sub.choices["serve"]._actions for f in a.option_strings if f.startswith("--")]
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "serve --help" in text
+    for flag in serve_flags:
+        assert flag in text, flag
 
 
 @pytest.mark.e2e
