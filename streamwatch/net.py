@@ -15,21 +15,47 @@ from streamwatch.errors import UserError
 
 
 def port_in_use(host: str, port: int) -> bool:
-    """True when something already listens on ``host:port`` (or the address cannot be bound)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # As the servers themselves do (socketserver's allow_reuse_address): connections of a process
-        # that just stopped linger in TIME_WAIT and must not make its restart fail; a listener still does.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
+    """True when something already listens on ``host:port``.
+
+    Any other reason the address cannot be bound (an unknown host, an address not on this machine, a
+    privileged port) is a ``UserError`` "cannot listen on HOST:PORT: reason": calling it "in use" sends
+    the user hunting for a process that does not exist.
+    """
+    error = _bind_error(host, port)
+    if error is None:
+        return False
+    if error.errno == errno.EADDRINUSE:
+        return True
+    raise UserError(f"cannot listen on {host}:{port}: {_reason(error)}")
 
 
 def require_free_port(host: str, port: int, what: str = "service") -> None:
-    if port_in_use(host, port):
+    """A one-line ``UserError`` (prefixed with ``what``) unless ``host:port`` can be listened on."""
+    error = _bind_error(host, port)
+    if error is None:
+        return
+    if error.errno == errno.EADDRINUSE:
         raise UserError(f"{what}: port {port} on {host} is already in use")
+    raise UserError(f"{what}: cannot listen on {host}:{port}: {_reason(error)}")
+
+
+def _bind_error(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be bound right now, or None when it can."""
+    try:
+        # werkzeug's rule for the family: "::1" is an IPv6 address, not one that cannot be bound.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            # As the servers themselves do (socketserver's allow_reuse_address): connections of a process
+            # that just stopped linger in TIME_WAIT and must not make its restart fail; a listener still does.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:  # socket.gaierror (an unknown host) is one too
+        return exc
+    return None
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

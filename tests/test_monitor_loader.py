@@ -170,6 +170,17 @@ def test_busy_port(tmp_path: Path):
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("host", ["nosuchhost.invalid", "999.1.1.1"])
+def test_bad_host_is_not_a_busy_port(tmp_path: Path, host: str):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    line = assert_one_line_error(
+        run_monitor("energy_price", str(f), "PORT", "--host", host), f"cannot listen on {host}:"
+    )
+    assert "in use" not in line
+
+
+@pytest.mark.e2e
 def test_bad_flag_and_bad_config_value(tmp_path: Path):
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))

@@ -19,6 +19,7 @@ from streamwatch.cli import run
 from streamwatch.errors import ConfigError, DataError, UserError
 from streamwatch.files import read_text
 from streamwatch.health import QueryHealth
+from streamwatch.net import free_port, port_in_use, require_free_port
 from streamwatch.promapi import (
     FormatError,
     PrometheusClient,
@@ -28,7 +29,7 @@ from streamwatch.promapi import (
     parse_response,
 )
 from streamwatch.series import Series
-from tests.cli_support import answering
+from tests.cli_support import answering, busy_port
 
 
 @dataclass
@@ -203,6 +204,24 @@ def test_client_passes_on_a_success_answer_it_cannot_parse_as_a_format_error() -
     bad = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, 2]}]}}
     with answering(json.dumps(bad)) as url, pytest.raises(FormatError, match="not a string"):
         PrometheusClient(url, timeout_s=2).query("up")
+
+
+def test_port_in_use_only_for_a_busy_port() -> None:
+    assert not port_in_use("127.0.0.1", free_port())
+    with busy_port() as port:
+        assert port_in_use("127.0.0.1", port)
+        with pytest.raises(UserError, match=f"monitor: port {port} on 127.0.0.1 is already in use"):
+            require_free_port("127.0.0.1", port, "monitor")
+
+
+@pytest.mark.parametrize("host", ["nosuchhost.invalid", "999.1.1.1"])
+def test_an_address_that_cannot_be_bound_is_not_called_in_use(host: str) -> None:
+    port = free_port()
+    with pytest.raises(UserError, match=f"^cannot listen on {host}:{port}: ") as caught:
+        port_in_use(host, port)
+    assert "in use" not in str(caught.value)
+    with pytest.raises(UserError, match=f"^monitor: cannot listen on {host}:{port}: "):
+        require_free_port(host, port, "monitor")
 
 
 def test_format_value_matches_prometheus() -> None:

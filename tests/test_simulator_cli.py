@@ -15,6 +15,7 @@ from simulator.cli import _parser, main
 from simulator.config import default_metrics
 from streamwatch.durations import parse_duration
 from streamwatch.errors import UserError
+from streamwatch.net import free_port
 from streamwatch.promapi import parse_response
 from tests.cli_support import answering, assert_one_line_error, busy_port, run_python
 from tests.conftest import ROOT
@@ -163,6 +164,14 @@ def test_top_level_help_shows_the_default_serve_flags(capsys: pytest.CaptureFixt
     assert "serve --help" in text
     for flag in serve_flags:
         assert flag in text, flag
+
+
+@pytest.mark.e2e
+def test_bad_host_is_one_line_and_not_a_busy_port() -> None:
+    port = free_port()
+    done = run_cli("--host", "nosuchhost.invalid", "--port", str(port))
+    line = assert_one_line_error(done, f"cannot listen on nosuchhost.invalid:{port}", prog="simulator.py")
+    assert "in use" not in line
 
 
 @pytest.mark.e2e
