@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,9 @@ from streamwatch.promapi import FormatError, parse_response
 from streamwatch.series import Series
 
 DEFAULT_MIN_POINTS = 20
+# Epoch seconds stay below 1e11 until the year 5138, and epoch milliseconds are above it since 1973: a
+# larger timestamp is milliseconds, which would make every period and interval 1000 times too long.
+MAX_EPOCH_SECONDS = 1e11
 
 
 def load_training(path: str | os.PathLike[str], min_points: int = DEFAULT_MIN_POINTS) -> Series:
@@ -30,6 +34,8 @@ def load_training(path: str | os.PathLike[str], min_points: int = DEFAULT_MIN_PO
         series = _parse_csv(p, text)
     else:
         series = _parse_json(p, text)
+        if len(series):  # sorted by the parser: the newest tells seconds from milliseconds
+            _check_seconds(float(series.timestamps[-1]), str(p))
     finite = np.isfinite(series.values)
     # NaN samples carry no information for a fit; dropping them is what Prometheus' own functions do.
     series = Series(series.labels, series.timestamps[finite], series.values[finite])
@@ -44,7 +50,8 @@ def _parse_json(p: Path, text: str) -> Series:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        # Some of json's messages end in "at" already ("Invalid control character at").
+        raise DataError(f"{p}: not valid JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno})") from None
     try:
         found = parse_response(doc)
     except FormatError as exc:
@@ -79,6 +86,7 @@ def _parse_csv(p: Path, text: str) -> Series:
         t = _parse_time(raw_t)
         if t is None:
             raise DataError(f"{p}: line {lineno}: timestamp {raw_t!r} is neither epoch seconds nor ISO 8601")
+        _check_seconds(t, f"{p}: line {lineno}")
         try:
             v = float(raw_v)
         except ValueError:
@@ -90,6 +98,16 @@ def _parse_csv(p: Path, text: str) -> Series:
     t_arr = np.array(ts, dtype=np.float64)
     order = np.argsort(t_arr, kind="stable")
     return Series({}, t_arr[order], np.array(vs, dtype=np.float64)[order])
+
+
+def _check_seconds(t: float, where: str) -> None:
+    if not math.isfinite(t):
+        raise DataError(f"{where}: timestamp {t} is not a finite number")
+    if t > MAX_EPOCH_SECONDS:
+        raise DataError(
+            f"{where}: timestamp {t:.0f} looks like milliseconds since the epoch; expected seconds "
+            "(divide by 1000)"
+        )
 
 
 def _is_number(s: str) -> bool:

@@ -93,6 +93,25 @@ def test_rejections_are_data_errors_naming_the_file(tmp_path: Path):
         load_training(f)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_millisecond_timestamps_are_rejected_not_learnt_as_seconds(tmp_path: Path, suffix: str):
+    f = tmp_path / f"millis{suffix}"
+    if suffix == ".csv":
+        f.write_text(
+            "timestamp,value\n"
+            + "".join(f"{t * 1000:.0f},{float(v)!r}\n" for t, v in zip(TS, VS, strict=True))
+        )
+    else:
+        f.write_text(json.dumps(matrix_doc([Series(LABELS, TS * 1000, VS)])))
+    with pytest.raises(
+        DataError, match=r"millis\.(csv|json)(: line 2)?: timestamp \d+ looks like milliseconds"
+    ):
+        load_training(f)
+    # The same samples in seconds are fine.
+    f.write_text("".join(f"{t:.0f},{float(v)!r}\n" for t, v in zip(TS, VS, strict=True)))
+    assert load_training(f).timestamps[0] == TS[0]
+
+
 # --- rejected: through the real command -----------------------------------------------------------------
 
 
@@ -129,6 +148,12 @@ BAD_FILES = {
         "too few points",
     ),
     "binary.json": (b"\xff\xfe\x00\x81".decode("latin-1"), "is not UTF-8 text"),
+    "control.json": ('{"status": "\x01"}', "not valid JSON (Invalid control character at line 1)"),
+    "millis.csv": (
+        "".join(f"{t * 1000:.0f},{float(v)!r}\n" for t, v in zip(TS, VS, strict=True)),
+        "line 1: timestamp 1763900000000 looks like milliseconds",
+    ),
+    "millis.json": (json.dumps(matrix_doc([Series(LABELS, TS * 1000, VS)])), "looks like milliseconds"),
 }
 
 
