@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from dataclasses import replace
@@ -17,7 +18,7 @@ from monitor.detectors.base import Detector
 from monitor.detectors.prophet import ProphetBandDetector
 from monitor.exporter import MonitorMetrics
 from monitor.loader import load_training
-from monitor.period import PeriodError, detect_period, sampling_step
+from monitor.period import PeriodError, check_period, detect_period, sampling_step
 from monitor.runner import Runner, RunnerSettings
 from monitor.source import PrometheusSource
 from streamwatch import config as swconfig
@@ -101,14 +102,29 @@ def check_series_name(metric: str, query: str, training: Series, train_file: Pat
         )
 
 
+def prepare_model_dir(model_dir: Path) -> None:
+    """Create the model folder now: a folder that cannot hold models must not surface after the fit."""
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"model folder {model_dir} is not a folder (--model-dir)") from None
+    except OSError as exc:
+        raise UserError(f"cannot create the model folder {model_dir}: {exc.strerror or exc}") from None
+    if not os.access(model_dir, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write models into {model_dir}: permission denied (--model-dir)")
+
+
 def build_detector(cfg: MonitorConfig, training: Series, name: str, use_store: bool = True) -> Detector:
     """The ONE place a detector is constructed (at start-up and when retraining).
 
     For Prophet: the period is ``cfg.period`` or detected; with ``use_store`` the fitted model is
     loaded from ``cfg.model_dir`` when the same data and settings were fitted before, and saved otherwise.
-    Raises ``ValueError`` (``PeriodError``) when the data has no usable period.
+    Raises ``ValueError`` (``PeriodError``) when the data has no usable period, or does not fit the
+    given one.
     """
     ts, vs = training.timestamps, training.values
+    if cfg.period is not None:
+        check_period(cfg.period, ts)
     period = cfg.period if cfg.period is not None else detect_period(ts, vs)
     step = sampling_step(ts)
     settings = {"period": period, "k": cfg.k, "fourier_order": cfg.fourier_order, "step": step}
@@ -142,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     query = cfg.query_for(metric)
     # Cheap checks first: a busy port or a bad file must not wait for a fit.
     require_free_port(cfg.host, args.port, "monitor")
+    if args.detector == "prophet":  # only Prophet keeps fitted models
+        prepare_model_dir(cfg.model_dir)
     training = load_training(args.train_file, cfg.min_train_points)
     check_series_name(metric, query, training, args.train_file)
     if args.param and args.detector == "prophet":

@@ -32,6 +32,19 @@ def sampling_step(timestamps: np.ndarray) -> float:
     return max(0.001, round(float(np.median(diffs)), 3))
 
 
+def check_period(period: float, timestamps: np.ndarray) -> None:
+    """Refuse a given period the data cannot support: shorter than two samples (nothing to shape) or
+    longer than half the span (fewer than two seasons to learn from), as ``detect_period`` requires."""
+    ts = np.asarray(timestamps, dtype=np.float64)
+    step = sampling_step(ts)
+    lo, hi = 2 * step, float(ts[-1] - ts[0]) / 2
+    if not lo <= period <= hi:
+        raise PeriodError(
+            f"period {period:g} s is outside what this data allows: from {lo:g} s (two sampling steps) "
+            f"to {hi:g} s (half the training span)"
+        )
+
+
 def detect_period(timestamps: np.ndarray, values: np.ndarray) -> float:
     """The dominant period in seconds of the samples (``timestamps`` ascending, epoch seconds)."""
     ts = np.asarray(timestamps, dtype=np.float64)

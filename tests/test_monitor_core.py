@@ -239,6 +239,33 @@ def test_build_detector_loads_instead_of_fitting_the_second_time(tmp_path: Path)
     np.testing.assert_allclose(first.band.lookup(probe)[0], second.band.lookup(probe)[0])
 
 
+@pytest.mark.parametrize("given", ["tiny", "one step", "just short", "just long", "huge"])
+def test_a_given_period_must_fit_the_training_data(tmp_path: Path, given: str):
+    from monitor.cli import build_detector
+
+    ts = grid(START, 400)
+    lo, hi = 2 * sampling_step(ts), (ts[-1] - ts[0]) / 2  # two steps .. half the span
+    period = {
+        "tiny": 0.001,
+        "one step": lo / 2,
+        "just short": lo - 0.01,
+        "just long": hi + 0.01,
+        "huge": 1e12,
+    }
+    training = Series({}, ts, PRICE.noisy(ts))
+    cfg = MonitorConfig(model_dir=tmp_path, period=period[given])
+    with pytest.raises(PeriodError, match=rf"from {lo:g} s \(two sampling steps\) to {hi:g} s \(half"):
+        build_detector(cfg, training, "energy_price", use_store=False)
+
+
+def test_a_given_period_at_either_end_of_the_range_is_accepted():
+    from monitor.period import check_period
+
+    ts = grid(START, 400)
+    for period in (2 * sampling_step(ts), (ts[-1] - ts[0]) / 2):
+        check_period(period, ts)
+
+
 @pytest.mark.parametrize("name", ["energy_consumption", "energy_price"])
 def test_calibration_on_the_simulator_wave(name):
     """Under 1% flagged on clean data; a quarter-range shift, up or down, always flagged (3 h span)."""

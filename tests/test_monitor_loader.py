@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from monitor.loader import load_training
+from monitor.period import sampling_step
 from streamwatch.errors import DataError
 from streamwatch.net import free_port
 from streamwatch.promapi import matrix_response
@@ -203,6 +204,26 @@ def test_bad_host_is_not_a_busy_port(tmp_path: Path, host: str):
         run_monitor("energy_price", str(f), "PORT", "--host", host), f"cannot listen on {host}:"
     )
     assert "in use" not in line
+
+
+@pytest.mark.e2e
+def test_a_model_folder_that_cannot_be_one_is_refused_before_the_fit(tmp_path: Path):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    a_file = tmp_path / "models"
+    a_file.write_text("")
+    for model_dir, problem in ((a_file, "is not a folder"), (a_file / "sub", "cannot create")):
+        done = run_monitor("energy_price", str(f), "PORT", "--model-dir", str(model_dir))
+        assert_one_line_error(done, str(model_dir), problem)
+
+
+@pytest.mark.e2e
+def test_a_period_the_data_cannot_support_is_one_line_naming_the_range(tmp_path: Path):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    lo, hi = 2 * sampling_step(TS), (TS[-1] - TS[0]) / 2
+    done = run_monitor("energy_price", str(f), "PORT", "--period", "1e12", "--model-dir", str(tmp_path))
+    assert_one_line_error(done, str(f), f"{lo:g} s", f"{hi:g} s")
 
 
 @pytest.mark.e2e
