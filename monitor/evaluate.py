@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
+import logging
 import math
 import re
 import sys
@@ -32,10 +34,11 @@ from monitor.evaluation import nabscore
 from monitor.evaluation.dataset import LabelledFile, load
 from monitor.evaluation.metrics import Counts, count
 from monitor.evaluation.prophet_causal import ProphetParams, score_file
+from monitor.period import PeriodError
 from streamwatch.atomic import atomic_write_text
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.config import from_mapping
-from streamwatch.errors import UserError
+from streamwatch.errors import DataError, UserError
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,18 @@ def unit_score(raw: np.ndarray) -> np.ndarray:
         return np.where(np.isinf(s), 1.0, s / (1.0 + s))
 
 
-def detector_scores(name: str, params: dict[str, str], f: LabelledFile) -> np.ndarray:
-    if name == "prophet":
-        from monitor.detectors.registry import _typed
+def prophet_params(params: dict[str, str]) -> ProphetParams:
+    from monitor.detectors.registry import _typed
 
-        p = from_mapping(ProphetParams, _typed(ProphetParams, params, name), where="detector prophet")
-        return score_file(f.ts, f.values, p)
+    return from_mapping(ProphetParams, _typed(ProphetParams, params, "prophet"), where="detector prophet")
+
+
+def detector_scores(name: str, params: dict[str, str], f: LabelledFile, data_dir: Path) -> np.ndarray:
+    if name == "prophet":
+        try:
+            return score_file(f.ts, f.values, prophet_params(params))
+        except PeriodError as exc:
+            raise DataError(f"{data_dir / f.key}: {exc}") from None
     detector = create(name, params)  # fresh per file: no state leaks between series
     return np.asarray(detector.update_many(f.values, f.ts).score, dtype=np.float64)
 
@@ -69,6 +78,15 @@ def results_name(name: str) -> str:
     if not clean:
         raise UserError(f"--name must contain letters or digits, got {name!r}")
     return clean
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out that cannot hold a folder before any detector runs (a Prophet fit takes seconds)."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"--out {out}: {p} is a file, not a directory")
+            return
 
 
 def write_results(out: Path, label: str, f: LabelledFile, unit: np.ndarray) -> None:
@@ -88,13 +106,21 @@ def fmt(v: float, digits: int = 3) -> str:
 def evaluate(
     name: str, params: dict[str, str], data_dir: Path, labels: Path, out: Path, label: str
 ) -> dict[str, object]:
+    check_out(out)
+    if name == "prophet":
+        prophet_params(params)  # a bad parameter is reported before the data is read, as for the others
+    else:
+        create(name, params)
     files = load(data_dir, labels)
     results: list[FileResult] = []
     swept: list[tuple[np.ndarray, nabscore.RowWeights]] = []
     for f in files:
-        raw = detector_scores(name, params, f)
+        raw = detector_scores(name, params, f, data_dir)
         unit = unit_score(raw)
-        write_results(out, label, f, unit)
+        try:
+            write_results(out, label, f, unit)
+        except OSError as exc:  # full disk, no permission, a file in the way: the user's to fix
+            raise UserError(f"--out {out}: cannot write results: {exc.strerror or exc}") from None
         flags = raw > 1.0
         rw = nabscore.row_weights(len(raw), f.windows)
         swept.append((unit, rw))
@@ -116,7 +142,10 @@ def evaluate(
             "nab_swept_threshold": threshold,
         },
     }
-    _write_summary(out / label, summary)
+    try:
+        _write_summary(out / label, summary)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write results: {exc.strerror or exc}") from None
     return summary
 
 
@@ -206,10 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K=V",
         help="detector parameter, repeatable ("
         + "; ".join(
-            f"{n}: {', '.join(f.name for f in __import__('dataclasses').fields(c.Params))}"
-            for n, c in DETECTORS.items()
+            f"{n}: {', '.join(f.name for f in dataclasses.fields(c.Params))}" for n, c in DETECTORS.items()
         )
-        + "; prophet: k, fourier_order, period)",
+        + f"; prophet: {', '.join(f.name for f in dataclasses.fields(ProphetParams))})",
     )
     ap.add_argument("--name", help="results name (letters and digits; default: the detector's name)")
     ap.add_argument("data_dir", type=Path, metavar="DATA_DIR")
@@ -220,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Prophet logs "Importing plotly failed" on import: stderr is for the one error line (we never plot).
+    logging.getLogger("prophet.plot").disabled = True
     params = parse_params(args.param)
     label = results_name(args.name or args.detector)
     summary = evaluate(args.detector, params, args.data_dir, args.labels, args.out, label)

@@ -7,13 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from monitor.detectors.base import Detector
+from monitor.detectors.base import Detector, Direction
 from monitor.detectors.ema import EMAParams, EMAZScore
 from monitor.detectors.ensemble import Ensemble, EnsembleParams, combine
 from monitor.detectors.iqr import IQRParams, RollingIQR
+from monitor.detectors.options import DetectorOptions
+from monitor.detectors.prophet import ProphetBandDetector
 from monitor.detectors.registry import DETECTORS, create, from_cli
 from monitor.detectors.sma import SMAParams, SMAZScore
 from monitor.detectors.trend import TrendDetector, TrendParams
+from monitor.forecast import Band
 from streamwatch.errors import ConfigError
 
 
@@ -186,3 +189,43 @@ def test_warm_start_learns_the_training_data() -> None:
     feed(fresh, list(x))
     assert d.score_one(60.0, 100.0).score == pytest.approx(fresh.score_one(60.0, 100.0).score, rel=1e-9)
     assert d.score_one(60.0, 100.0).anomalous  # no warm-up left: it scores the first live value
+
+
+def flat_band_detector(
+    level: float, half_width: float, direction: Direction = "both", min_deviation: float = 0.0
+) -> ProphetBandDetector:
+    """The Prophet band detector over a flat forecast: its real lookup and scoring, without a fit."""
+
+    def predict(ts: np.ndarray) -> np.ndarray:
+        return np.full(ts.size, level)
+
+    band = Band(0.0, 1.0, predict(np.arange(400)), half_width, predict, horizon=100.0)
+    return ProphetBandDetector(band, 60.0, options=DetectorOptions(direction, min_deviation))
+
+
+def test_prophet_band_direction_keeps_one_side() -> None:
+    cases: tuple[tuple[Direction, bool, bool], ...] = (
+        ("both", True, True),
+        ("above", True, False),
+        ("below", False, True),
+    )
+    for direction, flagged_up, flagged_down in cases:
+        d = flat_band_detector(100.0, 3.0, direction)
+        assert d.score_one(130.0, 200.0).anomalous is flagged_up, direction
+        assert d.score_one(70.0, 200.0).anomalous is flagged_down, direction
+        many = d.update_many(np.array([130.0, 70.0, 100.5]), np.array([200.0, 201.0, 202.0]))
+        assert list(many.anomalous) == [flagged_up, flagged_down, False], direction
+
+
+def test_prophet_band_min_deviation_silences_tiny_wiggles() -> None:
+    loud = flat_band_detector(5.0, 1e-4)
+    assert loud.score_one(5.01, 200.0).anomalous  # 0.01 is huge next to a 1e-4 band
+    quiet = flat_band_detector(5.0, 1e-4, min_deviation=0.5)
+    s = quiet.score_one(5.01, 200.0)
+    assert not s.anomalous and s.upper >= s.expected + 0.5 and s.lower <= s.expected - 0.5
+    assert quiet.score_one(6.0, 200.0).anomalous  # beyond the floor it still alerts
+    xs, ts = np.array([5.01, 4.99, 6.0, 4.0]), np.array([200.0, 201.0, 202.0, 203.0])
+    many = quiet.update_many(xs, ts)
+    one = [quiet.update_one(float(x), float(t)).score for x, t in zip(xs, ts, strict=True)]
+    assert list(many.anomalous) == [False, False, True, True]
+    assert many.score == pytest.approx(one, rel=1e-12)

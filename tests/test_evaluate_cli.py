@@ -139,6 +139,11 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (None, "timestamp,value\n2024-01-01 00:00:00,abc\n", "line 2: value is not a number"),
         (None, "time,val\n2024-01-01 00:00:00,1\n", "expected the header"),
         (None, "timestamp,value\nyesterday,1\n", "not a timestamp"),
+        # numpy reads "NaT" and "" as not-a-time: they must not become the year -290,308.
+        (None, "timestamp,value\n2024-01-01 00:00:00,1\nNaT,2\n", "line 3: not a timestamp: 'NaT'"),
+        (None, "timestamp,value\n2024-01-01 00:00:00,1\n,2\n", "line 3: not a timestamp"),
+        ('{"cat/tiny.csv": [["NaT", "2024-01-01 00:45:00"]]}', None, "not a timestamp like"),
+        ('{"cat/tiny.csv": [["2024-01-01 00:38:00", ""]]}', None, "not a timestamp like"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -157,3 +162,101 @@ def test_bad_param_is_one_line_and_exit_2(tmp_path: Path) -> None:
     data, labels = make_dataset(tmp_path)
     res = run_cli("--detector", "sma", "--param", "window=x", str(data), str(labels), "--out", str(tmp_path))
     assert_one_line_error(res, "window")
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "rows"),
+    [
+        ("timestamp,value\n2024-01-01 00:00:00,1\n", "first 1 row)"),
+        # All 30 rows at one time: the prefix Prophet would fit on is NAB's probationary share of them.
+        ("timestamp,value\n" + "2024-01-01 00:00:00,1\n" * 30, f"first {probation_rows(30)} rows)"),
+    ],
+)
+def test_prophet_on_a_prefix_without_two_timestamps_is_one_line(
+    tmp_path: Path, csv_text: str, rows: str
+) -> None:
+    data, labels = make_dataset(tmp_path)
+    # The second file: Prophet has been imported and fitted once (its chatter must not add lines).
+    (data / "quiet" / "flat.csv").write_text(csv_text)
+    res = run_cli("--detector", "prophet", str(data), str(labels), "--out", str(tmp_path / "out"))
+    assert_one_line_error(res, "flat.csv", rows, "two distinct timestamps")
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    data, labels = make_dataset(tmp_path)
+    (tmp_path / "taken").write_text("not a directory\n")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "below"):
+        res = run_cli("--detector", "sma", str(data), str(labels), "--out", str(out))
+        assert_one_line_error(res, "--out", "is a file, not a directory")
+    assert (tmp_path / "taken").read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize("order", ["0", "101", "100000"])
+def test_prophet_fourier_order_out_of_range_is_one_line(tmp_path: Path, order: str) -> None:
+    data, labels = make_dataset(tmp_path)
+    res = run_cli(
+        "--detector",
+        "prophet",
+        "--param",
+        f"fourier_order={order}",
+        str(data),
+        str(labels),
+        "--out",
+        str(tmp_path),
+    )
+    assert_one_line_error(res, "fourier_order must be between 1 and 100")
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    """A BOM (Windows editors write one) reads as utf-8-sig does: the same results as without it."""
+    data, labels = make_dataset(tmp_path)
+    plain = tmp_path / "plain"
+    assert (
+        main(["--detector", "sma", "--param", "window=3", str(data), str(labels), "--out", str(plain)]) == 0
+    )
+    for path in (data / "cat" / "tiny.csv", data / "quiet" / "flat.csv", labels):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    bom = tmp_path / "bom"
+    assert main(["--detector", "sma", "--param", "window=3", str(data), str(labels), "--out", str(bom)]) == 0
+    for name in ("summary.json", "cat/sma_tiny.csv", "quiet/sma_flat.csv"):
+        assert (bom / "sma" / name).read_text() == (plain / "sma" / name).read_text(), name
+
+
+def wave_dataset(root: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """A noisy 60-point wave at one-minute steps with spikes up and down after the probationary prefix
+    (300 rows: five periods for Prophet to fit)."""
+    rng = np.random.default_rng(4)
+    n = 2000
+    values = 10 * np.sin(2 * np.pi * np.arange(n) / 60) + rng.normal(0, 0.5, n)
+    up, down = np.arange(350, n, 50), np.arange(375, n, 50)
+    values[up] += 15.0
+    values[down] -= 15.0
+    (root / "data" / "w").mkdir(parents=True)
+    lines = [
+        f"2024-01-{1 + i // 1440:02d} {i // 60 % 24:02d}:{i % 60:02d}:00,{v!r}"
+        for i, v in enumerate(values.tolist())
+    ]
+    (root / "data" / "w" / "wave.csv").write_text("timestamp,value\n" + "\n".join(lines) + "\n")
+    (root / "labels.json").write_text(json.dumps({"w/wave.csv": []}))
+    return root / "data", root / "labels.json", up, down
+
+
+def test_prophet_honours_direction_and_min_deviation(tmp_path: Path) -> None:
+    data, labels, up, down = wave_dataset(tmp_path)
+
+    def flagged(*params: str) -> set[int]:
+        name = "p" + "".join(c for p in params for c in p if c.isalnum())
+        argv = ["--detector", "prophet", "--name", name, str(data), str(labels), "--out", str(tmp_path / "o")]
+        for p in params:
+            argv[2:2] = ["--param", p]
+        assert main(argv) == 0
+        rows = list(csv.reader((tmp_path / "o" / name / "w" / f"{name}_wave.csv").open()))[1:]
+        return {i for i, r in enumerate(rows) if float(r[2]) > 0.5}
+
+    both = flagged()
+    above, below = flagged("direction=above"), flagged("direction=below")
+    assert set(up) <= both and set(down) <= both  # the spikes are caught at all
+    assert set(up) <= above and not set(up) & below
+    assert set(down) <= below and not set(down) & above
+    assert above | below == both and not above & below
+    assert flagged("min_deviation=1000") == set()  # a floor wider than the whole wave

@@ -49,13 +49,17 @@ class LabelledFile:
 
 def parse_time(text: str, where: str) -> float:
     try:
-        return float(np.datetime64(text.strip().replace(" ", "T"), "us").astype(np.int64)) / 1e6
+        t = np.datetime64(text.strip().replace(" ", "T"), "us")
     except ValueError:
-        raise DataError(f"{where}: not a timestamp like 2014-04-01 00:00:00: {text!r}") from None
+        t = np.datetime64("NaT")
+    # numpy reads "NaT" and "" as not-a-time, whose integer is the int64 minimum: refuse it here.
+    if np.isnat(t):
+        raise DataError(f"{where}: not a timestamp like 2014-04-01 00:00:00: {text!r}")
+    return float(t.astype(np.int64)) / 1e6
 
 
 def read_labels(path: Path) -> dict[str, list[tuple[float, float]]]:
-    text = read_text(path, "labels file", DataError)
+    text = _strip_bom(read_text(path, "labels file", DataError))
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -82,7 +86,8 @@ def read_labels(path: Path) -> dict[str, list[tuple[float, float]]]:
 def read_csv(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     """Rows of a ``timestamp,value`` CSV in file order (a missing final newline is fine)."""
     # newline="" semantics: csv splits the rows itself, so quoted fields may hold line breaks.
-    rows = list(csv.reader(io.StringIO(read_text(path, "data file", DataError), newline="")))
+    text = _strip_bom(read_text(path, "data file", DataError))
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or [c.strip() for c in rows[0]] != ["timestamp", "value"]:
         raise DataError(f"{path}: line 1: expected the header 'timestamp,value'")
     body = [r for r in rows[1:] if r]  # a blank last line is not a row
@@ -94,11 +99,10 @@ def read_csv(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
             raise DataError(f"{path}: line {i}: expected 2 columns (timestamp,value), got {len(r)}")
         stamps.append(r[0].strip())
         raw_values.append(r[1].strip())
-    try:
-        ts = np.array([s.replace(" ", "T") for s in stamps], dtype="datetime64[us]")
-    except ValueError:
+    ts = _parse_stamps(stamps)
+    if ts is None:
         bad = next(i for i, s in enumerate(stamps) if not _is_time(s))
-        raise DataError(f"{path}: line {bad + 2}: not a timestamp: {stamps[bad]!r}") from None
+        raise DataError(f"{path}: line {bad + 2}: not a timestamp: {stamps[bad]!r}")
     values = np.empty(len(raw_values))
     for i, v in enumerate(raw_values):
         try:
@@ -110,12 +114,26 @@ def read_csv(path: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     return stamps, raw_values, ts.astype(np.int64) / 1e6, values
 
 
+def _parse_stamps(stamps: list[str]) -> np.ndarray | None:
+    """All timestamps as datetime64[us], or None if any is not one."""
+    try:
+        ts = np.array([s.replace(" ", "T") for s in stamps], dtype="datetime64[us]")
+    except ValueError:
+        return None
+    # NaT (what numpy makes of "NaT" and "") would become the int64 minimum, year -290,308, and crash later.
+    return None if np.isnat(ts).any() else ts
+
+
 def _is_time(s: str) -> bool:
     try:
-        np.datetime64(s.replace(" ", "T"), "us")
-        return True
+        return not np.isnat(np.datetime64(s.replace(" ", "T"), "us"))
     except ValueError:
         return False
+
+
+def _strip_bom(text: str) -> str:
+    """Text as ``utf-8-sig`` reads it: editors on Windows start UTF-8 files with a byte-order mark."""
+    return text.removeprefix("\ufeff")
 
 
 def window_rows(ts: np.ndarray, start: float, end: float) -> tuple[int, int] | None:
