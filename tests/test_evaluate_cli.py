@@ -260,3 +260,11 @@ def test_prophet_honours_direction_and_min_deviation(tmp_path: Path) -> None:
     assert set(down) <= below and not set(down) & above
     assert above | below == both and not above & below
     assert flagged("min_deviation=1000") == set()  # a floor wider than the whole wave
+
+
+def test_table_without_nab_data_is_one_line_before_any_run(tmp_path: Path) -> None:
+    res = run_python(
+        "-m", "monitor.evaluation.table", "--nab", str(tmp_path / "none"), "--out", str(tmp_path)
+    )
+    assert_one_line_error(res, "--nab", "no data/ folder")
+    assert not (tmp_path / "simset").exists()  # refused before the simulator set was written

@@ -2,8 +2,8 @@
 
 Writes the simulator's labelled set (``--seed 0``), runs ``monitor.evaluate`` for every detector (the
 defaults, plus the tuned rows whose parameters were chosen on the ``--seed 1`` set) on it and on the
-NAB subset, and prints one Markdown table. Results go under ``--out`` (default ``var/eval``, ignored
-by git).
+NAB subset (``--nab``, default ``../shared/datasets/nab`` beside the repository), and prints one Markdown
+table. Results go under ``--out`` (default ``var/eval``, ignored by git).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from pathlib import Path
 from monitor.evaluate import evaluate
 from simulator.labelled import build
 from streamwatch.cli import ArgumentParser, run
+from streamwatch.errors import DataError
 
-NAB_DIR = Path("/work/shared/datasets/nab")
+# The shared data sets sit beside the repository's checkout: <root>/../shared/datasets/nab.
+NAB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab"
 # (label in the table, detector, results name, parameters)
 ROWS: list[tuple[str, str, str, dict[str, str]]] = [
     ("sma", "sma", "sma", {}),
@@ -68,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("var/eval"))
     ap.add_argument("--nab", type=Path, default=NAB_DIR, help=f"NAB data set root (default {NAB_DIR})")
     args = ap.parse_args(argv)
+    if not (args.nab / "data").is_dir():  # found out now, not after the simulator rows' minutes
+        raise DataError(f"--nab {args.nab}: no data/ folder there (a NAB layout: data/, labels/)")
     sim = args.out / "simset"
     build(sim, hours=6.0, seed=0)
     sets = [
