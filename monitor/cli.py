@@ -15,6 +15,7 @@ from monitor import forecast, modelstore
 from monitor.config import MonitorConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector
+from monitor.detectors.options import DetectorOptions
 from monitor.detectors.prophet import ProphetBandDetector
 from monitor.exporter import MonitorMetrics
 from monitor.loader import load_training
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="K=V",
-        help="parameter of a streaming --detector, repeatable (e.g. window=20, sma.threshold=3)",
+        help="detector parameter, repeatable (e.g. window=20, sma.threshold=3); prophet takes direction "
+        "and min_deviation here",
     )
     return p
 
@@ -114,7 +116,13 @@ def prepare_model_dir(model_dir: Path) -> None:
         raise UserError(f"cannot write models into {model_dir}: permission denied (--model-dir)")
 
 
-def build_detector(cfg: MonitorConfig, training: Series, name: str, use_store: bool = True) -> Detector:
+def build_detector(
+    cfg: MonitorConfig,
+    training: Series,
+    name: str,
+    use_store: bool = True,
+    options: DetectorOptions | None = None,
+) -> Detector:
     """The ONE place a detector is constructed (at start-up and when retraining).
 
     For Prophet: the period is ``cfg.period`` or detected; with ``use_store`` the fitted model is
@@ -144,7 +152,7 @@ def build_detector(cfg: MonitorConfig, training: Series, name: str, use_store: b
     )
     band = fitted.band(float(ts[-1]), cfg.horizon)
     # A loaded model reports the duration of the fit that made it: the figure an operator asks about.
-    return ProphetBandDetector(band, period, fitted.fit_seconds, loaded=loaded)
+    return ProphetBandDetector(band, period, fitted.fit_seconds, loaded=loaded, options=options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,11 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepare_model_dir(cfg.model_dir)
     training = load_training(args.train_file, cfg.min_train_points)
     check_series_name(metric, query, training, args.train_file)
-    if args.param and args.detector == "prophet":
-        raise UserError("--param is for the streaming detectors; Prophet takes its settings from --config")
+    # Prophet takes only the options every detector honours here; its model settings come from --config.
+    options = registry.options_from_cli("prophet", args.param) if args.detector == "prophet" else None
     try:
         if args.detector == "prophet":
-            detector = build_detector(cfg, training, metric)
+            detector = build_detector(cfg, training, metric, options=options)
         else:  # a streaming detector, warmed on the training data so it scores from the first sample
             detector = registry.warm_start(args.detector, args.param, training.timestamps, training.values)
     except PeriodError as exc:
@@ -199,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_train_points=cfg.min_train_points,
         ),
         rebuild=lambda s: (
-            build_detector(retrain_cfg, s, metric, use_store=False)
+            build_detector(retrain_cfg, s, metric, use_store=False, options=options)
             if args.detector == "prophet"
             else registry.warm_start(args.detector, args.param, s.timestamps, s.values)
         ),

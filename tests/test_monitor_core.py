@@ -11,12 +11,14 @@ import pytest
 from monitor import forecast, modelstore
 from monitor.config import MonitorConfig
 from monitor.detectors.base import Detector
+from monitor.detectors.options import DetectorOptions
 from monitor.detectors.prophet import ProphetBandDetector, fit_detector
 from monitor.forecast import Band
 from monitor.period import PeriodError, detect_period, sampling_step
 from monitor.scoring import cycle_stats, mae, mape
 from simulator import wave
 from simulator.config import default_metrics
+from streamwatch.errors import ConfigError
 from streamwatch.series import Series
 from tests.monitor_support import CONSUMPTION, PRICE, WAVES, grid
 
@@ -237,6 +239,43 @@ def test_build_detector_loads_instead_of_fitting_the_second_time(tmp_path: Path)
     assert len(list(tmp_path.glob("energy_consumption-*.json"))) == 1
     probe = ts[-1] + grid(0, 300)
     np.testing.assert_allclose(first.band.lookup(probe)[0], second.band.lookup(probe)[0])
+
+
+def test_the_monitors_prophet_band_honours_direction_and_min_deviation(tmp_path: Path):
+    from monitor.cli import build_detector
+    from monitor.detectors.registry import options_from_cli
+
+    ts = grid(START, 1800)
+    training = Series({}, ts, CONSUMPTION.noisy(ts))
+    cfg = MonitorConfig(model_dir=tmp_path)
+    both = build_detector(cfg, training, "energy_consumption")
+    above = build_detector(
+        cfg, training, "energy_consumption", options=options_from_cli("prophet", ["direction=above"])
+    )
+    assert isinstance(both, ProphetBandDetector)
+    probe = ts[-1] + grid(0, 60)
+    expected = both.band.lookup(probe)[0]
+    drop = expected - 200.0  # far below the band: only a both-sides band flags it
+    assert np.all(both.score_many(drop, probe).score > 1)
+    assert np.all(above.score_many(drop, probe).score == 0)
+    assert np.all(above.score_many(expected + 200.0, probe).score > 1)
+    # A floor wider than the deviation silences it.
+    quiet = build_detector(
+        cfg, training, "energy_consumption", options=options_from_cli("p", ["min_deviation=300"])
+    )
+    assert np.all(quiet.score_many(drop, probe).score < 1)
+
+
+def test_prophet_options_from_the_command_line_are_checked():
+    from monitor.detectors.registry import options_from_cli
+
+    assert options_from_cli("prophet", ["direction=below", "min_deviation=2.5"]) == DetectorOptions(
+        "below", 2.5
+    )
+    with pytest.raises(ConfigError, match="unknown key 'window'"):
+        options_from_cli("prophet", ["window=10"])
+    with pytest.raises(ConfigError, match="'direction' must be one of"):
+        options_from_cli("prophet", ["direction=up"])
 
 
 @pytest.mark.parametrize("given", ["tiny", "one step", "just short", "just long", "huge"])

@@ -23,6 +23,7 @@ from monitor.detectors.base import Detector
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
 from monitor.detectors.iqr import RollingIQR
+from monitor.detectors.options import DetectorOptions
 from monitor.detectors.sma import SMAZScore
 from monitor.detectors.trend import TrendDetector
 from streamwatch.config import from_mapping
@@ -86,6 +87,13 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
 
 def from_cli(name: str, pairs: Sequence[str]) -> Detector:
     return create(name, parse_params(pairs))
+
+
+def options_from_cli(name: str, pairs: Sequence[str]) -> DetectorOptions:
+    """Only the options every detector honours (direction, min_deviation), for a detector built elsewhere
+    (the monitor's Prophet band, whose other settings come from its config)."""
+    raw = parse_params(pairs)
+    return from_mapping(DetectorOptions, _typed(DetectorOptions, raw, name), where=f"detector {name}")
 
 
 def _typed(cls: type, raw: Mapping[str, Any], name: str) -> dict[str, Any]:
