@@ -17,6 +17,7 @@ DEFAULT_RANGE = "5m"
 
 ACTUAL = "streamwatch_monitor_actual"
 FORECAST = "streamwatch_monitor_forecast"
+CYCLE_ANOMALIES = "streamwatch_monitor_cycle_anomalies"
 SCORE = "streamwatch_incident_score"
 THRESHOLD = "streamwatch_incident_threshold"
 SEVERITY = "streamwatch_incident_severity"
@@ -56,9 +57,9 @@ def step_for(range_s: float, max_points: int) -> float:
 
 
 def band_expr(metric: str) -> str:
-    # One round trip for the actual value and all three bounds: they differ by name, so a regex on
-    # __name__ returns them side by side.
-    return f'{{__name__=~"{ACTUAL}|{FORECAST}",metric="{metric}"}}'
+    # One round trip for the actual value, all three bounds and the cycle's anomaly count: they differ by
+    # name, so a regex on __name__ returns them side by side.
+    return f'{{__name__=~"{ACTUAL}|{FORECAST}|{CYCLE_ANOMALIES}",metric="{metric}"}}'
 
 
 def score_expr(metric: str) -> str:

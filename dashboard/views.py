@@ -49,14 +49,21 @@ def outside_band(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np
 
 
 def band_payload(series: Sequence[Series]) -> dict[str, Any]:
-    """Columns for the actual-vs-band chart, with the anomalous samples as their own (sparse) column."""
+    """Columns for the actual-vs-band chart, with the anomalous samples as their own (sparse) column.
+
+    A point is marked when it lies outside the band, or when the monitor cycle that exported it found
+    anomalies: Prometheus keeps only each cycle's last sample, so a 30 s cycle whose anomalies came
+    earlier would otherwise show nothing, and detectors without a band (trend) could never mark one.
+    """
     grid = _grid(series)
     actual = _column(grid, _pick(series, __name__=queries.ACTUAL))
     bounds = {
         b: _column(grid, _pick(series, __name__=queries.FORECAST, bound=b))
         for b in ("lower", "expected", "upper")
     }
-    flagged = outside_band(actual, bounds["lower"], bounds["upper"])
+    cycle = _column(grid, _pick(series, __name__=queries.CYCLE_ANOMALIES))
+    with np.errstate(invalid="ignore"):
+        flagged = np.isfinite(actual) & (outside_band(actual, bounds["lower"], bounds["upper"]) | (cycle > 0))
     anomalies = np.where(flagged, actual, np.nan)
     return {
         "timestamps": [float(t) for t in grid],

@@ -54,10 +54,8 @@ def test_step_keeps_charts_under_max_points() -> None:
 
 def test_series_query_builds_named_queries_on_an_aligned_grid() -> None:
     q = queries.series_query("band", "energy_price", 1800, now=1_700_000_003.7, max_points=300)
-    assert (
-        q.expr
-        == '{__name__=~"streamwatch_monitor_actual|streamwatch_monitor_forecast",metric="energy_price"}'
-    )
+    names = "streamwatch_monitor_actual|streamwatch_monitor_forecast|streamwatch_monitor_cycle_anomalies"
+    assert q.expr == f'{{__name__=~"{names}",metric="energy_price"}}'
     assert q.step_s == 6 and q.end % 6 == 0 and q.end - q.start == 1800 and q.end <= 1_700_000_003.7
     s = queries.series_query("score", "energy_consumption", 300, now=1_700_000_000, max_points=300)
     assert (
@@ -87,6 +85,22 @@ def test_band_payload_aligns_columns_and_marks_samples_outside_the_band() -> Non
     assert p["actual"] == [100, 140, 60, 105]
     assert p["upper"] == [110, 110, 110, None]
     assert p["anomalies"] == [None, 140, 60, None]
+    assert p["anomaly_count"] == 2 and p["samples"] == 4
+
+
+def test_band_payload_marks_samples_of_cycles_that_found_anomalies() -> None:
+    # Inside the band, but the cycle that exported the sample at 11 and 13 flagged earlier samples
+    # (a 30 s cycle exports only its last one); no bounds at all, as for the trend detector, at 13.
+    ts = [10.0, 11.0, 12.0, 13.0]
+    fc = "streamwatch_monitor_forecast"
+    result = [
+        series("streamwatch_monitor_actual", ts, [100, 101, 99, 102], metric="energy_price"),
+        series(fc, ts[:3], [90, 90, 90], metric="energy_price", bound="lower"),
+        series(fc, ts[:3], [110, 110, 110], metric="energy_price", bound="upper"),
+        series("streamwatch_monitor_cycle_anomalies", ts, [0, 3, 0, 1], metric="energy_price"),
+    ]
+    p = views.band_payload(result)
+    assert p["anomalies"] == [None, 101, None, 102]
     assert p["anomaly_count"] == 2 and p["samples"] == 4
 
 

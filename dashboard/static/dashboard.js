@@ -255,8 +255,13 @@
   }
 
   // ---- the refresh loop ----------------------------------------------------------------------------
+  // The probe runs beside the chart loop, never inside it: a hung simulator (the server waits out its
+  // timeout) must not hold the charts back. At most one probe is in flight.
   async function refreshSimulator() {
+    if (state.probing) return;
+    state.probing = true;
     try { renderInject(await getJson("/api/simulator")); } catch (e) { renderInject({ reachable: false, cases: [] }); }
+    finally { state.probing = false; }
   }
 
   async function refresh() {
@@ -289,7 +294,8 @@
   async function loop() {
     // A range click restarts the loop; the generation stops the older loop from scheduling itself again.
     const gen = (state.gen = (state.gen || 0) + 1);
-    await Promise.all([refresh(), refreshSimulator()]);
+    refreshSimulator();
+    await refresh();
     if (gen === state.gen) state.timer = setTimeout(loop, config.refresh_ms);
   }
 
