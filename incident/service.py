@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import threading
@@ -18,7 +17,7 @@ from incident.log import IncidentLog
 from incident.severity import IncidentEvent, IncidentTracker
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
-from streamwatch.errors import UserError
+from streamwatch.net import listen_error
 from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
 
@@ -159,10 +158,8 @@ def serve(detector: Detector, host: str, port: int) -> ThreadingHTTPServer:
 
     try:
         server = ThreadingHTTPServer((host, port), Handler)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UserError(f"incident detector: port {port} on {host} is already in use") from None
-        raise UserError(f"incident detector: cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:  # lost a race with require_free_port's check, or a host that cannot be bound
+        raise listen_error(exc, host, port, "incident detector") from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="incident-http", daemon=True).start()
     return server

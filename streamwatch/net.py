@@ -26,17 +26,23 @@ def port_in_use(host: str, port: int) -> bool:
         return False
     if error.errno == errno.EADDRINUSE:
         return True
-    raise UserError(f"cannot listen on {host}:{port}: {_reason(error)}")
+    raise listen_error(error, host, port)
 
 
 def require_free_port(host: str, port: int, what: str = "service") -> None:
     """A one-line ``UserError`` (prefixed with ``what``) unless ``host:port`` can be listened on."""
     error = _bind_error(host, port)
-    if error is None:
-        return
+    if error is not None:
+        raise listen_error(error, host, port, what)
+
+
+def listen_error(error: OSError, host: str, port: int, what: str | None = None) -> UserError:
+    """The one line for a failed bind: "port ... is already in use" only when it is, else the reason."""
     if error.errno == errno.EADDRINUSE:
-        raise UserError(f"{what}: port {port} on {host} is already in use")
-    raise UserError(f"{what}: cannot listen on {host}:{port}: {_reason(error)}")
+        message = f"port {port} on {host} is already in use"
+    else:
+        message = f"cannot listen on {host}:{port}: {error.strerror or error}"
+    return UserError(f"{what}: {message}" if what else message)
 
 
 def _bind_error(host: str, port: int) -> OSError | None:
@@ -52,10 +58,6 @@ def _bind_error(host: str, port: int) -> OSError | None:
     except OSError as exc:  # socket.gaierror (an unknown host) is one too
         return exc
     return None
-
-
-def _reason(error: OSError) -> str:
-    return error.strerror or str(error)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
