@@ -15,6 +15,7 @@ at NAB's swept best threshold).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
@@ -23,7 +24,7 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,15 @@ def check_out(out: Path) -> None:
             return
 
 
+@contextlib.contextmanager
+def writing_to(out: Path) -> Iterator[None]:
+    """Results that cannot be written (full disk, no permission, a file in the way) are the user's to fix."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write results: {exc.strerror or exc}") from None
+
+
 def write_results(out: Path, label: str, f: LabelledFile, unit: np.ndarray) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -117,10 +127,8 @@ def evaluate(
     for f in files:
         raw = detector_scores(name, params, f, data_dir)
         unit = unit_score(raw)
-        try:
+        with writing_to(out):
             write_results(out, label, f, unit)
-        except OSError as exc:  # full disk, no permission, a file in the way: the user's to fix
-            raise UserError(f"--out {out}: cannot write results: {exc.strerror or exc}") from None
         flags = raw > 1.0
         rw = nabscore.row_weights(len(raw), f.windows)
         swept.append((unit, rw))
@@ -142,10 +150,8 @@ def evaluate(
             "nab_swept_threshold": threshold,
         },
     }
-    try:
+    with writing_to(out):
         _write_summary(out / label, summary)
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot write results: {exc.strerror or exc}") from None
     return summary
 
 

@@ -60,7 +60,8 @@ def service_commands(
 
 
 def prepare_data_dir(cfg: StackConfig, root: Path = ROOT) -> Path:
-    """Create the data folder and write the runtime Prometheus config into it; returns the folder."""
+    """Create the data folder and write the runtime Prometheus and Alertmanager configs into it; returns
+    the folder. A folder that cannot be made or written is a one-line ``UserError``."""
     data = cfg.data_path(root)
     header = "# Written by `python -m streamwatch.stack` at start-up from stack.toml; not for editing.\n"
     files = {"prometheus.yml": render.dump_yaml(render.local_prometheus_config(cfg, root), header=header)}
