@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any, Self
 
 
 class CounterDeltas:
@@ -36,4 +37,15 @@ class CounterDeltas:
             out[metric] = value - last if value >= last else value
             self._last[metric] = value
         self._baselined = True
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The last values as saved state: a restart counts only what arrived since they were read."""
+        return {"last": dict(self._last), "baselined": self._baselined}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], metrics: Iterable[str]) -> Self:
+        out = cls(metrics)
+        out._last = {m: float(v) for m, v in dict(doc["last"]).items() if m in out.metrics}
+        out._baselined = bool(doc["baselined"])
         return out

@@ -14,9 +14,11 @@ from incident.config import IncidentConfig
 from incident.counts import CounterDeltas
 from incident.exporter import IncidentMetrics
 from incident.log import IncidentLog
-from incident.severity import IncidentEvent, IncidentTracker
+from incident.severity import IncidentTracker, severity_label
+from incident.state import StateFile
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
+from streamwatch.errors import DataError
 from streamwatch.net import listen_error
 from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
@@ -38,20 +40,50 @@ class IncidentWatcher:
         clock: Clock,
         incident_log: IncidentLog,
         metrics: IncidentMetrics | None = None,
+        state_file: StateFile | None = None,
     ):
         self.cfg = cfg
         self.client = client
         self.clock = clock
         self.incident_log = incident_log
         self.metrics = metrics or IncidentMetrics(tuple(cfg.metrics))
-        self.tracker = IncidentTracker(tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents)
-        self.deltas = CounterDeltas(cfg.metrics)
+        self.state_file = state_file
+        self.state_failing = False  # say so once per streak of failed state writes
+        # Lines of events the incident log has not taken yet, in order (a full disk, or a cycle in progress).
+        self.unwritten: list[str] = []
+        saved = state_file.load() if state_file else None
+        if saved is None:
+            self.tracker = IncidentTracker(tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents)
+            self.deltas = CounterDeltas(cfg.metrics)
+        else:
+            self.tracker, self.deltas, pending = self._resume(saved)
+            # Events saved as pending may have reached the log just before the restart: not twice.
+            written = incident_log.recent_lines() if pending else set()
+            self.unwritten = [line for line in pending if line not in written]
         self.backoff = Backoff(initial_s=cfg.interval, maximum_s=max(cfg.interval, cfg.backoff_max_s))
         self.prometheus_up: bool | None = None  # unknown until the first query
-        self.unwritten: list[IncidentEvent] = []  # events the incident log could not take yet, in order
         self.log_failing = False  # say so once per streak of failed writes, not every cycle
         self.lock = threading.Lock()
         self.metrics.update_state(self.tracker, clock.time())
+
+    def _resume(self, saved: dict[str, Any]) -> tuple[IncidentTracker, CounterDeltas, list[str]]:
+        """Continue from the saved state: the open incident stays open, the counters' gains since the
+        saved reading are the news of the first cycle (spread over the gap, as after an outage)."""
+        assert self.state_file is not None
+        try:
+            tracker = IncidentTracker.from_dict(
+                saved["tracker"], tuple(self.cfg.metrics), self.cfg.rules(), self.cfg.recent_incidents
+            )
+            deltas = CounterDeltas.from_dict(saved["deltas"], self.cfg.metrics)
+            pending = [str(line) for line in saved["unwritten"]]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(
+                f"{self.state_file.path}: damaged incident state ({exc!r}); move it away to start afresh"
+            ) from None
+        cur = tracker.current
+        what = f"incident {cur.incident_id} ({severity_label(cur.severity)}) open" if cur else "none open"
+        log.info("resumed from %s: %s", self.state_file.path, what)
+        return tracker, deltas, pending
 
     def read(self) -> dict[str, float]:
         """The latest cumulative anomaly count per watched metric (missing metrics are left out)."""
@@ -84,11 +116,43 @@ class IncidentWatcher:
             for event in events:
                 self.metrics.record(event)
                 log.warning("%s", event.one_line())
-            self.unwritten.extend(events)
+            self.unwritten.extend(self.incident_log.format(e) for e in events)
+            # State (with the events as pending) first, then the log, then the state again: a kill at any
+            # point neither loses an event nor, on restart, writes one twice or reopens a logged incident.
+            self.save_state()
             self.write_log()
+            self.save_state()
             self.metrics.update_state(self.tracker, now)
         self.metrics.health.succeeded(now)
         return self.cfg.interval
+
+    def save_state(self) -> None:
+        """Save the state for a restart; a failure is logged once per streak and retried next cycle.
+
+        The file is replaced only when its content changed.
+        """
+        if self.state_file is None:
+            return
+        doc = {
+            "tracker": self.tracker.to_dict(),
+            "deltas": self.deltas.to_dict(),
+            "unwritten": list(self.unwritten),
+        }
+        try:
+            self.state_file.save(doc)
+        except OSError as exc:
+            self.metrics.state_errors.inc()
+            if not self.state_failing:
+                log.error(
+                    "cannot save the incident state %s (%s); a restart now would start afresh",
+                    self.state_file.path,
+                    exc.strerror or exc,
+                )
+            self.state_failing = True
+            return
+        if self.state_failing:
+            log.info("incident state %s saved again", self.state_file.path)
+        self.state_failing = False
 
     def write_log(self) -> None:
         """Write the waiting events in order; on a failure keep them (and the rest) for the next cycle.
@@ -98,7 +162,7 @@ class IncidentWatcher:
         """
         while self.unwritten:
             try:
-                self.incident_log.write(self.unwritten[0])
+                self.incident_log.append_line(self.unwritten[0])
             except OSError as exc:
                 self.metrics.log_errors.inc()
                 if not self.log_failing:

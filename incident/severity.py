@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from incident.decay import DecayingScore, spread_weight
 
@@ -127,6 +127,15 @@ class Incident:
             "duration_s": round(end - self.started_at, 3),
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Self:
+        ended_at = doc["ended_at"]
+        return cls(
+            str(doc["incident_id"]), float(doc["started_at"]), int(doc["severity"]),
+            int(doc["peak_severity"]), tuple(str(m) for m in doc["metrics"]),
+            None if ended_at is None else float(ended_at),
+        )  # fmt: skip
+
 
 @dataclass
 class IncidentTracker:
@@ -208,6 +217,36 @@ class IncidentTracker:
             kind, inc.incident_id, ts, inc.severity, previous, inc.peak_severity, inc.metrics,
             inc.started_at, ts - inc.started_at, values,
         )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything a restart needs to continue where this tracker stopped (see ``from_dict``)."""
+        ts = self.last_ts or 0.0
+        return {
+            "last_ts": self.last_ts,
+            "scores": {m: s.to_dict() for m, s in self.scores.items()},
+            "in_trouble": [m for m in self.metrics if m in self.in_trouble],
+            "current": self.current.to_dict(ts) if self.current else None,
+            "recent": [i.to_dict(ts) for i in self.recent],
+        }
+
+    @classmethod
+    def from_dict(
+        cls, doc: dict[str, Any], metrics: tuple[str, ...], rules: Rules, recent_limit: int = 20
+    ) -> Self:
+        """A tracker for ``metrics`` and ``rules`` (today's configuration) resumed from saved state.
+
+        Saved scores of metrics no longer watched are dropped; newly watched metrics start at 0. An open
+        incident stays open: the next ``observe`` continues it or resolves it, exactly once.
+        """
+        out = cls(metrics, rules, recent_limit)
+        for metric, saved in dict(doc["scores"]).items():
+            if metric in out.scores:
+                out.scores[metric] = DecayingScore.from_dict(saved, rules.half_life_s)
+        out.in_trouble = {m for m in doc["in_trouble"] if m in out.scores}
+        out.current = None if doc["current"] is None else Incident.from_dict(doc["current"])
+        out.recent.extend(Incident.from_dict(i) for i in doc["recent"])
+        out.last_ts = None if doc["last_ts"] is None else float(doc["last_ts"])
+        return out
 
     def snapshot(self, ts: float) -> dict[str, Any]:
         """The state for people and dashboards (GET /state): scores, current and recent incidents."""

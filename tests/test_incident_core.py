@@ -7,6 +7,7 @@ cycle's anomalies to its counter, Prometheus scrapes the counter, and the detect
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -211,6 +212,43 @@ def test_lifecycle_events_once_per_change() -> None:
     assert tr.current is None and tr.recent[0].ended_at == t
     snap = tr.snapshot(t)
     assert snap["severity"] == 0 and snap["current"] is None and snap["recent"][0]["peak_severity"] == 1
+
+
+def test_saved_and_restored_at_every_step_behaves_as_never_stopped() -> None:
+    # What a restart does each cycle: save to JSON, build afresh from it, go on. The events, scores and
+    # counter increases must equal those of a tracker that never stopped.
+    rules = Rules(half_life_s=10, threshold=10, clear_threshold=5)
+    readings = [
+        {"energy_price": 3.0},
+        {"energy_price": 15.0},
+        {"energy_price": 16.0, "energy_consumption": 20.0},
+    ]
+    readings += [{"energy_price": 16.0, "energy_consumption": 31.0}] + [{}] * 12
+    steady, steady_deltas = IncidentTracker(METRICS, rules, 5), CounterDeltas(METRICS)
+    moved, moved_deltas = IncidentTracker(METRICS, rules, 5), CounterDeltas(METRICS)
+    got, want = [], []
+    for i, reading in enumerate(readings):
+        ts = T0 + 5 * i
+        want += [e.to_dict() for e in steady.observe(ts, steady_deltas.update(reading))]
+        got += [e.to_dict() for e in moved.observe(ts, moved_deltas.update(reading))]
+        saved = json.loads(json.dumps({"t": moved.to_dict(), "d": moved_deltas.to_dict()}, allow_nan=False))
+        moved = IncidentTracker.from_dict(saved["t"], METRICS, rules, 5)
+        moved_deltas = CounterDeltas.from_dict(saved["d"], METRICS)
+        assert moved.score_values(ts + 1) == pytest.approx(steady.score_values(ts + 1))
+        assert moved.snapshot(ts) == steady.snapshot(ts)
+    assert [e["event"] for e in want] == ["opened", "escalated", "de-escalated", "resolved"]
+    assert got == want
+
+
+def test_restore_keeps_only_the_metrics_watched_now() -> None:
+    rules = Rules(half_life_s=10, threshold=10, clear_threshold=5)
+    tr = IncidentTracker(("old", "energy_price"), rules)
+    tr.observe(T0, {"old": 30.0})
+    back = IncidentTracker.from_dict(tr.to_dict(), METRICS, rules)
+    assert set(back.scores) == set(METRICS) and back.in_trouble == set()
+    assert back.current is not None and back.current.metrics == ("old",)
+    [resolved] = back.observe(T0 + 1, {})  # the old metric's incident ends once, when next observed
+    assert resolved.event == "resolved" and resolved.incident_id == tr.current.incident_id
 
 
 def test_event_dict_and_one_line() -> None:
