@@ -162,6 +162,14 @@ class IncidentTracker:
     def score_values(self, ts: float) -> dict[str, float]:
         return {m: s.value_at(ts) for m, s in self.scores.items()}
 
+    def hold(self, ts: float) -> None:
+        """Freeze every score from the last ``observe`` until ``ts``: call it before the first ``observe``
+        after a spell without data, so the spell neither decays a score (resolving an incident that may be
+        ongoing) nor, by itself, adds to one (what the counters gained is still spread over the gap)."""
+        if self.last_ts is not None:
+            for score in self.scores.values():
+                score.hold(self.last_ts, ts)
+
     def observe(self, ts: float, new_anomalies: Mapping[str, float]) -> list[IncidentEvent]:
         """Add the anomalies seen since the last call, decay everything to ``ts``, return the changes.
 
