@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
@@ -20,15 +21,20 @@ class CounterDeltas:
         self.metrics = tuple(metrics)
         self._last: dict[str, float] = {}
         self._baselined = False
+        self.nonfinite: list[str] = []  # metrics whose value in the last reading was +Inf, -Inf or NaN
 
     def update(self, reading: Mapping[str, float]) -> dict[str, float]:
         """New anomalies per watched metric since the previous reading (0 for missing ones)."""
         out = {m: 0.0 for m in self.metrics}
+        self.nonfinite = []
         for metric in self.metrics:
             if metric not in reading:
                 continue
             value = float(reading[metric])
-            if value != value or value < 0:  # NaN or nonsense: ignore this sample, keep the last value
+            if not math.isfinite(value):  # +Inf or NaN is no count: ignore it, keep the last value
+                self.nonfinite.append(metric)
+                continue
+            if value < 0:  # nonsense: ignore this sample, keep the last value
                 continue
             if not self._baselined:
                 self._last[metric] = value

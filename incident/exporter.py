@@ -67,6 +67,12 @@ class IncidentMetrics:
             "Incident events waiting to be written to the incident log (0 when it is up to date)",
             registry=r,
         )
+        self.nonfinite = Counter(
+            "streamwatch_incident_nonfinite_values_total",
+            "Anomaly counts read as +Inf, -Inf or NaN, by watched metric; ignored (the last value is kept)",
+            ["metric"],
+            registry=r,
+        )
         self.holding = Gauge(
             "streamwatch_incident_holding",
             "1 while scores and incidents hold: Prometheus unreadable, or monitors not caught up since",
@@ -82,6 +88,7 @@ class IncidentMetrics:
         for kind in ("opened", "escalated", "de-escalated", "changed", "resolved"):
             self.events.labels(event=kind)
         for m in metrics:
+            self.nonfinite.labels(metric=m)
             self.score.labels(metric=m).set(0)
             self.in_trouble.labels(metric=m).set(0)
 

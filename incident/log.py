@@ -20,6 +20,12 @@ from streamwatch.errors import DataError, UserError
 LogFormat = Literal["json", "text"]
 
 
+def dumps(doc: Any) -> str:
+    """JSON as the incident detector writes it (log, state file, /state): compact, and NaN or Infinity
+    refused with a ``ValueError`` rather than written as something that is not JSON."""
+    return json.dumps(doc, allow_nan=False, separators=(",", ":"))
+
+
 def check_rotation(max_bytes: int, backup_count: int) -> None:
     """The range checks for a config's rotation settings (``ValueError`` names the bad one)."""
     if max_bytes < 0:
@@ -146,7 +152,7 @@ class IncidentLog(AppendOnlyLog):
     def format(self, event: IncidentEvent) -> str:
         if self.fmt == "text":
             return event.one_line()
-        return json.dumps(event.to_dict(), sort_keys=False, separators=(",", ":"))
+        return dumps(event.to_dict())
 
     def write(self, event: IncidentEvent) -> None:
         self.append_line(self.format(event))

@@ -11,6 +11,7 @@ per cycle. It has no clock: every call takes the timestamp it is about.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ class IncidentEvent:
     scores: Mapping[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return {  # written with allow_nan=False: a non-finite score fails loudly instead of breaking JSON
             "ts": _iso(self.at),
             "time": round(self.at, 3),
             "event": self.event,
@@ -179,7 +180,7 @@ class IncidentTracker:
         gap = 0.0 if self.last_ts is None else ts - self.last_ts
         weight = spread_weight(gap, self.rules.half_life_s)
         for metric, count in new_anomalies.items():
-            if metric in self.scores and count > 0:
+            if metric in self.scores and math.isfinite(count) and count > 0:
                 self.scores[metric].add(float(count) * weight, ts)
         self.last_ts = ts if self.last_ts is None else max(ts, self.last_ts)
         values = self.score_values(ts)
