@@ -17,7 +17,7 @@ from incident.severity import IncidentTracker, severity_label
 from incident.state import StateFile
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
-from streamwatch.errors import DataError
+from streamwatch.errors import DataError, UserError
 from streamwatch.net import listen_error
 from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
@@ -256,6 +256,23 @@ class IncidentWatcher:
         doc["holding"] = self.holding
         doc["metrics"] = list(self.cfg.metrics)
         return doc
+
+
+def check_queries(client: QueryClient, cfg: IncidentConfig) -> None:
+    """Ask Prometheus once, at start, whether the configured queries parse: a query it refuses as
+    ``bad_data`` is a ``UserError`` (it would otherwise look like an outage forever). Prometheus being
+    away or odd at start is not an error: the loop keeps retrying it."""
+    for name in ("query", "monitors_query"):
+        expr = getattr(cfg, name)
+        try:
+            client.query(expr)
+        except PrometheusError as exc:
+            if exc.error_type == "bad_data":
+                said = " ".join(str(exc).split())
+                raise UserError(f"{name} {expr!r} is not valid PromQL: {said}") from None
+            return
+        except FormatError:
+            return
 
 
 def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer:
