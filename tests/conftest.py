@@ -13,8 +13,8 @@ import yaml
 from hypothesis import settings
 
 from streamwatch.net import free_port
-from streamwatch.procs import ManagedProcess, prometheus_argv, python_argv
 from streamwatch.promapi import PrometheusClient
+from tests.procs import ManagedProcess, prometheus_argv, python_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 import yaml
 
-from streamwatch.stack import render
-from streamwatch.stack.config import ROOT, load_stack
+from stack import render
+from stack.config import ROOT, load_stack
 
 CFG = load_stack()
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

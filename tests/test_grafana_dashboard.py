@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from streamwatch.stack.render import GRAFANA_DATASOURCE_UID
+from stack.render import GRAFANA_DATASOURCE_UID
 from tests.grafana_support import DASHBOARD_DIR, ROOT, load, panels, targets
 
 DASHBOARD = load()

@@ -20,7 +20,6 @@ import yaml
 
 from incident.log import read_events
 from streamwatch.net import free_port, wait_until
-from streamwatch.procs import ManagedProcess, alertmanager_argv, python_argv
 from tests.conftest import (
     ROOT,
     PrometheusFactory,
@@ -29,6 +28,7 @@ from tests.conftest import (
     SimulatorFactory,
     SimulatorServer,
 )
+from tests.procs import ManagedProcess, alertmanager_argv, python_argv
 
 METRICS = ("energy_consumption", "energy_price")
 DETECTOR_TOML = """

@@ -10,9 +10,9 @@ import pytest
 
 from incident.log import AppendOnlyLog, iter_events
 from incident.webhook import WebhookConfig, alert_records, create_app, one_line
-from streamwatch.procs import python_argv
 from tests.cli_support import busy_port
 from tests.conftest import ROOT, assert_promtool_metrics_ok
+from tests.procs import python_argv
 
 
 def payload(status: str = "firing", **labels: str) -> dict[str, Any]:

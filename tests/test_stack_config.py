@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from stack.config import DEFAULT_CONFIG, load_stack
+from stack.runner import check_ports, prepare_data_dir
 from streamwatch.errors import ConfigError, UserError
 from streamwatch.net import free_port
-from streamwatch.stack.config import DEFAULT_CONFIG, load_stack
-from streamwatch.stack.runner import check_ports, prepare_data_dir
 from tests.cli_support import busy_port
 
 MINIMAL = """

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from honcho.printer import Message
 
+from stack import render
+from stack.__main__ import committed_files
+from stack.config import ROOT, ServiceConfig, load_stack
+from stack.runner import LogPrinter, prepare_data_dir, service_commands
 from streamwatch.errors import ConfigError
-from streamwatch.stack import render
-from streamwatch.stack.__main__ import committed_files
-from streamwatch.stack.config import ROOT, ServiceConfig, load_stack
-from streamwatch.stack.runner import LogPrinter, prepare_data_dir, service_commands
-from streamwatch.stack.variant import write_fast_config
+from tests.stack_variant import write_fast_config
 
 CFG = load_stack()
 
@@ -29,9 +29,7 @@ def jobs(doc: dict) -> dict[str, dict]:
 def test_committed_generated_files_match_stack_toml() -> None:
     # The local stack and the compose stack cannot drift apart: both come from stack.toml.
     for path, text in committed_files().items():
-        assert path.read_text() == text, (
-            f"{path.relative_to(ROOT)} is stale: run python -m streamwatch.stack render"
-        )
+        assert path.read_text() == text, f"{path.relative_to(ROOT)} is stale: run python -m stack render"
 
 
 def test_local_prometheus_config_has_the_original_job_names() -> None:

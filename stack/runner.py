@@ -24,12 +24,12 @@ from typing import IO, Any
 import yaml
 from honcho.manager import Manager
 
+from stack import render
+from stack.config import ROOT, StackConfig
 from streamwatch.atomic import atomic_write_text
 from streamwatch.errors import UserError
 from streamwatch.net import http_ok, port_in_use, wait_until
 from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
-from streamwatch.stack import render
-from streamwatch.stack.config import ROOT, StackConfig
 
 _SYSTEM = "system"  # honcho's name for its own messages
 _STOPPED = re.compile(r"^(?P<name>\S+) stopped \(rc=(?P<rc>-?\d+)\)")
@@ -63,7 +63,7 @@ def prepare_data_dir(cfg: StackConfig, root: Path = ROOT) -> Path:
     """Create the data folder and write the runtime Prometheus and Alertmanager configs into it; returns
     the folder. A folder that cannot be made or written is a one-line ``UserError``."""
     data = cfg.data_path(root)
-    header = "# Written by `python -m streamwatch.stack` at start-up from stack.toml; not for editing.\n"
+    header = "# Written by `python -m stack` at start-up from stack.toml; not for editing.\n"
     files = {"prometheus.yml": render.dump_yaml(render.local_prometheus_config(cfg, root), header=header)}
     if cfg.service_of_kind("alertmanager"):
         committed = yaml.safe_load((root / "prometheus" / "alertmanager.yml").read_text())

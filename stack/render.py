@@ -17,11 +17,11 @@ from urllib.parse import quote, urlencode
 
 import yaml
 
+from stack.config import ServiceConfig, StackConfig
 from streamwatch.errors import ConfigError
-from streamwatch.stack.config import ServiceConfig, StackConfig
 
 GENERATED_HEADER = (
-    "# Generated from stack.toml by `python -m streamwatch.stack render`; edit stack.toml, then re-run it.\n"
+    "# Generated from stack.toml by `python -m stack render`; edit stack.toml, then re-run it.\n"
     "# tests/test_stack_render.py fails when this file and stack.toml disagree.\n"
 )
 
