@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import yaml
 
-from stack.config import ServiceConfig, StackConfig
+from stack.config import Kind, ServiceConfig, StackConfig
 from streamwatch.errors import ConfigError
 
 GENERATED_HEADER = (
@@ -91,6 +91,21 @@ def render_command(name: str, svc: ServiceConfig, ctx: Context) -> list[str]:
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(f"service {name!r}: cannot fill placeholder in {arg!r}: {exc}") from None
     return out
+
+
+def standalone_command(
+    cfg: StackConfig, kind: Kind, data_dir: Path, port: int, root: Path, python: str
+) -> list[str]:
+    """The command of the stack's service of ``kind`` for one process started on its own (a test's
+    Prometheus, say): ``port`` and ``data_dir`` stand in for the stack's, so its files are looked for in
+    ``data_dir`` exactly where the stack keeps them (``{data_dir}/prometheus.yml``, ...)."""
+    found = cfg.service_of_kind(kind)
+    if found is None:
+        raise ConfigError(f"no enabled service of kind {kind!r} in the stack")
+    name, svc = found
+    url = f"http://{cfg.host}:{port}"
+    ctx = Context(python, str(root), cfg.host, str(data_dir), {name: port}, {name: url})
+    return render_command(name, replace(svc, port=port), ctx)
 
 
 def prometheus_service(cfg: StackConfig) -> tuple[str, ServiceConfig]:

@@ -123,7 +123,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         rcv.wait_http(f"{receiver.url}/healthz", timeout_s=30)
         processes["alertmanager"] = am = ManagedProcess(
             "alertmanager",
-            alertmanager_argv(tmp / "alertmanager.yml", am_port, tmp / "am-data"),
+            alertmanager_argv(tmp, am_port),
             tmp / "alertmanager.log",
         )
         am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout_s=30)

@@ -14,7 +14,7 @@ from honcho.printer import Message
 
 from stack import render
 from stack.__main__ import committed_files
-from stack.config import ROOT, ServiceConfig, load_stack
+from stack.config import ROOT, Kind, ServiceConfig, load_stack
 from stack.runner import LogPrinter, prepare_data_dir, service_commands
 from streamwatch.errors import ConfigError
 from tests.stack_variant import write_fast_config
@@ -128,6 +128,20 @@ def test_commands_are_filled_from_the_stack() -> None:
     assert "http://127.0.0.1:9090" in cmds["incident-detector"]
     assert "/srv/x/var/incidents.log" in cmds["incident-detector"]
     assert "--config.file=/srv/x/var/alertmanager.yml" in cmds["alertmanager"]
+
+
+@pytest.mark.parametrize("kind", ["prometheus", "alertmanager"])
+def test_a_standalone_prometheus_or_alertmanager_runs_the_stacks_own_command(kind: Kind) -> None:
+    # The tests start these programs on their own; their command lines are stack.toml's, not a copy.
+    cfg = _with_data_dir(Path("/srv/x"))
+    found = cfg.service_of_kind(kind)
+    assert found is not None
+    name, svc = found
+    same = render.standalone_command(cfg, kind, cfg.data_path(ROOT), svc.port, ROOT, "py")
+    assert same == service_commands(cfg, ROOT, "py")[name]
+    other = render.standalone_command(cfg, kind, Path("/t"), 4321, ROOT, "py")
+    assert f"--config.file=/t/{kind}.yml" in other
+    assert "--web.listen-address=127.0.0.1:4321" in other
 
 
 def test_unknown_placeholder_names_the_service() -> None:
