@@ -30,19 +30,22 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def require_free_port(host: str, port: int, what: str = "service") -> None:
-    """A one-line ``UserError`` (prefixed with ``what``) unless ``host:port`` can be listened on."""
+    """A one-line ``UserError`` naming ``what`` the port is for unless ``host:port`` can be listened on."""
     error = _bind_error(host, port)
     if error is not None:
         raise listen_error(error, host, port, what)
 
 
 def listen_error(error: OSError, host: str, port: int, what: str | None = None) -> UserError:
-    """The one line for a failed bind: "port ... is already in use" only when it is, else the reason."""
+    """The one line for a failed bind: "port ... is already in use" only when it is, else the reason.
+
+    ``what`` (the service) goes inside the sentence, never in front of it: the command's own name already
+    starts the line ("monitor.py: error: ..."), and a second prefix reads as a stutter.
+    """
+    for_what = f" for the {what}" if what else ""
     if error.errno == errno.EADDRINUSE:
-        message = f"port {port} on {host} is already in use"
-    else:
-        message = f"cannot listen on {host}:{port}: {error.strerror or error}"
-    return UserError(f"{what}: {message}" if what else message)
+        return UserError(f"port {port}{for_what} on {host} is already in use")
+    return UserError(f"cannot listen on {host}:{port}{for_what}: {error.strerror or error}")
 
 
 def _bind_error(host: str, port: int) -> OSError | None:
@@ -72,9 +75,7 @@ def start_metrics_server(registry: CollectorRegistry, host: str, port: int, what
     try:
         return start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UserError(f"{what}: port {port} on {host} is already in use") from None
-        raise UserError(f"{what}: cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise listen_error(exc, host, port, what) from None
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:

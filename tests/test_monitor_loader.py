@@ -192,7 +192,9 @@ def test_busy_port(tmp_path: Path):
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
     with busy_port() as port:
-        assert_one_line_error(run_monitor("energy_price", str(f), str(port)), f"port {port}", "in use")
+        line = assert_one_line_error(run_monitor("energy_price", str(f), str(port)), prog="monitor.py")
+    # The program's name once, at the front: not "monitor.py: error: monitor: port ...".
+    assert line == f"monitor.py: error: port {port} for the monitor on 127.0.0.1 is already in use"
 
 
 @pytest.mark.e2e
