@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,6 +34,7 @@ from streamwatch.promapi import (
 )
 from streamwatch.series import Series
 from tests.cli_support import answering, busy_port
+from tests.conftest import ROOT
 
 
 @dataclass
@@ -135,6 +140,40 @@ def test_cli_run_turns_user_errors_into_status_2(capsys: pytest.CaptureFixture[s
 
     assert run(main, [], prog="prog") == 2
     assert capsys.readouterr().err == "prog: error: the thing is broken\n"
+
+
+def test_cli_run_turns_a_missing_dependency_into_one_line_but_not_a_missing_module_of_ours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def needs(name: str) -> Callable[[object], int]:
+        def main(argv: object) -> int:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        return main
+
+    assert run(needs("pandas"), [], prog="prog") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prog: error: this Python (") and "'pandas'" in err and "make setup" in err
+    assert err.count("\n") == 1
+    with pytest.raises(ModuleNotFoundError):  # a bug of ours keeps its traceback
+        run(needs("monitor.nothing_here"), [], prog="prog")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["monitor.py", "--help"], ["incident_detector.py", "--help"], ["simulator.py", "serve", "--port", "0"]],
+)
+def test_a_root_script_started_without_the_venv_says_what_to_do(args: list[str]) -> None:
+    # The interpreter behind the venv, without site-packages: what `python3 monitor.py` is on a machine
+    # whose system Python has none of the dependencies.
+    bare = [os.path.realpath(sys.executable), "-S"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    done = subprocess.run([*bare, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"{args[0]}: error: this Python (")
+    assert "make setup" in line and ".venv/bin/python" in line
 
 
 def test_api_format_round_trip() -> None:
