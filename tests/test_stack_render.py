@@ -173,3 +173,12 @@ def test_log_printer_splits_service_output_from_its_own_lines(tmp_path: Path) ->
     assert "serving on 5000" not in console.getvalue()
     assert "stack: simulator stopped (rc=1)" in console.getvalue()
     assert stops == [("simulator", 1)]
+
+
+def test_log_printer_gives_every_service_its_log_before_any_output(tmp_path: Path) -> None:
+    # Prometheus and Alertmanager may print nothing for a long time; their logs must exist all the same.
+    printer = LogPrinter(tmp_path, io.StringIO(), echo=False, on_stop=lambda n, rc: None, services=["a", "b"])
+    printer.write(Message("line", b"hello\n", datetime.now(), "a", None))
+    printer.close()
+    assert (tmp_path / "a.log").read_text() == "hello\n"
+    assert (tmp_path / "b.log").read_text() == ""
