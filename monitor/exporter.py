@@ -1,4 +1,4 @@
-"""The monitor's Prometheus metrics, exactly as docs/architecture.md names them, on a private registry."""
+"""The monitor's Prometheus metrics, exactly as docs/metrics.md names them, on a private registry."""
 
 from __future__ import annotations
 

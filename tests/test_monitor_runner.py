@@ -298,7 +298,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
     text = generate_latest(metrics.registry).decode()
     assert_promtool_metrics_ok(text)
     names = {line.split("{")[0] for line in text.splitlines() if not line.startswith("#")}
-    # Exactly the names docs/architecture.md lists for the monitor.
+    # Exactly the names docs/metrics.md lists for the monitor.
     assert names == {
         "streamwatch_monitor_actual",
         "streamwatch_monitor_forecast",

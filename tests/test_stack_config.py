@@ -35,7 +35,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_repository_stack_uses_the_contract_ports() -> None:
     cfg = load_stack(DEFAULT_CONFIG)
     ports = {name: svc.port for name, svc in cfg.enabled_services().items()}
-    # docs/architecture.md, "Ports (local stack)".
+    # docs/stack.md, "Ports".
     assert ports["simulator"] == 5000
     assert ports["prometheus"] == 9090
     assert ports["alertmanager"] == 9093
