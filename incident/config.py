@@ -1,4 +1,4 @@
-"""The detector's typed configuration; the defaults are worked out in the README's incident section."""
+"""The detector's typed configuration; the defaults are worked out in docs/incidents.md."""
 
 from __future__ import annotations
 

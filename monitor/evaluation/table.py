@@ -1,4 +1,4 @@
-"""``python -m monitor.evaluation.table``: the README's detector table, regenerated with one command.
+"""``python -m monitor.evaluation.table``: the results table of docs/detectors.md, regenerated in one command.
 
 Writes the simulator's labelled set (``--seed 0``), runs ``monitor.evaluate`` for every detector (the
 defaults, plus the tuned rows whose parameters were chosen on the ``--seed 1`` set) on it and on the
