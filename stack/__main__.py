@@ -2,7 +2,7 @@
 
 python -m stack [--config stack.toml]           start everything, Ctrl-C stops it
 python -m stack render [--config stack.toml]    rewrite prometheus/prometheus.yml and
-                                                            docker-compose.yml from stack.toml
+                                                docker-compose.yml from stack.toml
 """
 
 from __future__ import annotations
