@@ -88,7 +88,6 @@ def prometheus_argv(config_file: Path, port: int, data_dir: Path, host: str = "1
         f"--config.file={config_file}",
         f"--storage.tsdb.path={data_dir}",
         f"--web.listen-address={host}:{port}",
-        "--web.enable-lifecycle",  # lets the stack reload rules without a restart
         "--log.level=warn",
     ]
 
