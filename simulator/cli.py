@@ -17,7 +17,7 @@ from streamwatch.atomic import atomic_write_text
 from streamwatch.cli import ArgumentParser
 from streamwatch.clock import SystemClock
 from streamwatch.durations import parse_duration
-from streamwatch.errors import UserError
+from streamwatch.errors import DataError, UserError
 from streamwatch.httpguard import ALLOWED_HOST_HELP
 from streamwatch.logs import setup_logging
 
@@ -139,6 +139,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     try:
-        atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")
+        text = json.dumps(doc, separators=(",", ":"), allow_nan=False)  # NaN/Infinity are not JSON
+    except ValueError:
+        raise DataError(f"{path}: not written: the data holds NaN or infinite values") from None
+    try:
+        atomic_write_text(path, text + "\n")
     except OSError as exc:
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None
