@@ -133,6 +133,9 @@ class Guard:
         """413 for a chunked body that reached the limit (the server stops reading there); 400 if too deep."""
         if chunked and len(raw) >= self.max_body_bytes:
             raise Refused(413, f"body is over the limit of {self.max_body_bytes} bytes")
+        # Fewer brackets than the limit cannot nest past it: skip the byte-by-byte scan (most requests).
+        if raw.count(b"[") + raw.count(b"{") <= self.max_json_depth:
+            return
         depth = json_depth(raw)
         if depth > self.max_json_depth:
             raise Refused(400, f"JSON nests {depth} deep, over the limit of {self.max_json_depth}")
