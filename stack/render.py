@@ -46,6 +46,8 @@ class Context:
     data_dir: str
     ports: dict[str, int]
     urls: dict[str, str]
+    hostnames: dict[str, str]  # the name other services call each one by (its Host header)
+    dashboard_origin: str  # a regex for Prometheus' --web.cors.origin
 
 
 def local_context(cfg: StackConfig, root: Path, python: str) -> Context:
@@ -57,6 +59,8 @@ def local_context(cfg: StackConfig, root: Path, python: str) -> Context:
         data_dir=str(cfg.data_path(root)),
         ports={name: svc.port for name, svc in services.items()},
         urls={name: f"http://{cfg.host}:{svc.port}" for name, svc in services.items()},
+        hostnames=dict.fromkeys(services, cfg.host),
+        dashboard_origin=dashboard_origin(cfg, cfg.host),
     )
 
 
@@ -69,7 +73,21 @@ def compose_context(cfg: StackConfig) -> Context:
         data_dir=COMPOSE_DATA_DIR,
         ports={name: svc.port for name, svc in services.items()},
         urls={name: f"http://{host}:{services[name].port}" for name, host in compose_hosts(cfg).items()},
+        hostnames=compose_hosts(cfg),
+        dashboard_origin=dashboard_origin(cfg, "127.0.0.1"),  # the browser reaches published ports
     )
+
+
+def dashboard_origin(cfg: StackConfig, host: str) -> str:
+    """The dashboard's own origin as a fully anchored regex (``http://(127\\.0\\.0\\.1|localhost):8000``).
+
+    Prometheus answers cross-origin reads from that page only; without a dashboard, from its own origin
+    only (which needs no CORS at all), never ``.*``, Prometheus' default.
+    """
+    services = cfg.enabled_services()
+    port = services["dashboard"].port if "dashboard" in services else prometheus_service(cfg)[1].port
+    names = sorted({"localhost", "127.0.0.1", host} - {"0.0.0.0", "::", ""})
+    return f"http://({'|'.join(re.escape(n) for n in names)}):{port}"
 
 
 def render_command(name: str, svc: ServiceConfig, ctx: Context) -> list[str]:
@@ -83,6 +101,8 @@ def render_command(name: str, svc: ServiceConfig, ctx: Context) -> list[str]:
         "name": name,
         "ports": ctx.ports,
         "urls": ctx.urls,
+        "hostname": ctx.hostnames.get(name, ctx.host),
+        "dashboard_origin": ctx.dashboard_origin,
     }
     out = []
     for arg in svc.command:
@@ -103,8 +123,13 @@ def standalone_command(
     if found is None:
         raise ConfigError(f"no enabled service of kind {kind!r} in the stack")
     name, svc = found
-    url = f"http://{cfg.host}:{port}"
-    ctx = Context(python, str(root), cfg.host, str(data_dir), {name: port}, {name: url})
+    local = local_context(cfg, root, python)
+    ctx = replace(
+        local,
+        data_dir=str(data_dir),
+        ports={**local.ports, name: port},
+        urls={**local.urls, name: f"http://{cfg.host}:{port}"},
+    )
     return render_command(name, replace(svc, port=port), ctx)
 
 
@@ -236,7 +261,7 @@ def compose_file(cfg: StackConfig) -> dict[str, Any]:
                     f"--config.file={COMPOSE_PROMETHEUS_DIR}/prometheus.yml",
                     "--storage.tsdb.path=/prometheus",
                     f"--web.listen-address=0.0.0.0:{svc.port}",
-                    "--web.enable-lifecycle",
+                    f"--web.cors.origin={ctx.dashboard_origin}",  # and never --web.enable-lifecycle (/-/quit)
                 ],
                 "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
                 "healthcheck": _wget_check(svc.port, svc.health_path),

@@ -23,7 +23,14 @@ from streamwatch.cli import run
 from streamwatch.errors import ConfigError, DataError, UserError
 from streamwatch.files import read_text
 from streamwatch.health import QueryHealth
-from streamwatch.net import free_port, port_in_use, require_free_port
+from streamwatch.net import (
+    LISTEN_BACKLOG,
+    free_port,
+    http_ok,
+    port_in_use,
+    require_free_port,
+    start_metrics_server,
+)
 from streamwatch.promapi import (
     FormatError,
     PrometheusClient,
@@ -302,3 +309,35 @@ def test_real_prometheus_scrapes_itself(start_prometheus) -> None:
     assert wait_until(lambda: bool(prom.client.query('up{job="prometheus"}')), 20)
     (s,) = prom.client.query('up{job="prometheus"}')
     assert s.values[-1] == 1.0 and s.labels["job"] == "prometheus"
+
+
+def listen_backlog(port: int) -> int:
+    """The kernel's accept-queue limit of the socket listening on ``port`` (ss shows it as Send-Q)."""
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[2])
+
+
+def test_metrics_server_serves_with_a_normal_listen_backlog() -> None:
+    # prometheus_client's server listened with socketserver's 5: under load clients waited 1 s retries.
+    registry = CollectorRegistry()
+    port = free_port()
+    server, thread = start_metrics_server(registry, "127.0.0.1", port, "test")
+    try:
+        assert server.request_queue_size >= LISTEN_BACKLOG >= 128
+        assert listen_backlog(port) >= 128
+        assert thread.daemon and http_ok(f"http://127.0.0.1:{port}/metrics")
+        with pytest.raises(UserError, match=f"^port {port} for the test on 127.0.0.1 is already in use"):
+            start_metrics_server(registry, "127.0.0.1", port, "test")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_flask_services_server_has_a_normal_listen_backlog_too() -> None:
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), lambda env, start: [], threaded=True)
+    try:
+        assert listen_backlog(server.server_port) >= 128
+    finally:
+        server.server_close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 from datetime import datetime
@@ -124,6 +125,8 @@ def test_commands_are_filled_from_the_stack() -> None:
         "127.0.0.1",
         "--port",
         "5000",
+        "--allowed-host",
+        "127.0.0.1",
     ]
     assert "http://127.0.0.1:9090" in cmds["incident-detector"]
     assert "/srv/x/var/incidents.log" in cmds["incident-detector"]
@@ -182,3 +185,23 @@ def test_log_printer_gives_every_service_its_log_before_any_output(tmp_path: Pat
     printer.close()
     assert (tmp_path / "a.log").read_text() == "hello\n"
     assert (tmp_path / "b.log").read_text() == ""
+
+
+def test_prometheus_has_no_lifecycle_api_and_cors_only_for_the_dashboard(tmp_path: Path) -> None:
+    # --web.enable-lifecycle let any web page POST /-/quit; Prometheus' default CORS origin is ".*".
+    cmd = service_commands(CFG, ROOT)["prometheus"]
+    assert not any("lifecycle" in arg for arg in cmd)
+    [cors] = [a.removeprefix("--web.cors.origin=") for a in cmd if a.startswith("--web.cors.origin=")]
+    dashboard = CFG.services["dashboard"].port
+    for origin in (f"http://127.0.0.1:{dashboard}", f"http://localhost:{dashboard}"):
+        assert re.fullmatch(cors, origin), origin
+    for origin in (
+        "http://evil.example",
+        f"http://127.0.0.1:{dashboard + 1}",
+        f"http://127a0b0c1:{dashboard}",
+    ):
+        assert not re.fullmatch(cors, origin), origin
+    # A stack without the dashboard (the tests' fast copies may drop it) still renders.
+    no_dash = load_stack(write_fast_config(tmp_path / "fast"))
+    no_dash.services["dashboard"].enabled = False
+    assert any(a.startswith("--web.cors.origin=") for a in service_commands(no_dash, ROOT)["prometheus"])
