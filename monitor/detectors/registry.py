@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.detectors.adaptive import Adaptive
 from monitor.detectors.base import Detector
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
@@ -35,6 +36,7 @@ DETECTORS: dict[str, type] = {
     "iqr": RollingIQR,
     "trend": TrendDetector,
     "ensemble": Ensemble,
+    "adaptive": Adaptive,
 }
 # Names the monitor's --detector accepts; prophet is fitted by the monitor itself.
 NAMES: tuple[str, ...] = ("prophet", *DETECTORS)
