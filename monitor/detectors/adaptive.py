@@ -53,6 +53,10 @@ SCALE_FLOOR = 1e-6
 TINY = 1e-9
 SURPRISE_WARMUP = 100
 """The running maximum of surprises starts after this many points: the first scales are guesses."""
+DRIFT_WARMUP = 200
+"""The same for the drift, whose slow mean needs longer to settle."""
+CHUNK = 4096
+"""Most points the vectorised path computes in one go between alarms."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class AdaptiveParams(DetectorOptions):
     profile_alpha: float = 0.2  # weight of a new value in its phase's mean
     warmup: int = 300  # points that never alarm
     suppress: int = 200  # points after an alarm that never alarm
+    drift_fast: float = 0.02  # weights of a new value in the drift's fast and slow means
+    drift_slow: float = 0.002
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -77,6 +83,8 @@ class AdaptiveParams(DetectorOptions):
             raise ValueError(f"bins must be >= 1, got {self.bins}")
         if not 0 < self.profile_alpha <= 1:
             raise ValueError(f"profile_alpha must be in (0, 1], got {self.profile_alpha}")
+        if not 0 < self.drift_slow < self.drift_fast <= 1:
+            raise ValueError("need 0 < drift_slow < drift_fast <= 1")
         if self.warmup < 0 or self.suppress < 0:
             raise ValueError("warmup and suppress must be >= 0")
 
@@ -95,7 +103,8 @@ def scale_weight(k: int) -> float:
 
 
 class Adaptive(OnlineDetector):
-    """Step and seasonal models, the smaller surprise, over a decaying maximum of past surprises."""
+    """Step and seasonal models (the smaller surprise) and a drift statistic, each over a decaying
+    maximum of its own past surprises."""
 
     Params = AdaptiveParams
 
@@ -112,16 +121,20 @@ class Adaptive(OnlineDetector):
         self.seen = [False] * self.p.bins
         self.season_n = 0  # seasonal errors learnt
         self.season_scale = 0.0
-        self.peak = 0.0  # Q: decaying maximum of surprises
+        self.peak = 0.0  # decaying maximum of point surprises
+        self.fast = 0.0  # fast and slow exponential means of the values (drift)
+        self.slow = 0.0
+        self.drift_scale = 0.0
+        self.drift_peak = 0.0
         self.quiet = 0  # points left in which an alarm is suppressed
 
     # -- streaming ----------------------------------------------------------------------------------
-    def _evaluate(self, x: float, t: float) -> tuple[Score, float, int, float]:
-        """(score, the point's surprise z, its phase bin, its seasonal error or NaN), without learning."""
+    def _evaluate(self, x: float, t: float) -> tuple[Score, float, int, float, float, float]:
+        """(score, point surprise, phase bin, seasonal error or NaN, drift, drift surprise), no learning."""
         p = self.p
         b = phase_bin(t, p.period_s, p.bins)
         if self.n == 0:
-            return finish_one(p, x, math.nan, math.nan, math.nan), 0.0, b, math.nan
+            return finish_one(p, x, math.nan, math.nan, math.nan), 0.0, b, math.nan, 0.0, 0.0
         floor = max(SCALE_FLOOR * self.level, TINY)
         scale = max(self.step_scale, floor)
         expected = self.prev
@@ -135,25 +148,44 @@ class Adaptive(OnlineDetector):
                 zs = serr / sscale
                 if zs < z:
                     z, scale, expected = zs, sscale, pred
-        if self.n < p.warmup or self.peak <= 0:
-            return finish_one(p, x, math.nan, math.nan, math.nan), z, b, serr
-        half = p.margin * self.peak * scale
-        s = finish_one(p, x, expected, expected - half, expected + half)
+        drift = self.fast + p.drift_fast * (x - self.fast) - self.slow
+        zd = abs(drift) / max(self.drift_scale, floor)
+        if self.n < p.warmup:
+            return finish_one(p, x, math.nan, math.nan, math.nan), z, b, serr, drift, zd
+        if self.peak > 0:
+            half = p.margin * self.peak * scale
+            s = finish_one(p, x, expected, expected - half, expected + half)
+        else:
+            s = finish_one(p, x, math.nan, math.nan, math.nan)
+        sd = drift_score(p, zd, drift, self.drift_peak)
         if self.quiet > 0:
             s = Score(0.0, s.expected, s.lower, s.upper)
-        return s, z, b, serr
+        elif sd > s.score:
+            s = Score(sd, s.expected, s.lower, s.upper)
+        return s, z, b, serr, drift, zd
 
-    def _learn(self, x: float, t: float, s: Score, z: float, b: int, serr: float) -> None:
+    def _learn(
+        self, x: float, t: float, s: Score, z: float, b: int, serr: float, drift: float, zd: float
+    ) -> None:
         p = self.p
+        alarm = s.score > 1.0
         if self.n == 0:
-            self.t0, self.level = t, abs(x)
+            self.t0, self.level, self.fast, self.slow = t, abs(x), x, x
         else:
             self.level += LEVEL_ALPHA * (abs(x) - self.level)
             self.step_n += 1
             self.step_scale += scale_weight(self.step_n) * (abs(x - self.prev) - self.step_scale)
-        self.quiet = p.suppress if s.score > 1.0 else max(self.quiet - 1, 0)
+            self.fast += p.drift_fast * (x - self.fast)
+            self.slow += p.drift_slow * (x - self.slow)
+        self.drift_scale += scale_weight(self.n + 1) * (abs(drift) - self.drift_scale)
+        self.quiet = p.suppress if alarm else max(self.quiet - 1, 0)
+        # An alarm's surprise is not learnt as normal (capped at the current peak), so one incident does
+        # not blind the detector to the next.
         if self.n >= SURPRISE_WARMUP:
-            self.peak = max(z, self.peak * p.decay)
+            self.peak = max(min(z, self.peak) if alarm and self.peak > 0 else z, self.peak * p.decay)
+        if self.n >= DRIFT_WARMUP:
+            capped = min(zd, self.drift_peak) if alarm and self.drift_peak > 0 else zd
+            self.drift_peak = max(capped, self.drift_peak * p.decay)
         if self.seen[b]:
             self.season_n += 1
             self.season_scale += scale_weight(self.season_n) * (serr - self.season_scale)
@@ -188,21 +220,19 @@ class Adaptive(OnlineDetector):
         first = self.n == 0
         if first:
             self.t0, self.level = float(ts[0]), abs(float(xs[0]))
-        # Typical magnitude before each point (the first point seeds it and is not averaged in).
-        lv_in = np.abs(xs[1:]) if first else np.abs(xs)
-        lv_after = _ema(lv_in, LEVEL_ALPHA, self.level)
-        level = (
-            np.concatenate(([self.level], lv_after[:-1]))
-            if not first
-            else np.concatenate(([self.level], [self.level], lv_after[:-1]))[:n]
-        )
+            self.fast = self.slow = float(xs[0])
+        lead = 2 if first else 1  # how many points see the state as it was before this batch
+        rest = xs[1:] if first else xs  # what the recurrences learn (the very first value only seeds them)
+        # Typical magnitude before each point.
+        lv_after = _ema(np.abs(rest), LEVEL_ALPHA, self.level)
+        level = np.concatenate(([self.level] * lead, lv_after[:-1]))[:n]
         floor = np.maximum(SCALE_FLOOR * level, TINY)
         # Step model.
         prev = np.concatenate(([self.prev], xs[:-1]))
         step = np.abs(xs - prev)  # NaN at a very first point
         st_in = step[1:] if first else step
         st_after = _scale_series(st_in, self.step_n, self.step_scale)
-        step_scale = np.concatenate(([self.step_scale] * (2 if first else 1), st_after[:-1]))[:n]
+        step_scale = np.concatenate(([self.step_scale] * lead, st_after[:-1]))[:n]
         scale = np.maximum(step_scale, floor)
         expected = prev.copy()
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -219,7 +249,7 @@ class Adaptive(OnlineDetector):
             idx = order[s0:e0]
             vals = xs[idx]
             if self.seen[b]:
-                after = _ema(vals, p.profile_alpha, float(self.profile[b]))
+                after = _ema(vals, p.profile_alpha, self.profile[b])
                 pred[idx[0]] = self.profile[b]
                 pred[idx[1:]] = after[:-1]
             else:
@@ -229,9 +259,8 @@ class Adaptive(OnlineDetector):
         serr = np.abs(xs - pred)
         has = ~np.isnan(serr)
         ss_after = _scale_series(serr[has], self.season_n, self.season_scale)
-        ss_prior = np.concatenate(([self.season_scale], ss_after[:-1]))
         season_scale = np.full(n, np.nan)
-        season_scale[has] = ss_prior
+        season_scale[has] = np.concatenate(([self.season_scale], ss_after[:-1]))
         sscale = np.maximum(season_scale, floor)
         active = has & (ts - self.t0 > p.period_s)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -242,27 +271,119 @@ class Adaptive(OnlineDetector):
         expected = np.where(use, pred, expected)
         if first:
             z[0] = 0.0
-        # Decaying maximum of surprises: peak_after[i] = max(z[i], decay * peak_after[i-1]) once eligible.
-        peak_prior = _decaying_max(z, counts >= SURPRISE_WARMUP, self.peak, p.decay)
-        warm = (counts < p.warmup) | (peak_prior <= 0)
-        expected = np.where(warm, np.nan, expected)
-        half = p.margin * peak_prior * scale
-        out = finish(p, xs, expected, expected - half, expected + half)
-        score = out.score.copy()
-        self.quiet = _suppress(score, self.quiet, p.suppress)
+        # Drift: the fast mean (with this value) minus the slow one (without it), over its own scale.
+        fast_after = _ema(rest, p.drift_fast, self.fast)
+        fast = np.concatenate(([self.fast] * lead, fast_after))[1 : n + 1]
+        slow_after = _ema(rest, p.drift_slow, self.slow)
+        slow = np.concatenate(([self.slow] * lead, slow_after[:-1]))[:n]
+        drift = fast - slow
+        if first:
+            drift[0] = 0.0
+        dr_after = _scale_series(np.abs(drift), self.n, self.drift_scale)
+        drift_scale = np.concatenate(([self.drift_scale], dr_after[:-1]))
+        zd = np.abs(drift) / np.maximum(drift_scale, floor)
+        warm = counts < p.warmup
+        score, expected, lower, upper = self._alarms(xs, z, scale, expected, zd, drift, counts, warm)
         # Carry the state to the next batch.
         self.n += n
         self.prev = float(xs[-1])
-        if len(lv_after):
+        if len(rest):
             self.level = float(lv_after[-1])
-        self.step_n += len(st_in)
-        if len(st_after):
             self.step_scale = float(st_after[-1])
+            self.fast, self.slow = float(fast_after[-1]), float(slow_after[-1])
+        self.step_n += len(st_in)
         self.season_n += int(has.sum())
         if len(ss_after):
             self.season_scale = float(ss_after[-1])
-        self.peak = float(_decaying_max_after(z, counts >= SURPRISE_WARMUP, self.peak, p.decay))
-        return Scores(score=score, expected=out.expected, lower=out.lower, upper=out.upper)
+        self.drift_scale = float(dr_after[-1])
+        return Scores(score=score, expected=expected, lower=lower, upper=upper)
+
+    def _alarms(
+        self,
+        xs: np.ndarray,
+        z: np.ndarray,
+        scale: np.ndarray,
+        expected: np.ndarray,
+        zd: np.ndarray,
+        drift: np.ndarray,
+        counts: np.ndarray,
+        warm: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Scores from the decaying peaks, with suppression; updates the peaks and the quiet count.
+
+        The peaks have a closed form between alarms; an alarm changes the peaks' update (capped), so each
+        segment is computed up to its first alarm and the next one starts after it. Segments are at most
+        ``CHUNK`` points, so a batch with many alarms costs O(CHUNK) per alarm at worst.
+        """
+        p = self.p
+        n = len(xs)
+        score = np.zeros(n)
+        exp_out = np.full(n, np.nan)
+        lo_out = np.full(n, np.nan)
+        hi_out = np.full(n, np.nan)
+        pos = 0
+        while pos < n:
+            end = min(n, pos + CHUNK)
+            sl = slice(pos, end)
+            e_ok = counts[sl] >= SURPRISE_WARMUP
+            d_ok = counts[sl] >= DRIFT_WARMUP
+            peak_all = _decaying_max_all(z[sl], e_ok, self.peak, p.decay)
+            dpeak_all = _decaying_max_all(zd[sl], d_ok, self.drift_peak, p.decay)
+            peak = np.concatenate(([self.peak], peak_all[:-1]))
+            dpeak = np.concatenate(([self.drift_peak], dpeak_all[:-1]))
+            ex = np.where(warm[sl] | (peak <= 0), np.nan, expected[sl])
+            half = p.margin * peak * scale[sl]
+            out = finish(p, xs[sl], ex, ex - half, ex + half)
+            s = np.maximum(out.score, drift_scores(p, zd[sl], drift[sl], dpeak, warm[sl]))
+            q = min(self.quiet, end - pos)
+            s[:q] = 0.0
+            hits = np.flatnonzero(s[q:] > 1.0)
+            stop = end if not hits.size else pos + q + int(hits[0]) + 1  # commit up to the alarm
+            k = stop - pos
+            score[pos:stop] = s[:k]
+            exp_out[pos:stop], lo_out[pos:stop], hi_out[pos:stop] = (
+                out.expected[:k],
+                out.lower[:k],
+                out.upper[:k],
+            )
+            if hits.size:
+                i = k - 1  # the alarm, within the segment: its surprises are capped at the peaks
+                self.peak = float(peak_all[i - 1]) if i else self.peak
+                self.drift_peak = float(dpeak_all[i - 1]) if i else self.drift_peak
+                if e_ok[i] and self.peak > 0:
+                    self.peak = max(min(float(z[pos + i]), self.peak), self.peak * p.decay)
+                elif e_ok[i]:
+                    self.peak = float(z[pos + i])
+                if d_ok[i] and self.drift_peak > 0:
+                    self.drift_peak = max(min(float(zd[pos + i]), self.drift_peak), self.drift_peak * p.decay)
+                elif d_ok[i]:
+                    self.drift_peak = float(zd[pos + i])
+                self.quiet = p.suppress
+            else:
+                self.peak, self.drift_peak = float(peak_all[-1]), float(dpeak_all[-1])
+                self.quiet -= q
+            pos = stop
+        return score, exp_out, lo_out, hi_out
+
+
+def drift_score(p: AdaptiveParams, zd: float, drift: float, peak: float) -> float:
+    """The drift surprise over ``margin`` times its recent peak, on the sides ``direction`` allows."""
+    if peak <= 0 or (p.direction == "above" and not drift > 0) or (p.direction == "below" and not drift < 0):
+        return 0.0
+    return zd / (p.margin * peak)
+
+
+def drift_scores(
+    p: AdaptiveParams, zd: np.ndarray, drift: np.ndarray, peak: np.ndarray, warm: np.ndarray
+) -> np.ndarray:
+    """Vectorised :func:`drift_score`, 0 in warm-up."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(peak > 0, zd / (p.margin * np.where(peak > 0, peak, 1.0)), 0.0)
+    if p.direction == "above":
+        s = np.where(drift > 0, s, 0.0)
+    elif p.direction == "below":
+        s = np.where(drift < 0, s, 0.0)
+    return np.where(warm, 0.0, s)
 
 
 def _ema(v: np.ndarray, alpha: float, start: float) -> np.ndarray:
@@ -289,16 +410,6 @@ def _scale_series(err: np.ndarray, k0: int, m0: float) -> np.ndarray:
     return out
 
 
-def _decaying_max(z: np.ndarray, eligible: np.ndarray, peak0: float, decay: float) -> np.ndarray:
-    """The running peak *before* each point (see :func:`_decaying_max_all`)."""
-    after = _decaying_max_all(z, eligible, peak0, decay)
-    return np.concatenate(([peak0], after[:-1]))
-
-
-def _decaying_max_after(z: np.ndarray, eligible: np.ndarray, peak0: float, decay: float) -> float:
-    return float(_decaying_max_all(z, eligible, peak0, decay)[-1])
-
-
 def _decaying_max_all(z: np.ndarray, eligible: np.ndarray, peak0: float, decay: float) -> np.ndarray:
     """``peak = max(z[i], decay * peak)`` at eligible points, unchanged before the first one.
 
@@ -322,24 +433,3 @@ def _decaying_max_all(z: np.ndarray, eligible: np.ndarray, peak0: float, decay: 
         l0 = math.log(peak0) + ld if peak0 > 0 else -math.inf
     out[e:] = np.exp(np.maximum(np.maximum.accumulate(lz), l0) + k * ld)
     return out
-
-
-def _suppress(score: np.ndarray, quiet: int, length: int) -> int:
-    """Zero ``score`` (in place) where an earlier alarm's quiet period covers it; return the quiet left."""
-    pos = 0  # first index not yet covered by a decision
-    n = len(score)
-    if quiet > 0:
-        score[: min(quiet, n)] = 0.0
-        pos = min(quiet, n)
-        quiet -= pos
-    while True:
-        hits = np.flatnonzero(score[pos:] > 1.0)
-        if not hits.size:
-            return quiet if pos >= n else 0
-        i = pos + int(hits[0])
-        end = min(i + 1 + length, n)
-        score[i + 1 : end] = 0.0
-        quiet = length - (end - i - 1)
-        pos = end
-        if pos >= n:
-            return quiet
