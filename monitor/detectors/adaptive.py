@@ -55,7 +55,7 @@ SURPRISE_WARMUP = 100
 """The running maximum of surprises starts after this many points: the first scales are guesses."""
 DRIFT_WARMUP = 200
 """The same for the drift, whose slow mean needs longer to settle."""
-CHUNK = 4096
+CHUNK = 1024
 """Most points the vectorised path computes in one go between alarms."""
 
 

@@ -23,6 +23,7 @@ from monitor.detectors.adaptive import Adaptive
 from monitor.detectors.base import Detector
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
+from monitor.detectors.iforest import IsolationForestDetector
 from monitor.detectors.iqr import RollingIQR
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.sma import SMAZScore
@@ -37,6 +38,7 @@ DETECTORS: dict[str, type] = {
     "trend": TrendDetector,
     "ensemble": Ensemble,
     "adaptive": Adaptive,
+    "iforest": IsolationForestDetector,
 }
 # Names the monitor's --detector accepts; prophet is fitted by the monitor itself.
 NAMES: tuple[str, ...] = ("prophet", *DETECTORS)
