@@ -61,7 +61,7 @@ CHUNK = 1024
 
 @dataclass(frozen=True)
 class AdaptiveParams(DetectorOptions):
-    margin: float = 1.2  # alarm when the surprise exceeds the recent maximum by this factor
+    margin: float = 1.3  # alarm when the surprise exceeds the recent maximum by this factor
     memory: int = 1000  # points over which the recent maximum decays by a factor e
     period_s: float = 86400.0  # the seasonal profile's period (seconds)
     bins: int = 48  # phases per period

@@ -1,0 +1,189 @@
+"""The adaptive detector: its parts on hand-computed examples, the simulator's anomalies, and NAB."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.detectors import adaptive
+from monitor.detectors.adaptive import Adaptive, AdaptiveParams
+from monitor.evaluate import evaluate
+from simulator import anomalies, wave
+from simulator.config import default_metrics
+
+T0 = 1_767_225_600.0
+# NAB standard scores on the shared part, as reported in docs/adaptive-detector.md (minus one point below).
+NAB_BEST = 49.8
+NAB_LIVE = 49.8
+
+
+def nab_root() -> Path | None:
+    """The shared NAB part: ``shared/datasets/nab`` beside the checkout or beside one of its parents."""
+    for parent in Path(__file__).resolve().parents[1:]:
+        cand = parent / "shared" / "datasets" / "nab"
+        if (cand / "data").is_dir():
+            return cand
+    return None
+
+
+# -- components ---------------------------------------------------------------------------------------
+
+
+def test_phase_bin() -> None:
+    assert adaptive.phase_bin(3600.0, 86400.0, 48) == 2  # 01:00 is the third half hour
+    assert adaptive.phase_bin(86400.0 + 1799.0, 86400.0, 48) == 0
+    assert adaptive.phase_bin(-1.0, 86400.0, 48) == 47  # the last second before midnight
+
+
+def test_scale_is_a_mean_then_an_exponential_average() -> None:
+    assert adaptive._scale_series(np.array([2.0, 4.0, 6.0]), 0, 0.0).tolist() == [2.0, 3.0, 4.0]
+    # The 100th error still has weight 1/100 (a mean of 100), the 101st the fixed 0.01.
+    out = adaptive._scale_series(np.array([101.0, 2.0]), 99, 1.0)
+    assert out[0] == pytest.approx(2.0)
+    assert out[1] == pytest.approx(2.0)
+    assert adaptive._scale_series(np.array([202.0]), 100, 2.0)[0] == pytest.approx(2.0 + 0.01 * 200)
+
+
+def test_ema() -> None:
+    assert adaptive._ema(np.array([1.0, 1.0]), 0.5, 0.0).tolist() == pytest.approx([0.5, 0.75])
+
+
+def test_decaying_max() -> None:
+    z = np.array([1.0, 0.0, 3.0, 0.0])
+    every = np.ones(4, dtype=bool)
+    assert adaptive._decaying_max_all(z, every, 0.0, 0.5).tolist() == pytest.approx([1.0, 0.5, 3.0, 1.5])
+    assert adaptive._decaying_max_all(z, every, 4.0, 0.5).tolist() == pytest.approx([2.0, 1.0, 3.0, 1.5])
+    late = np.array([False, True, True, True])  # unchanged until the first eligible point
+    assert adaptive._decaying_max_all(z, late, 4.0, 0.5).tolist() == pytest.approx([4.0, 2.0, 3.0, 1.5])
+
+
+def test_drift_score_keeps_the_allowed_side() -> None:
+    both = AdaptiveParams(margin=2.0)
+    assert adaptive.drift_score(both, 6.0, -1.0, 1.5) == pytest.approx(2.0)  # 6 / (2 * 1.5)
+    assert adaptive.drift_score(both, 6.0, 1.0, 0.0) == 0.0  # no peak yet
+    assert adaptive.drift_score(AdaptiveParams(direction="above"), 6.0, -1.0, 1.5) == 0.0
+    assert adaptive.drift_score(AdaptiveParams(direction="below"), 6.0, -1.0, 1.5) > 0
+
+
+def test_step_surprise_and_band_by_hand() -> None:
+    """Steps of exactly 1 (scale 1, peak 1 by the end of the warm-up): a step of 3 scores 3 / 1.3."""
+    d = Adaptive(AdaptiveParams(warmup=150, period_s=1e9))
+    x = np.arange(150, dtype=np.float64)
+    d.update_many(x, np.arange(150.0))
+    assert d.step_scale == pytest.approx(1.0) and d.peak == pytest.approx(1.0)
+    s = d.score_one(149.0 + 3.0, 150.0)
+    assert s.expected == 149.0 and s.upper == pytest.approx(149.0 + 1.3)
+    assert s.score == pytest.approx(3.0 / 1.3)
+
+
+def test_seasonal_profile_explains_a_daily_jump() -> None:
+    """A square wave (10 by day, 20 by night) with noise: its jumps are large steps but on the profile;
+    the same jump at the wrong time of day is an anomaly."""
+    rng = np.random.default_rng(5)
+    ts = T0 + 1800.0 * np.arange(48 * 8)
+    x = np.where((ts % 86400) < 43200, 10.0, 20.0) + rng.normal(0.0, 0.1, ts.size)
+    x[48 * 6 + 6 : 48 * 6 + 12] += 10.0  # 03:00 to 06:00 on day 7, at the night's level
+    s = Adaptive(AdaptiveParams(warmup=150, margin=3.0)).update_many(x, ts)
+    assert np.flatnonzero(s.anomalous).tolist() == [48 * 6 + 6]
+    assert s.expected[48 * 7] == pytest.approx(10.0, abs=0.5)  # the profile's value at midnight
+
+
+def test_warm_up_and_suppression() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(100.0, 1.0, 1200)
+    x[50] += 50  # inside the warm-up: never an alarm
+    x[[600, 650]] += 30
+    ts = 60.0 * np.arange(x.size)
+    s = Adaptive(AdaptiveParams(suppress=100, margin=3.0)).update_many(x, ts)
+    assert np.flatnonzero(s.anomalous).tolist() == [600]  # 650 falls in 600's quiet period
+    # Without suppression the return from each spike is a second alarm; alarms are not learnt as normal,
+    # so the second spike still alarms.
+    s = Adaptive(AdaptiveParams(suppress=0, margin=3.0)).update_many(x, ts)
+    assert np.flatnonzero(s.anomalous).tolist() == [600, 601, 650, 651]
+
+
+def test_an_alarm_is_not_learnt_as_normal() -> None:
+    rng = np.random.default_rng(1)
+    d = Adaptive(AdaptiveParams(margin=3.0))
+    x = rng.normal(100.0, 1.0, 700)
+    d.update_many(x, 60.0 * np.arange(700))
+    before = d.peak
+    assert d.update_one(160.0, 60.0 * 700).anomalous
+    assert d.peak == before  # capped at the peak, and not decayed either
+
+
+def test_streaming_matches_vectorised_with_alarms() -> None:
+    rng = np.random.default_rng(4)
+    x = 50 + 10 * np.sin(np.arange(5000) / 30.0) + rng.normal(0, 1, 5000)
+    x[rng.choice(np.arange(400, 5000), 20, replace=False)] += 25
+    ts = 300.0 * np.arange(5000)
+    p = AdaptiveParams(suppress=50)
+    vec = Adaptive(p).update_many(x, ts).score
+    d = Adaptive(p)
+    one = np.array([d.update_one(float(a), float(b)).score for a, b in zip(x, ts, strict=True)])
+    assert (vec > 1).sum() >= 10
+    np.testing.assert_allclose(vec, one, rtol=1e-9, atol=1e-9)
+
+
+# -- the simulator's anomalies -----------------------------------------------------------------------
+
+KINDS = {
+    "spike": (3.0, 12.0),
+    "shift": (0.3, 180.0),
+    "drop": (0.0, 60.0),
+    "drift": (0.5, 900.0),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("spec", default_metrics(), ids=lambda s: s.name)
+def test_each_simulator_kind_is_caught(kind: str, spec: wave.MetricSpec) -> None:
+    ts = T0 + 2.0 * np.arange(3600)  # two hours at the simulator's 2 s tick
+    clean = wave.values(spec, ts, seed=0)
+    size, duration = KINDS[kind]
+    magnitude = size if kind in ("spike", "drop") else size * (spec.max - spec.min)
+    a = anomalies.Anomaly("a", spec.name, kind, magnitude, float(ts[2000]) + 1.0, duration)
+    x = np.array([anomalies.apply_all(float(v), float(t), [a], spec) for v, t in zip(clean, ts, strict=True)])
+    s = Adaptive().update_many(x, ts)
+    window = (ts >= a.start) & (ts <= a.end + 30.0)  # the labelled set's window
+    assert s.anomalous[window].any(), kind
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (docs/adaptive-detector.md): at the default margin 1.3 the decaying maximum of the "
+    "triangle wave's own noise is exceeded a few times in six hours",
+)
+def test_no_alarm_before_an_injection() -> None:
+    spec = default_metrics()[0]
+    ts = T0 + 2.0 * np.arange(3600)
+    s = Adaptive().update_many(wave.values(spec, ts, seed=0), ts)
+    assert not s.anomalous.any()
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: see test_no_alarm_before_an_injection")
+@pytest.mark.parametrize("spec", default_metrics(), ids=lambda s: s.name)
+def test_six_clean_hours_raise_no_alarm(spec: wave.MetricSpec) -> None:
+    ts = T0 + 2.0 * np.arange(6 * 1800)
+    s = Adaptive().update_many(wave.values(spec, ts, seed=0), ts)
+    assert not s.anomalous.any()
+
+
+# -- NAB ----------------------------------------------------------------------------------------------
+
+
+def test_nab_score_at_both_thresholds(tmp_path: Path) -> None:
+    root = nab_root()
+    if root is None:
+        pytest.skip("the shared NAB part (shared/datasets/nab) is not beside this checkout")
+    with contextlib.redirect_stdout(io.StringIO()):
+        summary = evaluate(
+            "adaptive", {}, root / "data", root / "labels" / "combined_windows.json", tmp_path, "adaptive"
+        )
+    o = summary["overall"]
+    assert o["nab_standard_swept"] >= NAB_BEST - 1.0  # type: ignore[index]
+    assert o["nab_standard_fixed"] >= NAB_LIVE - 1.0  # type: ignore[index]
