@@ -43,6 +43,8 @@ ROWS: list[tuple[str, str, str, dict[str, str]]] = [
         },
     ),
     ("prophet band", "prophet", "prophet", {}),
+    ("adaptive", "adaptive", "adaptive", {}),
+    ("iforest", "iforest", "iforest", {}),
 ]
 
 
