@@ -17,6 +17,11 @@ threshold on a latency in ms and on a byte counter) and adapts to heavy tails (a
 has a large ``Q``). The band is the chosen model's prediction +/- ``margin * Q * scale``, so the score
 is the common one: deviation over the band's half-width.
 
+A third statistic catches drift: the fast exponential mean of the values (weight ``drift_fast``, with
+this value) minus the slow one (``drift_slow``), over its own scale and its own decaying peak; the score is
+the larger of the two. An alarm's surprises are not learnt as normal (the peaks are capped at their value
+before it), so one incident does not raise the bar for the next.
+
 Never alarms: the first ``warmup`` points (scores 0, no band), and the ``suppress`` points after an alarm
 (scores 0, band kept), because one incident is one alarm. Scales are floored at ``1e-6`` of the series'
 typical magnitude, so a flat line that moves at all is a surprise, but rounding is not.
