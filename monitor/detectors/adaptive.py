@@ -60,6 +60,11 @@ SURPRISE_WARMUP = 100
 """The running maximum of surprises starts after this many points: the first scales are guesses."""
 DRIFT_WARMUP = 200
 """The same for the drift, whose slow mean needs longer to settle."""
+MIN_PERIOD = 4
+"""The shortest period in samples the warm-up looks for."""
+PERIOD_ACF = 0.5
+"""Autocorrelation a period's peak must reach, and how far below it must have fallen before it."""
+PERIOD_DIP = 0.3
 CHUNK = 1024
 """Most points the vectorised path computes in one go between alarms."""
 
@@ -75,6 +80,8 @@ class AdaptiveParams(DetectorOptions):
     suppress: int = 200  # points after an alarm that never alarm
     drift_fast: float = 0.02  # weights of a new value in the drift's fast and slow means
     drift_slow: float = 0.002
+    min_surprise: float = 4.0  # the alarm threshold on a surprise is never below this many typical errors
+    range_margin: float = 0.02  # a value beyond the range seen so far by this fraction of it alarms (0: off)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,6 +99,10 @@ class AdaptiveParams(DetectorOptions):
             raise ValueError("need 0 < drift_slow < drift_fast <= 1")
         if self.warmup < 0 or self.suppress < 0:
             raise ValueError("warmup and suppress must be >= 0")
+        if not self.min_surprise >= 0:
+            raise ValueError(f"min_surprise must be >= 0, got {self.min_surprise}")
+        if not self.range_margin >= 0:
+            raise ValueError(f"range_margin must be >= 0, got {self.range_margin}")
 
     @property
     def decay(self) -> float:
@@ -100,6 +111,50 @@ class AdaptiveParams(DetectorOptions):
 
 def phase_bin(t: float, period: float, bins: int) -> int:
     return min(int((t % period) / period * bins), bins - 1)
+
+
+def find_period(values: np.ndarray | list[float], shortest: int = MIN_PERIOD) -> int:
+    """The period in samples of a short history, or 0 when it does not repeat.
+
+    The autocorrelation of the values (each lag's sum over its own number of pairs) must climb back above
+    ``PERIOD_ACF`` after falling by at least ``PERIOD_DIP`` below that level: a smooth or trending series,
+    whose autocorrelation only falls, has no period. The period is the first such peak, at most a third
+    of the history (three repeats seen)."""
+    d = np.asarray(values, dtype=np.float64)
+    d = d - d.mean()
+    m = len(d)
+    hi = m // 3
+    v = float(d @ d)
+    if hi < shortest or not v > 0:
+        return 0
+    full = np.correlate(d, d, mode="full")[m : m + hi]  # lags 1..hi
+    ac = full / v * m / (m - np.arange(1, hi + 1))
+    trough = np.minimum.accumulate(ac)
+    ok = (ac > PERIOD_ACF) & (ac - trough > PERIOD_DIP)
+    ok[: shortest - 1] = False
+    if not ok.any():
+        return 0
+    k = int(np.flatnonzero(ok)[0])
+    while k + 1 < hi and ac[k + 1] >= ac[k]:
+        k += 1  # up to the top of that peak
+    return k + 1
+
+
+def period_profile(
+    values: np.ndarray | list[float], period: int, alpha: float
+) -> tuple[list[float], np.ndarray]:
+    """A per-phase exponential mean of ``values`` (phase = index mod period) and the errors of the values
+    whose phase had been seen (each against its phase's mean before it)."""
+    profile: list[float] = []
+    errs = []
+    for i, x in enumerate(np.asarray(values, dtype=np.float64).tolist()):
+        ph = i % period
+        if i < period:
+            profile.append(x)
+        else:
+            errs.append(abs(x - profile[ph]))
+            profile[ph] += alpha * (x - profile[ph])
+    return profile, np.asarray(errs, dtype=np.float64)
 
 
 def scale_weight(k: int) -> float:
@@ -132,14 +187,31 @@ class Adaptive(OnlineDetector):
         self.drift_scale = 0.0
         self.drift_peak = 0.0
         self.quiet = 0  # points left in which an alarm is suppressed
+        self.vmin, self.vmax = math.inf, -math.inf  # the range of the values seen
+        # The warm-up's values, kept until its end to look for a period in samples (then dropped).
+        self.buf: list[float] | None = [] if self.p.warmup >= 3 * MIN_PERIOD else None
+        self.period = 0  # in samples; 0: none found
+        self.pprofile: list[float] = []  # per-phase means
+        self.p_n = 0  # period errors learnt
+        self.p_scale = 0.0
+
+    def _start_period(self) -> None:
+        """End of the warm-up: look for a period in its values and learn its profile from them."""
+        buf, self.buf = self.buf or [], None
+        self.period = find_period(buf)
+        if self.period:
+            self.pprofile, errs = period_profile(buf, self.period, self.p.profile_alpha)
+            self.p_n = len(errs)
+            self.p_scale = float(_scale_series(errs, 0, 0.0)[-1]) if len(errs) else 0.0
 
     # -- streaming ----------------------------------------------------------------------------------
-    def _evaluate(self, x: float, t: float) -> tuple[Score, float, int, float, float, float]:
-        """(score, point surprise, phase bin, seasonal error or NaN, drift, drift surprise), no learning."""
+    def _evaluate(self, x: float, t: float) -> tuple[Score, float, int, float, float, float, float]:
+        """(score, point surprise, phase bin, seasonal error or NaN, drift, drift surprise, period error
+        or NaN), no learning."""
         p = self.p
         b = phase_bin(t, p.period_s, p.bins)
         if self.n == 0:
-            return finish_one(p, x, math.nan, math.nan, math.nan), 0.0, b, math.nan, 0.0, 0.0
+            return finish_one(p, x, math.nan, math.nan, math.nan), 0.0, b, math.nan, 0.0, 0.0, math.nan
         floor = max(SCALE_FLOOR * self.level, TINY)
         scale = max(self.step_scale, floor)
         expected = self.prev
@@ -153,24 +225,41 @@ class Adaptive(OnlineDetector):
                 zs = serr / sscale
                 if zs < z:
                     z, scale, expected = zs, sscale, pred
+        perr = math.nan
+        if self.period:
+            pred = self.pprofile[self.n % self.period]
+            perr = abs(x - pred)
+            pscale = max(self.p_scale, floor)
+            # Only the reference (the recent worst surprise) learns the period model's surprise: the
+            # deviation itself stays measured by the step and daily models (see the module docstring).
+            z = min(z, perr / pscale)
         drift = self.fast + p.drift_fast * (x - self.fast) - self.slow
         zd = abs(drift) / max(self.drift_scale, floor)
         if self.n < p.warmup:
-            return finish_one(p, x, math.nan, math.nan, math.nan), z, b, serr, drift, zd
+            return finish_one(p, x, math.nan, math.nan, math.nan), z, b, serr, drift, zd, perr
         if self.peak > 0:
-            half = p.margin * self.peak * scale
+            half = max(p.margin * self.peak, p.min_surprise) * scale
             s = finish_one(p, x, expected, expected - half, expected + half)
         else:
             s = finish_one(p, x, math.nan, math.nan, math.nan)
-        sd = drift_score(p, zd, drift, self.drift_peak)
+        sd = max(drift_score(p, zd, drift, self.drift_peak), range_score(p, x, self.vmin, self.vmax))
         if self.quiet > 0:
             s = Score(0.0, s.expected, s.lower, s.upper)
         elif sd > s.score:
             s = Score(sd, s.expected, s.lower, s.upper)
-        return s, z, b, serr, drift, zd
+        return s, z, b, serr, drift, zd, perr
 
     def _learn(
-        self, x: float, t: float, s: Score, z: float, b: int, serr: float, drift: float, zd: float
+        self,
+        x: float,
+        t: float,
+        s: Score,
+        z: float,
+        b: int,
+        serr: float,
+        drift: float,
+        zd: float,
+        perr: float,
     ) -> None:
         p = self.p
         alarm = s.score > 1.0
@@ -197,8 +286,18 @@ class Adaptive(OnlineDetector):
             self.profile[b] += p.profile_alpha * (x - self.profile[b])
         else:
             self.profile[b], self.seen[b] = x, True
+        if self.period:
+            ph = self.n % self.period
+            self.p_n += 1
+            self.p_scale += scale_weight(self.p_n) * (perr - self.p_scale)
+            self.pprofile[ph] += p.profile_alpha * (x - self.pprofile[ph])
+        elif self.buf is not None:
+            self.buf.append(x)
+        self.vmin, self.vmax = min(self.vmin, x), max(self.vmax, x)
         self.prev = x
         self.n += 1
+        if self.n == p.warmup and self.buf is not None:
+            self._start_period()
 
     def score_one(self, x: float, t: float) -> Score:
         return self._evaluate(float(x), float(t))[0]
@@ -221,6 +320,15 @@ class Adaptive(OnlineDetector):
         n = len(xs)
         if n == 0:
             return finish(p, xs, xs, xs, xs)
+        k = p.warmup - self.n
+        if 0 < k < n:  # the period is looked for at the warm-up's end: the two sides are two batches
+            a, b = self.update_many(xs[:k], ts[:k]), self.update_many(xs[k:], ts[k:])
+            return Scores(
+                *(
+                    np.concatenate((getattr(a, f), getattr(b, f)))
+                    for f in ("score", "expected", "lower", "upper")
+                )
+            )
         counts = self.n + np.arange(n)  # values learnt before each point
         first = self.n == 0
         if first:
@@ -274,6 +382,22 @@ class Adaptive(OnlineDetector):
         z = np.where(use, zs, z)
         scale = np.where(use, sscale, scale)
         expected = np.where(use, pred, expected)
+        # Period model (after the warm-up, when one was found), phases counted in samples.
+        if self.period:
+            ppred = _phase_means(xs, counts % self.period, self.pprofile, p.profile_alpha)
+            perr = np.abs(xs - ppred)
+            pa = _scale_series(perr, self.p_n, self.p_scale)
+            pscale = np.maximum(np.concatenate(([self.p_scale], pa[:-1])), floor)
+            z = np.minimum(z, perr / pscale)  # the reference only, as in the streaming path
+            self.p_n += n
+            self.p_scale = float(pa[-1])
+        elif self.buf is not None:
+            self.buf.extend(xs.tolist())
+        # The range seen before each point.
+        vmax = np.maximum.accumulate(np.concatenate(([self.vmax], xs)))
+        vmin = np.minimum.accumulate(np.concatenate(([self.vmin], xs)))
+        rs = np.where(counts < p.warmup, 0.0, range_scores(p, xs, vmin[:-1], vmax[:-1]))
+        self.vmin, self.vmax = float(vmin[-1]), float(vmax[-1])
         if first:
             z[0] = 0.0
         # Drift: the fast mean (with this value) minus the slow one (without it), over its own scale.
@@ -288,7 +412,7 @@ class Adaptive(OnlineDetector):
         drift_scale = np.concatenate(([self.drift_scale], dr_after[:-1]))
         zd = np.abs(drift) / np.maximum(drift_scale, floor)
         warm = counts < p.warmup
-        score, expected, lower, upper = self._alarms(xs, z, scale, expected, zd, drift, counts, warm)
+        score, expected, lower, upper = self._alarms(xs, z, scale, expected, zd, drift, rs, counts, warm)
         # Carry the state to the next batch.
         self.n += n
         self.prev = float(xs[-1])
@@ -301,6 +425,8 @@ class Adaptive(OnlineDetector):
         if len(ss_after):
             self.season_scale = float(ss_after[-1])
         self.drift_scale = float(dr_after[-1])
+        if self.n == p.warmup and self.buf is not None:
+            self._start_period()
         return Scores(score=score, expected=expected, lower=lower, upper=upper)
 
     def _alarms(
@@ -311,6 +437,7 @@ class Adaptive(OnlineDetector):
         expected: np.ndarray,
         zd: np.ndarray,
         drift: np.ndarray,
+        rs: np.ndarray,
         counts: np.ndarray,
         warm: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -337,9 +464,9 @@ class Adaptive(OnlineDetector):
             peak = np.concatenate(([self.peak], peak_all[:-1]))
             dpeak = np.concatenate(([self.drift_peak], dpeak_all[:-1]))
             ex = np.where(warm[sl] | (peak <= 0), np.nan, expected[sl])
-            half = p.margin * peak * scale[sl]
+            half = np.maximum(p.margin * peak, p.min_surprise) * scale[sl]
             out = finish(p, xs[sl], ex, ex - half, ex + half)
-            s = np.maximum(out.score, drift_scores(p, zd[sl], drift[sl], dpeak, warm[sl]))
+            s = np.maximum(np.maximum(out.score, drift_scores(p, zd[sl], drift[sl], dpeak, warm[sl])), rs[sl])
             q = min(self.quiet, end - pos)
             s[:q] = 0.0
             hits = np.flatnonzero(s[q:] > 1.0)
@@ -389,6 +516,51 @@ def drift_scores(
     elif p.direction == "below":
         s = np.where(drift < 0, s, 0.0)
     return np.where(warm, 0.0, s)
+
+
+def range_score(p: AdaptiveParams, x: float, lo: float, hi: float) -> float:
+    """How far ``x`` lies beyond the range ``[lo, hi]`` seen so far, in units of ``range_margin`` times
+    its width (above 1: past the margin); 0 inside it, with no range yet, or on the side ``direction``
+    ignores."""
+    width = hi - lo
+    if not p.range_margin > 0 or not width > 0:
+        return 0.0
+    unit = p.range_margin * width
+    if x > hi and p.direction != "below":
+        return (x - hi) / unit
+    if x < lo and p.direction != "above":
+        return (lo - x) / unit
+    return 0.0
+
+
+def range_scores(p: AdaptiveParams, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`range_score`."""
+    width = hi - lo
+    if not p.range_margin > 0:
+        return np.zeros(len(x))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = p.range_margin * width
+        up = np.where(x > hi, (x - hi) / unit, 0.0) if p.direction != "below" else 0.0
+        down = np.where(x < lo, (lo - x) / unit, 0.0) if p.direction != "above" else 0.0
+        s = np.maximum(up, down)
+    return np.where(width > 0, s, 0.0)
+
+
+def _phase_means(xs: np.ndarray, phases: np.ndarray, profile: list[float], alpha: float) -> np.ndarray:
+    """Each value's phase mean before it (``profile[phase]``, every phase seen), updating ``profile``."""
+    pred = np.empty(len(xs))
+    order = np.argsort(phases, kind="stable")
+    sp = phases[order]
+    starts = np.flatnonzero(np.concatenate(([True], sp[1:] != sp[:-1])))
+    ends = np.concatenate((starts[1:], [len(xs)]))
+    for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
+        ph = int(sp[s0])
+        idx = order[s0:e0]
+        after = _ema(xs[idx], alpha, profile[ph])
+        pred[idx[0]] = profile[ph]
+        pred[idx[1:]] = after[:-1]
+        profile[ph] = float(after[-1])
+    return pred
 
 
 def _ema(v: np.ndarray, alpha: float, start: float) -> np.ndarray:
