@@ -80,6 +80,7 @@ class AdaptiveParams(DetectorOptions):
     suppress: int = 200  # points after an alarm that never alarm
     drift_fast: float = 0.02  # weights of a new value in the drift's fast and slow means
     drift_slow: float = 0.002
+    season_margin: float = 2.0  # the daily profile's own alarm: its surprise over this times its recent peak
     min_surprise: float = 4.0  # the alarm threshold on a surprise is never below this many typical errors
     range_margin: float = 0.02  # a value beyond the range seen so far by this fraction of it alarms (0: off)
 
@@ -99,6 +100,8 @@ class AdaptiveParams(DetectorOptions):
             raise ValueError("need 0 < drift_slow < drift_fast <= 1")
         if self.warmup < 0 or self.suppress < 0:
             raise ValueError("warmup and suppress must be >= 0")
+        if not self.season_margin > 0:
+            raise ValueError(f"season_margin must be positive, got {self.season_margin}")
         if not self.min_surprise >= 0:
             raise ValueError(f"min_surprise must be >= 0, got {self.min_surprise}")
         if not self.range_margin >= 0:
@@ -186,6 +189,7 @@ class Adaptive(OnlineDetector):
         self.slow = 0.0
         self.drift_scale = 0.0
         self.drift_peak = 0.0
+        self.season_peak = 0.0  # decaying maximum of the daily profile's own surprises
         self.quiet = 0  # points left in which an alarm is suppressed
         self.vmin, self.vmax = math.inf, -math.inf  # the range of the values seen
         # The warm-up's values, kept until its end to look for a period in samples (then dropped).
@@ -205,24 +209,25 @@ class Adaptive(OnlineDetector):
             self.p_scale = float(_scale_series(errs, 0, 0.0)[-1]) if len(errs) else 0.0
 
     # -- streaming ----------------------------------------------------------------------------------
-    def _evaluate(self, x: float, t: float) -> tuple[Score, float, int, float, float, float, float]:
+    def _evaluate(self, x: float, t: float) -> tuple[Score, float, int, float, float, float, float, float]:
         """(score, point surprise, phase bin, seasonal error or NaN, drift, drift surprise, period error
-        or NaN), no learning."""
+        or NaN, the daily profile's own surprise or 0), no learning."""
         p = self.p
         b = phase_bin(t, p.period_s, p.bins)
         if self.n == 0:
-            return finish_one(p, x, math.nan, math.nan, math.nan), 0.0, b, math.nan, 0.0, 0.0, math.nan
+            return finish_one(p, x, math.nan, math.nan, math.nan), 0.0, b, math.nan, 0.0, 0.0, math.nan, 0.0
         floor = max(SCALE_FLOOR * self.level, TINY)
         scale = max(self.step_scale, floor)
         expected = self.prev
         z = abs(x - self.prev) / scale
         serr = math.nan
+        zs = sdev = 0.0
         if self.seen[b]:
             pred = self.profile[b]
             serr = abs(x - pred)
             if t - self.t0 > p.period_s:
                 sscale = max(self.season_scale, floor)
-                zs = serr / sscale
+                zs, sdev = serr / sscale, x - pred
                 if zs < z:
                     z, scale, expected = zs, sscale, pred
         perr = math.nan
@@ -236,18 +241,22 @@ class Adaptive(OnlineDetector):
         drift = self.fast + p.drift_fast * (x - self.fast) - self.slow
         zd = abs(drift) / max(self.drift_scale, floor)
         if self.n < p.warmup:
-            return finish_one(p, x, math.nan, math.nan, math.nan), z, b, serr, drift, zd, perr
+            return finish_one(p, x, math.nan, math.nan, math.nan), z, b, serr, drift, zd, perr, zs
         if self.peak > 0:
             half = max(p.margin * self.peak, p.min_surprise) * scale
             s = finish_one(p, x, expected, expected - half, expected + half)
         else:
             s = finish_one(p, x, math.nan, math.nan, math.nan)
-        sd = max(drift_score(p, zd, drift, self.drift_peak), range_score(p, x, self.vmin, self.vmax))
+        sd = max(
+            drift_score(p, zd, drift, self.drift_peak),
+            range_score(p, x, self.vmin, self.vmax),
+            season_score(p, zs, sdev, self.season_peak),
+        )
         if self.quiet > 0:
             s = Score(0.0, s.expected, s.lower, s.upper)
         elif sd > s.score:
             s = Score(sd, s.expected, s.lower, s.upper)
-        return s, z, b, serr, drift, zd, perr
+        return s, z, b, serr, drift, zd, perr, zs
 
     def _learn(
         self,
@@ -260,6 +269,7 @@ class Adaptive(OnlineDetector):
         drift: float,
         zd: float,
         perr: float,
+        zs: float,
     ) -> None:
         p = self.p
         alarm = s.score > 1.0
@@ -277,6 +287,8 @@ class Adaptive(OnlineDetector):
         # not blind the detector to the next.
         if self.n >= SURPRISE_WARMUP:
             self.peak = max(min(z, self.peak) if alarm and self.peak > 0 else z, self.peak * p.decay)
+            capped = min(zs, self.season_peak) if alarm and self.season_peak > 0 else zs
+            self.season_peak = max(capped, self.season_peak * p.decay)
         if self.n >= DRIFT_WARMUP:
             capped = min(zd, self.drift_peak) if alarm and self.drift_peak > 0 else zd
             self.drift_peak = max(capped, self.drift_peak * p.decay)
@@ -378,6 +390,8 @@ class Adaptive(OnlineDetector):
         active = has & (ts - self.t0 > p.period_s)
         with np.errstate(invalid="ignore", divide="ignore"):
             zs = serr / sscale
+        zsc = np.where(active, zs, 0.0)  # the daily profile's own surprise
+        sdev = xs - pred
         use = active & (zs < z)
         z = np.where(use, zs, z)
         scale = np.where(use, sscale, scale)
@@ -412,7 +426,9 @@ class Adaptive(OnlineDetector):
         drift_scale = np.concatenate(([self.drift_scale], dr_after[:-1]))
         zd = np.abs(drift) / np.maximum(drift_scale, floor)
         warm = counts < p.warmup
-        score, expected, lower, upper = self._alarms(xs, z, scale, expected, zd, drift, rs, counts, warm)
+        score, expected, lower, upper = self._alarms(
+            xs, z, scale, expected, zd, drift, rs, zsc, sdev, counts, warm
+        )
         # Carry the state to the next batch.
         self.n += n
         self.prev = float(xs[-1])
@@ -438,6 +454,8 @@ class Adaptive(OnlineDetector):
         zd: np.ndarray,
         drift: np.ndarray,
         rs: np.ndarray,
+        zsc: np.ndarray,
+        sdev: np.ndarray,
         counts: np.ndarray,
         warm: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -462,11 +480,14 @@ class Adaptive(OnlineDetector):
             peak_all = _decaying_max_all(z[sl], e_ok, self.peak, p.decay)
             dpeak_all = _decaying_max_all(zd[sl], d_ok, self.drift_peak, p.decay)
             peak = np.concatenate(([self.peak], peak_all[:-1]))
+            speak_all = _decaying_max_all(zsc[sl], e_ok, self.season_peak, p.decay)
+            speak = np.concatenate(([self.season_peak], speak_all[:-1]))
             dpeak = np.concatenate(([self.drift_peak], dpeak_all[:-1]))
             ex = np.where(warm[sl] | (peak <= 0), np.nan, expected[sl])
             half = np.maximum(p.margin * peak, p.min_surprise) * scale[sl]
             out = finish(p, xs[sl], ex, ex - half, ex + half)
             s = np.maximum(np.maximum(out.score, drift_scores(p, zd[sl], drift[sl], dpeak, warm[sl])), rs[sl])
+            s = np.maximum(s, season_scores(p, zsc[sl], sdev[sl], speak, warm[sl]))
             q = min(self.quiet, end - pos)
             s[:q] = 0.0
             hits = np.flatnonzero(s[q:] > 1.0)
@@ -481,11 +502,18 @@ class Adaptive(OnlineDetector):
             if hits.size:
                 i = k - 1  # the alarm, within the segment: its surprises are capped at the peaks
                 self.peak = float(peak_all[i - 1]) if i else self.peak
+                self.season_peak = float(speak_all[i - 1]) if i else self.season_peak
                 self.drift_peak = float(dpeak_all[i - 1]) if i else self.drift_peak
                 if e_ok[i] and self.peak > 0:
                     self.peak = max(min(float(z[pos + i]), self.peak), self.peak * p.decay)
                 elif e_ok[i]:
                     self.peak = float(z[pos + i])
+                if e_ok[i] and self.season_peak > 0:
+                    self.season_peak = max(
+                        min(float(zsc[pos + i]), self.season_peak), self.season_peak * p.decay
+                    )
+                elif e_ok[i]:
+                    self.season_peak = float(zsc[pos + i])
                 if d_ok[i] and self.drift_peak > 0:
                     self.drift_peak = max(min(float(zd[pos + i]), self.drift_peak), self.drift_peak * p.decay)
                 elif d_ok[i]:
@@ -493,6 +521,7 @@ class Adaptive(OnlineDetector):
                 self.quiet = p.suppress
             else:
                 self.peak, self.drift_peak = float(peak_all[-1]), float(dpeak_all[-1])
+                self.season_peak = float(speak_all[-1])
                 self.quiet -= q
             pos = stop
         return score, exp_out, lo_out, hi_out
@@ -515,6 +544,28 @@ def drift_scores(
         s = np.where(drift > 0, s, 0.0)
     elif p.direction == "below":
         s = np.where(drift < 0, s, 0.0)
+    return np.where(warm, 0.0, s)
+
+
+def season_score(p: AdaptiveParams, zs: float, dev: float, peak: float) -> float:
+    """The daily profile's surprise over ``season_margin`` times its recent peak (never under
+    ``min_surprise``): a day that departs from its usual shape even where each step looks ordinary, such
+    as a daily jump that did not happen."""
+    if peak <= 0 or (p.direction == "above" and not dev > 0) or (p.direction == "below" and not dev < 0):
+        return 0.0
+    return zs / max(p.season_margin * peak, p.min_surprise)
+
+
+def season_scores(
+    p: AdaptiveParams, zs: np.ndarray, dev: np.ndarray, peak: np.ndarray, warm: np.ndarray
+) -> np.ndarray:
+    """Vectorised :func:`season_score`, 0 in warm-up."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # no peak yet (and min_surprise 0): 0 below
+        s = np.where(peak > 0, zs / np.maximum(p.season_margin * peak, p.min_surprise), 0.0)
+    if p.direction == "above":
+        s = np.where(dev > 0, s, 0.0)
+    elif p.direction == "below":
+        s = np.where(dev < 0, s, 0.0)
     return np.where(warm, 0.0, s)
 
 
