@@ -12,23 +12,40 @@ error, the *scale*):
 Each model's surprise is ``z = error / scale``; the point's surprise is the *smaller* of the two (a square
 wave's daily jump is expected by the profile; a random walk's step is expected by the step model). The
 score is that surprise over ``margin`` times the largest surprise of the recent past, a running maximum
-that decays by ``1 - 1 / memory`` per point: ``score = z / (margin * Q)``. It is scale-free (the same
-threshold on a latency in ms and on a byte counter) and adapts to heavy tails (a series that often bursts
-has a large ``Q``). The band is the chosen model's prediction +/- ``margin * Q * scale``, so the score
-is the common one: deviation over the band's half-width.
+that decays by ``1 - 1 / memory`` per point, and never over less than ``min_surprise``:
+``score = z / max(margin * Q, min_surprise)``. It is scale-free (the same threshold on a latency in ms and
+on a byte counter) and adapts to heavy tails (a series that often bursts has a large ``Q``); the floor
+keeps pure noise quiet once ``Q`` has faded (a running maximum of noise is otherwise exceeded now and
+then). The band is the chosen model's prediction +/- that threshold times ``scale``, so the score is the
+common one: deviation over the band's half-width.
 
-A third statistic catches drift: the fast exponential mean of the values (weight ``drift_fast``, with
-this value) minus the slow one (``drift_slow``), over its own scale and its own decaying peak; the score is
-the larger of the two. An alarm's surprises are not learnt as normal (the peaks are capped at their value
-before it), so one incident does not raise the bar for the next.
+A **short period** in samples is looked for once, in the warm-up's values (:func:`find_period`). If one
+is found, a per-phase profile of it predicts each value too, and its surprise lowers ``z`` as it enters
+``Q`` only: the reference of an ordinary worst learns that the series repeats, while the deviation is
+still measured by the step and daily models. (As a full model its error scale absorbs frequent
+incidents and loses them; see docs/adaptive-detector.md.)
+
+Other signals on the same scale, the score being the largest:
+
+- **drift**: the fast exponential mean of the values (weight ``drift_fast``, with this value) minus the
+  slow one (``drift_slow``), over its own scale and its own decaying peak;
+- **new range** (Numenta's "spatial anomaly"): how far the value lies beyond the range of all values
+  seen, in units of ``range_margin`` times that range (:func:`range_score`);
+- **the day's shape**: the daily profile's surprise over ``season_margin`` times its own decaying peak
+  (:func:`season_score`), for a day that departs from its shape where each step looks ordinary.
+
+An alarm's surprises are not learnt as normal (the peaks are capped at their value before it), so one
+incident does not raise the bar for the next.
 
 Never alarms: the first ``warmup`` points (scores 0, no band), and the ``suppress`` points after an alarm
 (scores 0, band kept), because one incident is one alarm. Scales are floored at ``1e-6`` of the series'
 typical magnitude, so a flat line that moves at all is a surprise, but rounding is not.
 
-Complexity: O(1) time per point and O(bins) memory (a few hundred bytes of state at 48 bins). Vectorised
-path: every recurrence is a first-order linear filter (``scipy.signal.lfilter``) or a running maximum
-(``np.maximum.accumulate`` in log space); only the suppression walks the alarms, which are few.
+Complexity: O(1) time per point and O(bins + period) memory (2 to 4 KiB of state; the warm-up's values
+are kept until its end, then dropped). Vectorised path: every recurrence is a first-order linear filter
+(``scipy.signal.lfilter``), a per-phase one, or a running maximum (``np.maximum.accumulate`` in log space);
+only the suppression walks the alarms, which are few. A batch that crosses the warm-up's end is split
+there, so the period is found at the same point on every path.
 
 >>> import numpy as np
 >>> x = 10 + np.sin(np.arange(600) / 5.0)
