@@ -8,8 +8,8 @@ before it is learnt). Writes ``RESULTS_DIR/<name>/<category>/<name>_<file>.csv``
 maps the common scale monotonically into [0, 1) with the alert threshold s = 1 at 0.5; infinite scores
 map to 1), which is the layout NAB's scorer reads, plus ``summary.csv`` and ``summary.json`` there, and
 prints the table. Metrics: see ``monitor.evaluation.metrics`` (precision/recall/F1 at the detector's own
-threshold, score > 1) and ``monitor.evaluation.nabscore`` (NAB standard profile, at that threshold and
-at NAB's swept best threshold).
+threshold, score > 1) and ``monitor.evaluation.nabscore`` (NAB's standard, low-FP and low-FN profiles,
+each at that threshold and at its own swept best threshold, as NAB's optimiser picks one per profile).
 """
 
 from __future__ import annotations
@@ -123,22 +123,34 @@ def evaluate(
         create(name, params)
     files = load(data_dir, labels)
     results: list[FileResult] = []
-    swept: list[tuple[np.ndarray, nabscore.RowWeights]] = []
+    swept: dict[str, list[tuple[np.ndarray, nabscore.RowWeights]]] = {k: [] for k in nabscore.PROFILES}
+    fixed = dict.fromkeys(nabscore.PROFILES, 0.0)
     for f in files:
         raw = detector_scores(name, params, f, data_dir)
         unit = unit_score(raw)
         with writing_to(out):
             write_results(out, label, f, unit)
         flags = raw > 1.0
+        for key, profile in nabscore.PROFILES.items():
+            rw = nabscore.row_weights(len(raw), f.windows, profile)
+            swept[key].append((unit, rw))
+            fixed[key] += nabscore.raw_score(flags, rw, profile)
         rw = nabscore.row_weights(len(raw), f.windows)
-        swept.append((unit, rw))
         results.append(
             FileResult(f.key, len(raw), count(flags, f.windows, f.ts), nabscore.raw_score(flags, rw))
         )
     total = sum((r.counts for r in results), Counts(0, 0, 0))
     n_windows = total.windows
     fixed_raw = sum(r.nab_raw for r in results)
-    threshold, best_raw = nabscore.best_threshold(swept)
+    threshold, best_raw = nabscore.best_threshold(swept["standard"])
+    # NAB's other two profiles, each at its own best threshold as NAB's optimiser finds it, and at score > 1.
+    others: dict[str, object] = {}
+    for key, short in (("reward_low_FP_rate", "low_fp"), ("reward_low_FN_rate", "low_fn")):
+        profile = nabscore.PROFILES[key]
+        th, best = nabscore.best_threshold(swept[key], profile)
+        others[f"nab_{short}_fixed"] = nabscore.normalised(fixed[key], n_windows, profile)
+        others[f"nab_{short}_swept"] = nabscore.normalised(best, n_windows, profile)
+        others[f"nab_{short}_threshold"] = th
     summary: dict[str, object] = {
         "detector": name,
         "params": params,
@@ -148,6 +160,7 @@ def evaluate(
             "nab_standard_fixed": nabscore.normalised(fixed_raw, n_windows),
             "nab_standard_swept": nabscore.normalised(best_raw, n_windows),
             "nab_swept_threshold": threshold,
+            **others,
         },
     }
     with writing_to(out):
@@ -224,6 +237,13 @@ def print_table(summary: dict[str, object], stream: object = None) -> None:
     print(
         f"NAB standard score: {fmt(o['nab_standard_fixed'], 1)} at score > 0.5 (raw > 1); "  # type: ignore[index]
         f"{fmt(o['nab_standard_swept'], 1)} at NAB's swept threshold {fmt(o['nab_swept_threshold'], 4)}",  # type: ignore[index]
+        file=stream,  # type: ignore[arg-type]
+    )
+    print(
+        f"NAB low-FP profile: {fmt(o['nab_low_fp_fixed'], 1)} at score > 0.5; "  # type: ignore[index]
+        f"{fmt(o['nab_low_fp_swept'], 1)} at its swept threshold; "  # type: ignore[index]
+        f"low-FN profile: {fmt(o['nab_low_fn_fixed'], 1)} at score > 0.5; "  # type: ignore[index]
+        f"{fmt(o['nab_low_fn_swept'], 1)} at its swept threshold",  # type: ignore[index]
         file=stream,  # type: ignore[arg-type]
     )
 

@@ -24,6 +24,13 @@ CASES = [
     ("trend", {"window": 40, "smooth": 1, "min_rise": 0.0}),
     ("ensemble", {}),
     ("ensemble", {"members": "sma,iqr,trend", "k": 1, "min_confidence": 0.3, "sma.window": 5}),
+    ("adaptive", {}),
+    ("adaptive", {"warmup": 120, "suppress": 15, "period_s": 300.0, "bins": 10, "direction": "above"}),
+    (
+        "adaptive",
+        {"margin": 1.0, "memory": 50, "min_surprise": 0.0, "min_deviation": 2.0, "direction": "below"},
+    ),
+    ("iforest", {"history": 64, "refit": 40, "trees": 10, "threshold": 0.6}),
 ]
 
 

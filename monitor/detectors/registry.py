@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from monitor.detectors.adaptive import Adaptive
 from monitor.detectors.base import Detector
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
+from monitor.detectors.iforest import IsolationForestDetector
 from monitor.detectors.iqr import RollingIQR
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.sma import SMAZScore
@@ -35,6 +37,8 @@ DETECTORS: dict[str, type] = {
     "iqr": RollingIQR,
     "trend": TrendDetector,
     "ensemble": Ensemble,
+    "adaptive": Adaptive,
+    "iforest": IsolationForestDetector,
 }
 # Names the monitor's --detector accepts; prophet is fitted by the monitor itself.
 NAMES: tuple[str, ...] = ("prophet", *DETECTORS)
