@@ -34,6 +34,12 @@ class MonitorMetrics:
             "streamwatch_monitor_anomalies", "Samples found outside the forecast band.", m, registry=r
         )
         self.samples = Counter("streamwatch_monitor_samples_scored", "Samples scored.", m, registry=r)
+        self.nonfinite = Counter(
+            "streamwatch_monitor_samples_nonfinite",
+            "Samples whose value was NaN (not scored) or +/-Inf (scored as anomalies).",
+            m,
+            registry=r,
+        )
         self.mae = Gauge(
             "streamwatch_monitor_mae",
             "Mean absolute error of the last cycle, in the watched metric's unit.",
@@ -57,7 +63,7 @@ class MonitorMetrics:
         )
         self.health = QueryHealth("streamwatch_monitor", r, m, (metric,))
         # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
-        for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.score):
+        for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.score, self.nonfinite):
             metric_child.labels(metric)
 
     def record_fit(self, seconds: float) -> None:
@@ -84,6 +90,9 @@ class MonitorMetrics:
             self.forecast.labels(mm, "expected").set(expected)
             self.forecast.labels(mm, "upper").set(upper)
         self.health.succeeded(now)
+
+    def record_nonfinite(self, n: int) -> None:
+        self.nonfinite.labels(self.metric).inc(n)
 
     def record_error(self) -> None:
         self.health.failed()
