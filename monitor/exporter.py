@@ -10,6 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from monitor.scoring import CycleStats
 from streamwatch.health import QueryHealth
 
+# The files the monitor writes, as the ``file`` label of its save-error counter.
+SAVED_FILES = ("model", "position")
+
 
 class MonitorMetrics:
     """One watched metric's gauges and counters; every series carries ``metric=<short name>``."""
@@ -61,10 +64,18 @@ class MonitorMetrics:
         self.fit_duration = Gauge(
             "streamwatch_monitor_fit_duration_seconds", "Duration of the last model fit.", m, registry=r
         )
+        self.save_errors = Counter(
+            "streamwatch_monitor_save_errors",
+            "Failed writes of the monitor's files (file: model or position); it runs on from memory.",
+            ("metric", "file"),
+            registry=r,
+        )
         self.health = QueryHealth("streamwatch_monitor", r, m, (metric,))
         # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
         for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.score, self.nonfinite):
             metric_child.labels(metric)
+        for file in SAVED_FILES:
+            self.save_errors.labels(metric, file)
 
     def record_fit(self, seconds: float) -> None:
         self.fit_duration.labels(self.metric).set(seconds)
@@ -93,6 +104,9 @@ class MonitorMetrics:
 
     def record_nonfinite(self, n: int) -> None:
         self.nonfinite.labels(self.metric).inc(n)
+
+    def record_save_error(self, file: str) -> None:
+        self.save_errors.labels(self.metric, file).inc()
 
     def record_error(self) -> None:
         self.health.failed()

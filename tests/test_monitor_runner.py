@@ -315,6 +315,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
         "streamwatch_monitor_last_success_timestamp_seconds",
         "streamwatch_monitor_prometheus_errors_total",
         "streamwatch_monitor_prometheus_up",
+        "streamwatch_monitor_save_errors_total",
     }
     assert 'streamwatch_monitor_anomalies_total{metric="energy_price"} 1.0' in text
     assert 'streamwatch_monitor_samples_scored_total{metric="energy_price"} 2.0' in text
