@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     require_free_port(cfg.host, args.port, "monitor")
     if args.detector == "prophet":  # only Prophet keeps fitted models
         prepare_model_dir(cfg.model_dir)
-    training = load_training(args.train_file, cfg.min_train_points)
+    training = load_training(args.train_file, cfg.min_train_points, cfg.max_train_points)
     check_series_name(metric, query, training, args.train_file)
     # Prophet takes only the options every detector honours here; its model settings come from --config.
     options = registry.options_from_cli("prophet", args.param) if args.detector == "prophet" else None

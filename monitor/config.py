@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
+
 
 @dataclass
 class MonitorConfig:
@@ -25,7 +27,8 @@ class MonitorConfig:
     horizon: float = 6 * 3600.0  # seconds of band computed ahead at fit time (and per extension)
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
     backoff_max: float = 60.0  # longest wait between retries while Prometheus is failing
-    min_train_points: int = 20
+    min_train_points: int = DEFAULT_MIN_POINTS
+    max_train_points: int = DEFAULT_MAX_POINTS  # a larger training file is refused before it is read
 
     def __post_init__(self) -> None:
         for name in ("interval", "k", "retrain_window", "horizon", "max_catchup", "backoff_max"):
@@ -40,6 +43,11 @@ class MonitorConfig:
             raise ValueError(f"fourier_order must be at least 1, got {self.fourier_order}")
         if self.min_train_points < 4:
             raise ValueError(f"min_train_points must be at least 4, got {self.min_train_points}")
+        if self.max_train_points < self.min_train_points:
+            raise ValueError(
+                f"max_train_points must be at least min_train_points ({self.min_train_points}), "
+                f"got {self.max_train_points}"
+            )
         self.model_dir = Path(self.model_dir)
 
     def query_for(self, metric: str) -> str:
