@@ -52,10 +52,19 @@ class PrometheusSource:
         self.capped = capped
         return min(wanted, self.max_window)
 
+    def expression(self, window: float) -> str:
+        """The PromQL this source sends: the raw samples of the last ``window`` seconds."""
+        return f"{self.query}[{math.ceil(window * 1000)}ms]"
+
+    def probe(self, now: float) -> None:
+        """Ask once for the first window, without moving the read position: a ``PrometheusError`` whose
+        ``bad_query`` is set means Prometheus will never accept the query."""
+        self.client.query(self.expression(self.first_window), at=now)
+
     def fetch(self, now: float) -> list[Series]:
         """Samples stored since the last call (first call: the last ``first_window`` seconds)."""
         window = self.window_for(now)
-        found = self.client.query(f"{self.query}[{math.ceil(window * 1000)}ms]", at=now)
+        found = self.client.query(self.expression(window), at=now)
         fresh: list[Series] = []
         for s in found:
             new = s.since(self.last_ts.get(s.key, -math.inf))
@@ -70,4 +79,4 @@ class PrometheusSource:
 
     def recent(self, now: float, window: float) -> list[Series]:
         """Every sample of the last ``window`` seconds, for retraining (does not move the read position)."""
-        return self.client.query(f"{self.query}[{math.ceil(window * 1000)}ms]", at=now)
+        return self.client.query(self.expression(window), at=now)
