@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from monitor import forecast, modelstore
+from monitor import forecast, modelstore, position
 from monitor.config import MonitorConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector
@@ -194,20 +194,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     query = cfg.query_for(metric)
     # Cheap checks first: a busy port or a bad file must not wait for a fit.
     require_free_port(cfg.host, args.port, "monitor")
-    if args.detector == "prophet":  # only Prophet keeps fitted models
-        prepare_model_dir(cfg.model_dir)
+    prepare_model_dir(cfg.model_dir)  # fitted models (Prophet) and every detector's read position
     training = load_training(args.train_file, cfg.min_train_points, cfg.max_train_points)
     check_series_name(metric, query, training, args.train_file)
     # Prophet takes only the options every detector honours here; its model settings come from --config.
     options = registry.options_from_cli("prophet", args.param) if args.detector == "prophet" else None
+    metrics = MonitorMetrics(metric)
+    position_file = position.position_path(cfg.model_dir, metric)
     source = PrometheusSource(
         PrometheusClient(cfg.prometheus_url),
         query,
         first_window=cfg.interval,
         max_window=cfg.max_catchup,
+        last_ts=position.load(position_file, query),
+        on_skipped=metrics.record_skipped,
     )
     check_query(source, cfg.prometheus_url)
-    metrics = MonitorMetrics(metric)
     try:
         if args.detector == "prophet":
             detector = build_detector(
@@ -255,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.detector == "prophet"
             else registry.warm_start(args.detector, args.param, s.timestamps, s.values)
         ),
+        save_position=lambda: position.save(position_file, query, source.last_ts),
     )
     log.info("watching %s every %g s, serving http://%s:%d/metrics", query, cfg.interval, cfg.host, args.port)
     try:
