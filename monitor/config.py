@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, DEFAULT_K
 from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
 
 # A shorter cycle is a busy loop against Prometheus (interval = 1e-9 was accepted), not a faster monitor.
@@ -22,13 +23,13 @@ class MonitorConfig:
     host: str = "127.0.0.1"
     query: str | None = None  # None: "<metric>_metric"
     period: float | None = None  # seconds; None: detected from the training data
-    k: float = 4.0  # band half-width in robust standard deviations of the training residuals
-    fourier_order: int = 12
+    k: float = DEFAULT_K  # Prophet's band half-width in robust sigmas of the training residuals
+    fourier_order: int = DEFAULT_FOURIER_ORDER
     retrain_every: float = 0.0  # seconds; 0 switches retraining off
     retrain_window: float = 3600.0  # seconds of recent Prometheus data a retrain fits on
     model_dir: Path = Path("var/models")
     log_format: Literal["text", "json"] = "text"
-    horizon: float = 6 * 3600.0  # seconds of band computed ahead at fit time (and per extension)
+    horizon: float = DEFAULT_HORIZON_S  # seconds of band computed ahead at fit time (and per extension)
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
     backoff_max: float = 60.0  # longest wait between retries while Prometheus is failing
     min_train_points: int = DEFAULT_MIN_POINTS
