@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from monitor.detectors.base import ANOMALY_THRESHOLD
 from monitor.detectors.prophet import ProphetParams
 from monitor.detectors.registry import NAMES, create, detector_class, make_params, needs_fit, parse_params
 from monitor.evaluation import nabscore
@@ -126,7 +127,7 @@ def evaluate(
         unit = unit_score(raw)
         with writing_to(out):
             write_results(out, label, f, unit)
-        flags = raw > 1.0
+        flags = raw > ANOMALY_THRESHOLD
         rw = nabscore.row_weights(len(raw), f.windows)
         swept.append((unit, rw))
         results.append(

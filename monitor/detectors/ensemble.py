@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.detectors.base import Detector, Score, Scores
+from monitor.detectors.base import ANOMALY_THRESHOLD, Detector, Score, Scores
 from monitor.detectors.options import DetectorOptions
 
 
@@ -92,7 +92,7 @@ def combine(p: EnsembleParams, member_scores: np.ndarray, member_expected: np.nd
     weights = np.asarray(p.weight_values)[:, None]
     s = np.nan_to_num(member_scores, nan=0.0)
     confidence = (np.clip(s, 0.0, 1.0) * weights).sum(axis=0) / weights.sum()
-    agreeing = (s > 1.0).sum(axis=0)
+    agreeing = (s > ANOMALY_THRESHOLD).sum(axis=0)
     kth = -np.sort(-s, axis=0)[p.k - 1]
     score = np.minimum(kth, confidence / p.min_confidence)
     have = ~np.isnan(member_expected)
@@ -136,7 +136,7 @@ class Ensemble:
         weights = self._weights
         s = [0.0 if m.score != m.score else m.score for m in scores]
         confidence = sum(min(max(v, 0.0), 1.0) * w for v, w in zip(s, weights, strict=True)) / self._wsum
-        agreeing = sum(v > 1.0 for v in s)
+        agreeing = sum(v > ANOMALY_THRESHOLD for v in s)
         kth = sorted(s, reverse=True)[self.p.k - 1]
         score = min(kth, confidence / self.p.min_confidence)
         have = [(m.expected, w) for m, w in zip(scores, weights, strict=True) if m.expected == m.expected]
@@ -155,5 +155,10 @@ class Ensemble:
         return self._combine_one([m.update_one(x, t) for m in self.members])
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> EnsembleScores:
-        results = [m.update_many(xs, ts) for m in self.members]
+        return self._combine_many([m.update_many(xs, ts) for m in self.members])
+
+    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> EnsembleScores:
+        return self._combine_many([m.score_many(xs, ts) for m in self.members])
+
+    def _combine_many(self, results: list[Scores]) -> EnsembleScores:
         return combine(self.p, np.array([r.score for r in results]), np.array([r.expected for r in results]))
