@@ -13,7 +13,7 @@ against what has been learnt so far and learns none of it.
 A new detector subclasses :class:`OnlineDetector` and writes ``score_one`` and ``learn_one`` (plus a
 ``Params`` dataclass and a registry line): ``update_one``, ``update_many`` and ``score_many`` come
 from the base class as loops. A vectorised ``update_many`` is worth writing where ``bench.detectors``
-shows the loop is too slow (the detectors here run 10 to 100 times faster vectorised); the tests check
+shows the loop is too slow (measured at 20,000 points: 4x for iqr, 13x to 22x for the others); the tests check
 it against the loop.
 """
 
