@@ -361,3 +361,20 @@ def test_the_shipped_training_file_still_fits_the_live_wave_today(name):
     det = registry.build("prophet", {}, training.timestamps, training.values)
     ts = grid(math.floor(time.time()), 1800, 1.0)
     assert det.update_many(wave.values(SPECS[name], ts), ts).anomalous.mean() < 0.01
+
+
+def test_a_refit_keeps_the_period_the_first_fit_found_and_every_other_parameter():
+    from monitor.cli import effective_params
+
+    ts = grid(START, 1800)
+    det = registry.build("prophet", {"k": "5"}, ts, PRICE.noisy(ts))
+    refit = effective_params(det, {"k": "5"})
+    assert refit["period"] == PRICE.period_s and refit["k"] == 5.0
+    live = grid(START + 7200, 1800)
+    again = registry.build("prophet", refit, live, PRICE.noisy(live, seed=3))
+    assert again.period == PRICE.period_s and again.p == det.p  # type: ignore[attr-defined]
+    # Live data that no longer has that season is refused (the runner then keeps its current model).
+    with pytest.raises(forecast.UselessBandError):
+        registry.build("prophet", refit, live, CONSUMPTION.noisy(live))
+    ens = registry.build("ensemble", {"sma.window": "7", "k": "1"}, ts, PRICE.noisy(ts))
+    assert effective_params(ens, {"sma.window": "7", "k": "1"})["sma.window"] == "7"
