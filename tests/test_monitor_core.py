@@ -238,6 +238,8 @@ def test_a_damaged_model_file_means_fit_again(tmp_path: Path):
     path = tmp_path / "m.json"
     path.write_text("{not json")
     assert modelstore.load(path) is None
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert modelstore.load(path) is None
 
 
 def test_build_loads_instead_of_fitting_the_second_time(tmp_path: Path):
