@@ -1,4 +1,4 @@
-"""The detector's typed configuration; the defaults are worked out in the README's incident section."""
+"""The detector's typed configuration; the defaults are worked out in docs/incidents.md."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ class IncidentConfig:
     query: str = DEFAULT_QUERY
     monitors_query: str = DEFAULT_MONITORS_QUERY
     metric_label: str = "metric"  # the label of the queries' results that names the watched metric
-    half_life_s: float = 60.0
-    threshold: float = 10.0
+    # The state machine's numbers: their defaults are written once, in incident.severity.Rules.
+    half_life_s: float = Rules.half_life_s
+    threshold: float = Rules.threshold
     clear_threshold: float | None = None  # None: half the threshold
-    sev1_min_metrics: int = 2
+    sev1_min_metrics: int = Rules.sev1_min_metrics
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_s: float = 3.0
     interval: float = 5.0
@@ -72,7 +73,10 @@ class IncidentConfig:
         check_rotation(self.log_max_bytes, self.log_backup_count)
         if self.recent_incidents < 0:
             raise ValueError(f"recent_incidents must be 0 or more, got {self.recent_incidents}")
-        self.rules()  # the state machine's own range checks (half-life, thresholds, sev1_min_metrics)
+        # Built once, here: Rules runs the state machine's own range checks (half-life, thresholds,
+        # sev1_min_metrics), and the service and its start-up line use this same value.
+        clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold
+        self._rules = Rules(self.half_life_s, self.threshold, clear, self.sev1_min_metrics)
         if self.sev1_min_metrics > len(self.metrics):
             raise ValueError(
                 f"sev1_min_metrics ({self.sev1_min_metrics}) is more than the {len(self.metrics)} watched "
@@ -80,5 +84,5 @@ class IncidentConfig:
             )
 
     def rules(self) -> Rules:
-        clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold
-        return Rules(self.half_life_s, self.threshold, clear, self.sev1_min_metrics)
+        """The state machine's slice of this config (validated when the config was made)."""
+        return self._rules

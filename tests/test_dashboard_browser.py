@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from dashboard import quickstack
 from streamwatch.net import free_port, wait_until
-from streamwatch.procs import ManagedProcess, python_argv
+from tests import quickstack
 from tests.conftest import ROOT
+from tests.procs import ManagedProcess, python_argv
 
 # Never let Playwright fetch a browser of its own: the system chromium is the one under test.
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
