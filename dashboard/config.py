@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from streamwatch.httpguard import MAX_BODY_BYTES, Guard
+from streamwatch.promapi import check_base_url
 
 # A watched metric's short name is pasted into PromQL label matchers, so only plain names are accepted.
 METRIC_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -38,8 +39,7 @@ class DashboardConfig:
             raise ValueError(f"port must be between 1 and 65535, got {self.port}")
         for name in ("prometheus_url", "simulator_url"):
             url = getattr(self, name)
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{name} must be an http:// or https:// URL, got {url!r}")
+            check_base_url(name, url)
             setattr(self, name, url.rstrip("/"))
         if not self.metrics:
             raise ValueError("metrics must name at least one watched metric")

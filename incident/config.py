@@ -64,10 +64,7 @@ class IncidentConfig:
             )
         if not self.metric_label.strip():
             raise ValueError("metric_label must name the label that holds the watched metric, got ''")
-        try:
-            check_base_url(self.prometheus_url)
-        except ValueError as exc:
-            raise ValueError(f"prometheus_url {exc}") from None
+        check_base_url("prometheus_url", self.prometheus_url)
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, got {self.port}")
         check_rotation(self.log_max_bytes, self.log_backup_count)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, DEFAULT_K
 from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
+from streamwatch.promapi import check_base_url
 
 # A shorter cycle is a busy loop against Prometheus (interval = 1e-9 was accepted), not a faster monitor.
 MIN_INTERVAL_S = 0.1
@@ -42,12 +42,7 @@ class MonitorConfig:
                 raise ValueError(f"{name} must be positive, got {value}")
         if self.interval < MIN_INTERVAL_S:
             raise ValueError(f"interval must be at least {MIN_INTERVAL_S:g} s, got {self.interval:g}")
-        url = urlsplit(self.prometheus_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            # Anything else starts, then looks like a Prometheus outage forever.
-            raise ValueError(
-                f"prometheus_url must be an http:// or https:// URL, got {self.prometheus_url!r}"
-            )
+        check_base_url("prometheus_url", self.prometheus_url)
         if self.retrain_every < 0:
             raise ValueError(f"retrain_every must be 0 (off) or positive, got {self.retrain_every}")
         if self.period is not None and not self.period > 0:

@@ -42,12 +42,13 @@ class PrometheusError(RuntimeError):
         return self.status == 400 and self.error_type == "bad_data"
 
 
-def check_base_url(url: str) -> None:
-    """``ValueError`` unless ``url`` is an http(s) URL with a host: anything else would only ever look
-    like an outage (``'not a url'``, ``ftp://...``)."""
+def check_base_url(name: str, url: str) -> None:
+    """``ValueError`` naming the setting ``name`` unless ``url`` is an http(s) URL with a host: anything
+    else (``'not a url'``, ``ftp://...``, ``localhost:9090``) would start and then only ever look like an
+    outage. The one check every service's config uses."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {url!r}")
+        raise ValueError(f"{name} must be an http:// or https:// URL with a host, got {url!r}")
 
 
 def format_value(v: float) -> str:

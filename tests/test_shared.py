@@ -365,3 +365,20 @@ def test_the_flask_services_server_has_a_normal_listen_backlog_too() -> None:
         assert listen_backlog(server.server_port) >= 128
     finally:
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "ftp://127.0.0.1:9090", "localhost:9090", "http://", "https:///x"]
+)
+def test_every_service_refuses_a_prometheus_url_it_could_never_reach_the_same_way(url: str) -> None:
+    # One check (streamwatch.promapi.check_base_url) behind the monitor's, the dashboard's and the
+    # incident detector's prometheus_url: each used to have its own, and "http://" passed the dashboard's.
+    from dashboard.config import DashboardConfig
+    from incident.config import IncidentConfig
+    from monitor.config import MonitorConfig
+
+    for cls in (MonitorConfig, DashboardConfig, IncidentConfig):
+        with pytest.raises(
+            ValueError, match=r"^prometheus_url must be an http:// or https:// URL with a host"
+        ):
+            cls(prometheus_url=url)
