@@ -7,9 +7,9 @@ from typing import Literal
 
 from incident.log import check_rotation
 from incident.severity import Rules
+from streamwatch.config import check_interval
 from streamwatch.promapi import check_base_url
 
-MIN_INTERVAL_S = 0.1
 DEFAULT_METRICS = ["energy_consumption", "energy_price"]
 # Counting from the counter (not the per-cycle gauge) counts every anomaly exactly once, whatever the
 # monitors' cycle and our poll interval are. ``sum by (metric)`` folds several monitors of one metric.
@@ -58,10 +58,7 @@ class IncidentConfig:
         for name in ("interval", "prometheus_timeout_s", "backoff_max_s", "catchup_max_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.interval < MIN_INTERVAL_S:
-            raise ValueError(
-                f"interval must be at least {MIN_INTERVAL_S} s (shorter is a busy loop), got {self.interval}"
-            )
+        check_interval("interval", self.interval)
         if not self.metric_label.strip():
             raise ValueError("metric_label must name the label that holds the watched metric, got ''")
         check_base_url("prometheus_url", self.prometheus_url)

@@ -8,10 +8,8 @@ from typing import Literal
 
 from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, DEFAULT_K
 from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
+from streamwatch.config import check_interval
 from streamwatch.promapi import check_base_url
-
-# A shorter cycle is a busy loop against Prometheus (interval = 1e-9 was accepted), not a faster monitor.
-MIN_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -40,8 +38,7 @@ class MonitorConfig:
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")
-        if self.interval < MIN_INTERVAL_S:
-            raise ValueError(f"interval must be at least {MIN_INTERVAL_S:g} s, got {self.interval:g}")
+        check_interval("interval", self.interval)
         check_base_url("prometheus_url", self.prometheus_url)
         if self.retrain_every < 0:
             raise ValueError(f"retrain_every must be 0 (off) or positive, got {self.retrain_every}")

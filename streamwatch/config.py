@@ -23,6 +23,18 @@ from streamwatch.files import read_bytes
 
 T = TypeVar("T")
 
+# The shortest cycle of any polling service: shorter is a busy loop against Prometheus (interval = 1e-9
+# was accepted), not a faster service.
+MIN_INTERVAL_S = 0.1
+
+
+def check_interval(name: str, value: float) -> None:
+    """``ValueError`` unless ``value`` is a usable cycle length of at least ``MIN_INTERVAL_S``."""
+    if not value >= MIN_INTERVAL_S:  # NaN fails too
+        raise ValueError(
+            f"{name} must be at least {MIN_INTERVAL_S:g} s (shorter is a busy loop), got {value:g}"
+        )
+
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a TOML file, or raise ``ConfigError`` naming the file and the problem."""

@@ -382,3 +382,15 @@ def test_every_service_refuses_a_prometheus_url_it_could_never_reach_the_same_wa
             ValueError, match=r"^prometheus_url must be an http:// or https:// URL with a host"
         ):
             cls(prometheus_url=url)
+
+
+def test_the_polling_services_share_one_shortest_interval() -> None:
+    from incident.config import IncidentConfig
+    from monitor.config import MonitorConfig
+
+    for cls in (MonitorConfig, IncidentConfig):
+        with pytest.raises(
+            ValueError, match=r"^interval must be at least 0.1 s \(shorter is a busy loop\), got 0.05"
+        ):
+            cls(interval=0.05)
+        assert cls(interval=config.MIN_INTERVAL_S).interval == 0.1
