@@ -32,10 +32,10 @@ from incident.state import StateFile, state_path_for
 from streamwatch.clock import FakeClock
 from streamwatch.errors import DataError
 from streamwatch.net import free_port, http_ok, start_metrics_server, wait_until
-from streamwatch.procs import ManagedProcess, alertmanager_argv, prometheus_argv, python_argv
 from streamwatch.promapi import PrometheusClient
 from tests.cli_support import assert_one_line_error, run_python
 from tests.conftest import ROOT, PrometheusFactory, ScrapeTarget
+from tests.procs import ManagedProcess, alertmanager_argv, prometheus_argv, python_argv
 from tests.test_incident_service import FakeMonitors, monitors  # noqa: F401  (the fixture)
 
 METRICS = ("energy_consumption", "energy_price")
@@ -390,7 +390,7 @@ def test_prometheus_killed_for_90s_during_a_prolonged_spike_is_one_incident_and_
         procs.append(rcv)
         am = ManagedProcess(
             "alertmanager",
-            alertmanager_argv(tmp_path / "alertmanager.yml", am_port, tmp_path / "am-data"),
+            alertmanager_argv(tmp_path, am_port),  # its config: tmp_path / "alertmanager.yml"
             tmp_path / "alertmanager.out",
         )
         procs.append(am)
@@ -441,7 +441,7 @@ def test_prometheus_killed_for_90s_during_a_prolonged_spike_is_one_incident_and_
         workdir = prom.config_path.parent
         again = ManagedProcess(
             "prometheus",
-            prometheus_argv(prom.config_path, int(prom.url.rsplit(":", 1)[1]), workdir / "data"),
+            prometheus_argv(workdir, int(prom.url.rsplit(":", 1)[1])),
             workdir / "prometheus-again.log",
         )
         start_prometheus.started.append(again)
