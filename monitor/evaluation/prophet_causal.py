@@ -5,7 +5,9 @@ what arrives. Here that history is the file's probationary prefix (NAB does not 
 is detected on it with ``monitor.period`` (falling back to one day when the prefix shows none), the
 band is ``monitor.forecast.fit``'s residual band, and every later row is scored against it in order,
 without refitting. Probationary rows score 0. ``direction`` and ``min_deviation`` are the options every
-detector honours (``monitor.detectors.options``).
+detector honours (``monitor.detectors.options``). ``normalise=true`` re-scores the band's residuals against
+their own recent history (``monitor.detectors.normalise``): the post-processing that makes the band usable
+on NAB, with one parameter set for every file.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.detectors.base import Detector
+from monitor.detectors.normalise import Normalised
 from monitor.detectors.options import DetectorOptions
 from monitor.evaluation.metrics import probation_rows
 
@@ -28,6 +32,7 @@ class ProphetParams(DetectorOptions):
     k: float = 4.0  # band half-width in robust sigmas (monitor default)
     fourier_order: int = 12
     period: float = 0.0  # seconds; 0: detect it on the prefix
+    normalise: bool = False  # re-score residuals by their own recent history (monitor.detectors.normalise)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,7 +71,9 @@ def score_file(ts: np.ndarray, values: np.ndarray, p: ProphetParams) -> np.ndarr
             period = FALLBACK_PERIOD_S
     fitted = fit(pts, pvs, period, step, k=p.k, fourier_order=p.fourier_order)
     band = fitted.band(float(ts[m]) if m < n else float(pts[-1]), float(np.ptp(ts)) + step)
-    detector = ProphetBandDetector(band, period, fitted.fit_seconds, options=p)
+    detector: Detector = ProphetBandDetector(band, period, fitted.fit_seconds, options=p)
+    if p.normalise:
+        detector = Normalised(detector)
     out = np.zeros(n)
     if m < n:
         out[m:] = detector.update_many(values[m:], ts[m:]).score
