@@ -24,6 +24,7 @@ from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
 from monitor.detectors.iqr import RollingIQR
 from monitor.detectors.options import DetectorOptions
+from monitor.detectors.seasonal import SeasonalDetector
 from monitor.detectors.sma import SMAZScore
 from monitor.detectors.trend import TrendDetector
 from streamwatch.config import from_mapping
@@ -35,6 +36,7 @@ DETECTORS: dict[str, type] = {
     "iqr": RollingIQR,
     "trend": TrendDetector,
     "ensemble": Ensemble,
+    "seasonal": SeasonalDetector,
 }
 # Names the monitor's --detector accepts; prophet is fitted by the monitor itself.
 NAMES: tuple[str, ...] = ("prophet", *DETECTORS)
