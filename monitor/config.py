@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
+
+from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, DEFAULT_K
+from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
+
+# A shorter cycle is a busy loop against Prometheus (interval = 1e-9 was accepted), not a faster monitor.
+MIN_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -16,22 +23,31 @@ class MonitorConfig:
     host: str = "127.0.0.1"
     query: str | None = None  # None: "<metric>_metric"
     period: float | None = None  # seconds; None: detected from the training data
-    k: float = 4.0  # band half-width in robust standard deviations of the training residuals
-    fourier_order: int = 12
+    k: float = DEFAULT_K  # Prophet's band half-width in robust sigmas of the training residuals
+    fourier_order: int = DEFAULT_FOURIER_ORDER
     retrain_every: float = 0.0  # seconds; 0 switches retraining off
     retrain_window: float = 3600.0  # seconds of recent Prometheus data a retrain fits on
     model_dir: Path = Path("var/models")
     log_format: Literal["text", "json"] = "text"
-    horizon: float = 6 * 3600.0  # seconds of band computed ahead at fit time (and per extension)
+    horizon: float = DEFAULT_HORIZON_S  # seconds of band computed ahead at fit time (and per extension)
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
     backoff_max: float = 60.0  # longest wait between retries while Prometheus is failing
-    min_train_points: int = 20
+    min_train_points: int = DEFAULT_MIN_POINTS
+    max_train_points: int = DEFAULT_MAX_POINTS  # a larger training file is refused before it is read
 
     def __post_init__(self) -> None:
         for name in ("interval", "k", "retrain_window", "horizon", "max_catchup", "backoff_max"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.interval < MIN_INTERVAL_S:
+            raise ValueError(f"interval must be at least {MIN_INTERVAL_S:g} s, got {self.interval:g}")
+        url = urlsplit(self.prometheus_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            # Anything else starts, then looks like a Prometheus outage forever.
+            raise ValueError(
+                f"prometheus_url must be an http:// or https:// URL, got {self.prometheus_url!r}"
+            )
         if self.retrain_every < 0:
             raise ValueError(f"retrain_every must be 0 (off) or positive, got {self.retrain_every}")
         if self.period is not None and not self.period > 0:
@@ -40,6 +56,11 @@ class MonitorConfig:
             raise ValueError(f"fourier_order must be at least 1, got {self.fourier_order}")
         if self.min_train_points < 4:
             raise ValueError(f"min_train_points must be at least 4, got {self.min_train_points}")
+        if self.max_train_points < self.min_train_points:
+            raise ValueError(
+                f"max_train_points must be at least min_train_points ({self.min_train_points}), "
+                f"got {self.max_train_points}"
+            )
         self.model_dir = Path(self.model_dir)
 
     def query_for(self, metric: str) -> str:

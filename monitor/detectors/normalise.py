@@ -77,24 +77,28 @@ class Normalised:
 
     def __init__(self, inner: Detector, params: NormaliseParams | None = None) -> None:
         self.inner = inner
-        self.p = params or NormaliseParams()
-        self.opts: DetectorOptions = getattr(inner, "p", None) or DetectorOptions()
+        self.params = params or NormaliseParams()
+        # The inner detector's parameters stay its ``p`` (the monitor reads them back to refit it), and
+        # its options (direction, min_deviation) apply to the normalised score too.
+        self.p: DetectorOptions = getattr(inner, "p", None) or DetectorOptions()
         self._fifo: deque[float] = deque()
         self._sorted: list[float] = []
-        self._peaks: deque[float] = deque(maxlen=self.p.peak_window or 1)
+        self._peaks: deque[float] = deque(maxlen=self.params.peak_window or 1)
         self._quiet_left = 0
-        self._pos = _positions(self.p.window)
+        self._pos = _positions(self.params.window)
 
     # -- streaming -------------------------------------------------------------------------------------
 
     def _band(self) -> tuple[float, float]:
         """(median, half-width) from the residuals learnt so far; NaN while warming up."""
-        if len(self._fifo) < self.p.window:
+        if len(self._fifo) < self.params.window:
             return math.nan, math.nan
         s = self._sorted
         q1, med, q3 = (_interp(s[lo], s[min(lo + 1, len(s) - 1)], f) for lo, f in self._pos)
-        peak = max(self._peaks) if self.p.peak_window and self._peaks else 0.0
-        return float(med), max(self.p.threshold * (q3 - q1) / IQR_TO_SIGMA, self.p.peak_margin * peak)
+        peak = max(self._peaks) if self.params.peak_window and self._peaks else 0.0
+        return float(med), max(
+            self.params.threshold * (q3 - q1) / IQR_TO_SIGMA, self.params.peak_margin * peak
+        )
 
     def _score(self, x: float, inner: Score) -> tuple[Score, float]:
         r = x - inner.expected
@@ -102,9 +106,9 @@ class Normalised:
             return Score(0.0), math.nan
         med, half = self._band()
         if med != med:
-            return finish_one(self.opts, x, math.nan, math.nan, math.nan), r
+            return finish_one(self.p, x, math.nan, math.nan, math.nan), r
         e = inner.expected + med
-        s = finish_one(self.opts, x, e, e - half, e + half)
+        s = finish_one(self.p, x, e, e - half, e + half)
         return (Score(0.0, s.expected, s.lower, s.upper) if self._quiet_left else s), r
 
     def score_one(self, x: float, t: float) -> Score:
@@ -114,13 +118,13 @@ class Normalised:
         if r != r:
             return
         med, _ = self._band()
-        if med == med and self.p.peak_window:
+        if med == med and self.params.peak_window:
             self._peaks.append(abs(r - med))
         if self._quiet_left:
             self._quiet_left -= 1
         elif alarmed:
-            self._quiet_left = self.p.quiet
-        if len(self._fifo) >= self.p.window:
+            self._quiet_left = self.params.quiet
+        if len(self._fifo) >= self.params.window:
             old = self._fifo.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]
         self._fifo.append(r)
@@ -134,6 +138,14 @@ class Normalised:
     def learn_one(self, x: float, t: float) -> None:
         self.update_one(x, t)
 
+    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
+        return Scores.of([self.score_one(float(x), float(t)) for x, t in zip(xs, ts, strict=True)])
+
+    @property
+    def fit_seconds(self) -> float | None:
+        """The inner detector's fit duration, if it has one (the monitor exports it)."""
+        return getattr(self.inner, "fit_seconds", None)
+
     # -- vectorised ------------------------------------------------------------------------------------
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
@@ -143,7 +155,7 @@ class Normalised:
         r_all = xs - inner.expected
         valid = np.flatnonzero(~np.isnan(r_all))
         r = r_all[valid]
-        w, m = self.p.window, r.size
+        w, m = self.params.window, r.size
         hist = np.fromiter(self._fifo, dtype=np.float64, count=len(self._fifo))
         full = np.concatenate((hist, r))
         h = hist.size
@@ -156,18 +168,20 @@ class Normalised:
                 roll.quantile(q, interpolation="linear").to_numpy()[first + h - 1 :] for q in QUARTILES
             )
             med[first:] = md
-            spread = self.p.threshold * (q3 - q1) / IQR_TO_SIGMA
+            spread = self.params.threshold * (q3 - q1) / IQR_TO_SIGMA
             dev = np.abs(r[first:] - md)
-            if self.p.peak_window:
+            if self.params.peak_window:
                 old = np.fromiter(self._peaks, dtype=np.float64, count=len(self._peaks))
                 devs = np.concatenate((old, dev))
                 # The peak before dev j is the max of the peak_window devs before it (0 with none yet).
-                peak = pd.Series(devs).rolling(self.p.peak_window, min_periods=1).max().shift(1).to_numpy()
+                peak = (
+                    pd.Series(devs).rolling(self.params.peak_window, min_periods=1).max().shift(1).to_numpy()
+                )
                 peak = np.nan_to_num(peak[old.size :], nan=0.0)
                 self._peaks.extend(dev.tolist())
             else:
                 peak = np.zeros(dev.size)
-            half[first:] = np.maximum(spread, self.p.peak_margin * peak)
+            half[first:] = np.maximum(spread, self.params.peak_margin * peak)
         tail = full[-w:].tolist()
         self._fifo = deque(tail)
         self._sorted = sorted(tail)
@@ -175,10 +189,10 @@ class Normalised:
         expected[valid] = inner.expected[valid] + med
         lower[valid] = expected[valid] - half
         upper[valid] = expected[valid] + half
-        out = finish(self.opts, xs, expected, lower, upper)
+        out = finish(self.p, xs, expected, lower, upper)
         score = out.score
         score[np.isnan(r_all)] = 0.0
-        self._quiet_left = _quiet(score, valid, self._quiet_left, self.p.quiet)
+        self._quiet_left = _quiet(score, valid, self._quiet_left, self.params.quiet)
         return Scores(score, out.expected, out.lower, out.upper)
 
 
