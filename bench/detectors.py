@@ -3,9 +3,10 @@
 For each detector: streaming (``update_one``, one value at a time, pure Python) on ``--stream-n`` points
 and vectorised (``update_many`` over the whole array) on ``--n`` points, one million each by default
 (``--n 100000 --stream-n 100000`` for a quick run), and the memory one instance holds after warming up
-(tracemalloc). Beside them: the Prophet monitor's band (``monitor.detectors.prophet``) fitted on an hour
-of simulator data, with the memory of one instance (its band grid and the fitted model it predicts
-with), and the same moving statistics computed by river (streaming) and pandas (vectorised) as the
+(tracemalloc); the seasonal baseline's fit time on 1 h, 6 h and 24 h of 2 s data. Beside them: the
+Prophet monitor's band (``monitor.detectors.prophet``) fitted on an hour of simulator data, with the
+memory of one instance (its band grid and the fitted model it predicts with), and the same moving
+statistics computed by river (streaming) and pandas (vectorised) as the
 reference, with the largest difference from ours. Speed is measured here, never asserted in tests.
 """
 
@@ -115,6 +116,30 @@ def bench_prophet(n: int, stream_n: int) -> list[Row]:
     return rows
 
 
+def bench_seasonal_fit() -> list[Row]:
+    """``monitor.seasonal.fit`` on 1 h, 6 h and 24 h of the simulator's consumption wave at 2 s, with the
+    period given and with it found by ``monitor.seasonal.find_period`` (the best of three runs each)."""
+    from monitor import seasonal
+    from simulator import wave
+    from simulator.config import default_metrics
+
+    spec = default_metrics()[0]
+    rows: list[Row] = []
+    for hours in (1, 6, 24):
+        ts = 1.7e9 + 2.0 * np.arange(hours * 1800)
+        vs = wave.values(spec, ts)
+        given = min(
+            timed(lambda ts=ts, vs=vs: seasonal.fit(ts, vs, wave.period_s(spec)))[0] for _ in range(3)
+        )
+        rows.append(("seasonal", f"fit on {hours} h, period given", ts.size, given, f"{given:.3f} s"))
+        found = min(
+            timed(lambda ts=ts, vs=vs: seasonal.fit(ts, vs, seasonal.find_period(ts, vs)))[0]
+            for _ in range(3)
+        )
+        rows.append(("seasonal", f"fit on {hours} h, period found", ts.size, found, f"{found:.3f} s"))
+    return rows
+
+
 def bench_reference(n: int, stream_n: int) -> list[Row]:
     from river import stats, utils
 
@@ -188,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.n < 10_000 or args.stream_n < 10_000:
         # The memory figures warm up on 5,000 values and the reference rows skip 50-point warm-ups.
         ap.error("--n and --stream-n must be at least 10,000")
-    rows = bench_ours(args.n, args.stream_n) + bench_prophet(args.n, args.stream_n)
+    rows = bench_ours(args.n, args.stream_n) + bench_seasonal_fit() + bench_prophet(args.n, args.stream_n)
     rows += bench_reference(args.n, args.stream_n)
     print("| detector | path | points | points/s | µs/point | note |\n|---|---|---:|---:|---:|---|")
     for name, path, n, secs, note in rows:

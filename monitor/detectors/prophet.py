@@ -5,7 +5,9 @@ Prophet learns in batches, not per sample: ``learn_one`` does nothing, and the d
 the monitor refits through the same call every ``--retrain-every`` seconds). The band is
 ``monitor.forecast.Band``, ``yhat +/- k * sigma`` on a time grid predicted ahead; scores go through
 ``options.finish`` / ``finish_one`` like every other detector's, so ``direction`` and ``min_deviation``
-mean the same here.
+mean the same here. ``normalise=true`` returns the band wrapped in ``monitor.detectors.normalise``'s
+``Normalised``: its residuals re-scored against their own recent history, the post-processing that makes
+the band usable on NAB (docs/seasonal-baseline.md); applied here, the one place the band is built.
 
 Complexity: O(1) per point, streaming or vectorised: an index into the precomputed grid. A point past the
 grid's end extends it by ``horizon`` at once (one Prophet ``predict`` over ``horizon / step`` grid
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.detectors.base import Score, Scores
+from monitor.detectors.normalise import Normalised
 from monitor.detectors.options import DetectorOptions, finish, finish_one
 from monitor.forecast import Band
 
@@ -43,6 +46,8 @@ class ProphetParams(DetectorOptions):
     k: float = DEFAULT_K  # band half-width in robust sigmas of the training residuals
     fourier_order: int = DEFAULT_FOURIER_ORDER
     period: float = 0.0  # seconds; 0: detect it on the training data
+    # Re-score the residuals by their own recent history (monitor.detectors.normalise).
+    normalise: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,14 +113,15 @@ class ProphetBandDetector:
         start_at: float | None = None,
         fallback_period: float | None = None,
         refuse_useless_band: bool = True,
-    ) -> ProphetBandDetector:
+    ) -> ProphetBandDetector | Normalised:
         """Detect the period (unless ``p.period`` is given), fit (or load from ``store``) and return a
         detector whose band covers ``horizon`` seconds from ``start_at`` (default: the last sample).
 
         Raises ``monitor.period.PeriodError`` (a ``ValueError``; ``NoSeasonError`` when the data holds no
         season) unless ``fallback_period`` is given, and ``forecast.UselessBandError`` when the band is
         wider than the data's range (``refuse_useless_band``). The detector's ``p`` holds the period used,
-        so a refit with ``p`` keeps it.
+        so a refit with ``p`` keeps it. With ``p.normalise`` the detector comes wrapped in ``Normalised``
+        (which keeps the band's ``p`` and ``fit_seconds``).
         """
         from monitor import forecast, modelstore
         from monitor.period import PeriodError, check_period, detect_period, sampling_step
@@ -163,9 +169,10 @@ class ProphetBandDetector:
         )
         band = fitted.band(float(ts[-1]) if start_at is None else start_at, horizon)
         # A loaded model reports the duration of the fit that made it: the figure an operator asks about.
-        return cls(
+        detector = cls(
             band, period, fitted.fit_seconds, loaded=loaded, options=dataclasses.replace(p, period=period)
         )
+        return Normalised(detector) if p.normalise else detector
 
     def score_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
         xs = np.asarray(xs, dtype=np.float64)

@@ -25,6 +25,7 @@ from monitor.detectors.ensemble import Ensemble
 from monitor.detectors.iforest import IsolationForestDetector
 from monitor.detectors.iqr import RollingIQR
 from monitor.detectors.prophet import DEFAULT_HORIZON_S, ModelStore, ProphetBandDetector
+from monitor.detectors.seasonal import SeasonalDetector
 from monitor.detectors.sma import SMAZScore
 from monitor.detectors.trend import TrendDetector
 from streamwatch.config import from_mapping
@@ -38,6 +39,7 @@ DETECTORS: dict[str, type] = {
     "ensemble": Ensemble,
     "adaptive": Adaptive,
     "iforest": IsolationForestDetector,
+    "seasonal": SeasonalDetector,
 }
 # Detectors that learn in batches from training data (``needs_fit``), never from nothing.
 FITTED: dict[str, type] = {

@@ -43,6 +43,9 @@ ROWS: list[tuple[str, str, str, dict[str, str]]] = [
         },
     ),
     ("prophet band", "prophet", "prophet", {}),
+    # The band's residuals re-scored by their own recent history (monitor.detectors.normalise).
+    ("prophet band, normalised", "prophet", "prophetnormalised", {"normalise": "true"}),
+    ("seasonal", "seasonal", "seasonal", {}),
     ("adaptive", "adaptive", "adaptive", {}),
     ("iforest", "iforest", "iforest", {}),
 ]
