@@ -7,6 +7,7 @@ from typing import Literal
 
 from incident.log import check_rotation
 from incident.severity import Rules
+from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
 from streamwatch.config import check_interval
 from streamwatch.promapi import check_base_url
 
@@ -35,7 +36,7 @@ class IncidentConfig:
     interval: float = 5.0
     # Prometheus restarts in well under a second: retry every few seconds, so the watcher is not the last
     # to see it back (a 60 s backoff made it resolve after an outage before it looked again).
-    backoff_max_s: float = 5.0
+    backoff_max_s: float = DEFAULT_BACKOFF_MAX_S
     # After an outage, the longest wait for the monitors to complete a cycle (the monitors' default 60 s
     # backoff plus a 30 s cycle fit in it); a monitor that never does then stops holding the scores.
     catchup_max_s: float = 120.0

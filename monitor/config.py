@@ -8,6 +8,7 @@ from typing import Literal
 
 from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, DEFAULT_K
 from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
+from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
 from streamwatch.config import check_interval
 from streamwatch.promapi import check_base_url
 
@@ -29,7 +30,7 @@ class MonitorConfig:
     log_format: Literal["text", "json"] = "text"
     horizon: float = DEFAULT_HORIZON_S  # seconds of band computed ahead at fit time (and per extension)
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
-    backoff_max: float = 60.0  # longest wait between retries while Prometheus is failing
+    backoff_max: float = DEFAULT_BACKOFF_MAX_S  # longest wait between retries while Prometheus is failing
     min_train_points: int = DEFAULT_MIN_POINTS
     max_train_points: int = DEFAULT_MAX_POINTS  # a larger training file is refused before it is read
 

@@ -22,6 +22,7 @@ import numpy as np
 from monitor.detectors.base import Detector
 from monitor.exporter import MonitorMetrics
 from monitor.scoring import CycleStats, cycle_stats
+from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
 from streamwatch.promapi import FormatError, PrometheusError
@@ -50,7 +51,7 @@ class RunnerSettings:
     interval: float = 30.0
     retrain_every: float = 0.0  # 0: never
     retrain_window: float = 3600.0
-    backoff_max: float = 60.0
+    backoff_max: float = DEFAULT_BACKOFF_MAX_S
     min_train_points: int = 20
 
 

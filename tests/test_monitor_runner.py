@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from monitor.config import MonitorConfig
 from monitor.detectors.base import Scores
 from monitor.detectors.prophet import ProphetBandDetector
 from monitor.exporter import MonitorMetrics
@@ -212,6 +213,16 @@ def test_run_backs_off_while_prometheus_is_unreachable():
     assert clock.waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
     assert value(metrics, "streamwatch_monitor_prometheus_errors_total") == 8
     assert runner.out.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_default_backoff_is_capped_at_a_few_seconds():
+    # Prometheus restarts in well under a second: a monitor that waits a minute between retries resumes
+    # late, and the incident detector then resolves on missing data (issue 11). Defaults, as the CLI runs.
+    clock = StoppingClock(6)
+    runner, _, _ = make_runner(f"http://127.0.0.1:{free_port()}", constant_detector(), clock)
+    runner.run()
+    assert clock.waits == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+    assert MonitorConfig().backoff_max == RunnerSettings().backoff_max == 5.0
 
 
 GARBAGE = {
