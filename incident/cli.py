@@ -66,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "watching %s via %s every %gs: half-life %gs, threshold %g (clear below %g), Sev 1 at %d metrics; "
         "metrics on http://%s:%d/metrics, log %s",
-        ",".join(cfg.metrics), cfg.prometheus_url, cfg.interval, r.half_life_s, r.threshold,
-        r.clear_threshold, r.sev1_min_metrics, cfg.host, cfg.port, cfg.log,
+        ",".join(cfg.metrics) or "every metric's series", cfg.prometheus_url, cfg.interval, r.half_life_s,
+        r.threshold, r.clear_threshold, r.sev1_min_metrics, cfg.host, cfg.port, cfg.log,
     )  # fmt: skip
     try:
         detector.run()

@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from incident.log import check_rotation
-from incident.severity import Rules
+from incident.severity import Rules, SeriesLimits
 
-DEFAULT_METRICS = ["energy_consumption", "energy_price"]
+# Empty: every metric the monitors export (the ``metric`` label of their anomaly counter) is watched.
+DEFAULT_METRICS: list[str] = []
 # Counting from the counter (not the per-cycle gauge) counts every anomaly exactly once, whatever the
-# monitors' cycle and our poll interval are. ``sum by (metric)`` folds several monitors of one metric.
-DEFAULT_QUERY = "sum by (metric) (streamwatch_monitor_anomalies_total)"
+# monitors' cycle and our poll interval are. Every series is read on its own, never summed: each keeps
+# its own score (docs/incidents-many-series.md).
+DEFAULT_QUERY = "streamwatch_monitor_anomalies_total"
 
 
 @dataclass
@@ -19,6 +21,9 @@ class IncidentConfig:
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     query: str = DEFAULT_QUERY
     metric_label: str = "metric"  # the label of the query's result that names the watched metric
+    top_series: int = 5  # series named in each incident log line (worst first, then "+N more")
+    forget_series_after_s: float = 900.0  # a series unseen this long is dropped (its score is long gone)
+    max_series: int = 100_000  # series kept at most; more are refused (counted, logged once)
     half_life_s: float = 60.0
     threshold: float = 10.0
     clear_threshold: float | None = None  # None: half the threshold
@@ -36,8 +41,6 @@ class IncidentConfig:
     recent_incidents: int = 20
 
     def __post_init__(self) -> None:
-        if not self.metrics:
-            raise ValueError("metrics must name at least one watched metric")
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics has duplicates: {self.metrics}")
         if not self.query.strip():
@@ -51,11 +54,15 @@ class IncidentConfig:
         if self.recent_incidents < 0:
             raise ValueError(f"recent_incidents must be 0 or more, got {self.recent_incidents}")
         self.rules()  # the state machine's own range checks (half-life, thresholds, sev1_min_metrics)
-        if self.sev1_min_metrics > len(self.metrics):
+        self.limits()  # range checks
+        if self.metrics and self.sev1_min_metrics > len(self.metrics):
             raise ValueError(
                 f"sev1_min_metrics ({self.sev1_min_metrics}) is more than the {len(self.metrics)} watched "
                 "metrics, so Sev 1 could never be raised"
             )
+
+    def limits(self) -> SeriesLimits:
+        return SeriesLimits(self.top_series, self.forget_series_after_s, self.max_series)
 
     def rules(self) -> Rules:
         clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold

@@ -2,38 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
-class CounterDeltas:
-    """Turns successive readings of ``streamwatch_monitor_anomalies_total`` per metric into increases.
+class CounterDeltas(Generic[K]):
+    """Turns successive readings of ``streamwatch_monitor_anomalies_total`` per key into increases.
+
+    A key is whatever names one counter: a metric, or one series (its full label set). With ``keys``
+    given, only those are watched and every one of them is in each answer (0 when missing); without,
+    every key of each reading is, so series are found as the monitors export them.
 
     The first successful reading is a baseline (anomalies from before the detector started are history,
-    not news). A metric that first appears later starts from 0, so a monitor that starts after the
-    detector has all its anomalies counted. A reading lower than the last one is a counter reset (the
-    monitor restarted): the new value is all new anomalies. A metric missing from a reading has no new
-    anomalies, and its last value is kept so it resumes cleanly when it comes back.
+    not news). A key that first appears later starts from 0, so a monitor (or a series) that starts after
+    the detector has all its anomalies counted. A reading lower than the last one is a counter reset (the
+    monitor restarted): the new value is all new anomalies. A key missing from a reading has no new
+    anomalies, and its last value is kept so it resumes cleanly when it comes back, until ``forget``.
     """
 
-    def __init__(self, metrics: Iterable[str]):
-        self.metrics = tuple(metrics)
-        self._last: dict[str, float] = {}
+    def __init__(self, keys: Iterable[K] | None = None):
+        self.keys: tuple[K, ...] | None = None if keys is None else tuple(keys)
+        self._last: dict[K, float] = {}
         self._baselined = False
 
-    def update(self, reading: Mapping[str, float]) -> dict[str, float]:
-        """New anomalies per watched metric since the previous reading (0 for missing ones)."""
-        out = {m: 0.0 for m in self.metrics}
-        for metric in self.metrics:
-            if metric not in reading:
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def update(self, reading: Mapping[K, float]) -> dict[K, float]:
+        """New anomalies per key since the previous reading (0 for missing watched keys)."""
+        watched: Iterable[K] = reading.keys() if self.keys is None else self.keys
+        out: dict[K, float] = {}
+        for key in watched:
+            out[key] = 0.0
+            if key not in reading:
                 continue
-            value = float(reading[metric])
+            value = float(reading[key])
             if value != value or value < 0:  # NaN or nonsense: ignore this sample, keep the last value
                 continue
             if not self._baselined:
-                self._last[metric] = value
+                self._last[key] = value
                 continue
-            last = self._last.get(metric, 0.0)
-            out[metric] = value - last if value >= last else value
-            self._last[metric] = value
+            last = self._last.get(key, 0.0)
+            out[key] = value - last if value >= last else value
+            self._last[key] = value
         self._baselined = True
         return out
+
+    def forget(self, keys: Iterable[K]) -> None:
+        """Drop the memory of these keys (series gone for long); one that comes back starts from 0."""
+        for key in keys:
+            self._last.pop(key, None)

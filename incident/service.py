@@ -14,7 +14,7 @@ from incident.config import IncidentConfig
 from incident.counts import CounterDeltas
 from incident.exporter import IncidentMetrics
 from incident.log import IncidentLog
-from incident.severity import IncidentEvent, IncidentTracker
+from incident.severity import IncidentEvent, IncidentTracker, SeriesId
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
 from streamwatch.net import listen_error
@@ -44,8 +44,9 @@ class Detector:
         self.clock = clock
         self.incident_log = incident_log
         self.metrics = metrics or IncidentMetrics(tuple(cfg.metrics))
-        self.tracker = IncidentTracker(tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents)
-        self.deltas = CounterDeltas(cfg.metrics)
+        self.tracker = IncidentTracker(tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents, cfg.limits())
+        self.deltas: CounterDeltas[SeriesId] = CounterDeltas()  # series found in each reading
+        self.refusing = False  # say so once per streak of refused series, not every cycle
         self.backoff = Backoff(initial_s=cfg.interval, maximum_s=max(cfg.interval, cfg.backoff_max_s))
         self.prometheus_up: bool | None = None  # unknown until the first query
         self.unwritten: list[IncidentEvent] = []  # events the incident log could not take yet, in order
@@ -53,13 +54,13 @@ class Detector:
         self.lock = threading.Lock()
         self.metrics.update_state(self.tracker, clock.time())
 
-    def read(self) -> dict[str, float]:
-        """The latest cumulative anomaly count per watched metric (missing metrics are left out)."""
-        out: dict[str, float] = {}
+    def read(self) -> dict[SeriesId, float]:
+        """The latest cumulative anomaly count per series of a watched metric, keyed by its labels."""
+        out: dict[SeriesId, float] = {}
         for series in self.client.query(self.cfg.query):
-            name = series.labels.get(self.cfg.metric_label)
-            if name in self.tracker.scores and len(series.values):
-                out[name] = out.get(name, 0.0) + float(series.values[-1])
+            sid = SeriesId.of(series.labels, self.cfg.metric_label)
+            if sid.metric and self.tracker.watches(sid.metric) and len(series.values):
+                out[sid] = float(series.values[-1])
         return out
 
     def cycle(self) -> float:
@@ -81,6 +82,9 @@ class Detector:
         self.backoff.reset()
         with self.lock:
             events = self.tracker.observe(now, self.deltas.update(reading))
+            self.deltas.forget(self.tracker.dropped)
+            self.deltas.forget(self.tracker.refused)  # memory stays bounded by max_series
+            self.note_refused()
             for event in events:
                 self.metrics.record(event)
                 log.warning("%s", event.one_line())
@@ -89,6 +93,18 @@ class Detector:
             self.metrics.update_state(self.tracker, now)
         self.metrics.health.succeeded(now)
         return self.cfg.interval
+
+    def note_refused(self) -> None:
+        refused = len(self.tracker.refused)
+        if refused and not self.refusing:
+            log.warning(
+                "%d new series not scored: %d series kept already (max_series); more are refused "
+                "until series go away (streamwatch_incident_series_refused)",
+                refused, len(self.tracker.series),
+            )  # fmt: skip
+        elif not refused and self.refusing:
+            log.info("scoring every series again")
+        self.refusing = refused > 0
 
     def write_log(self) -> None:
         """Write the waiting events in order; on a failure keep them (and the rest) for the next cycle.
@@ -126,7 +142,7 @@ class Detector:
         with self.lock:
             doc = self.tracker.snapshot(self.clock.time())
         doc["prometheus_up"] = self.prometheus_up
-        doc["metrics"] = list(self.cfg.metrics)
+        doc["metrics"] = list(self.tracker.known_metrics())
         return doc
 
 
