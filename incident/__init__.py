@@ -2,5 +2,5 @@
 
 Pure core: ``decay`` (half-life scores), ``counts`` (counter increases), ``severity`` (the incident state
 machine). Shell: ``config``, ``log`` (append-only incident log), ``exporter`` (metrics), ``service``
-(poll loop and HTTP), ``cli``.
+(``IncidentWatcher``, the poll loop, and HTTP), ``cli``.
 """

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from incident.config import IncidentConfig
 from incident.log import IncidentLog
-from incident.service import Detector, serve
+from incident.service import IncidentWatcher, serve
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.clock import SystemClock
 from streamwatch.config import load
@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = SystemClock()
     incident_log = IncidentLog(cfg.log, cfg.log_format, cfg.log_max_bytes, cfg.log_backup_count)
     client = PrometheusClient(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s)
-    detector = Detector(cfg, client, clock, incident_log)
-    server = serve(detector, cfg.host, cfg.port)
+    watcher = IncidentWatcher(cfg, client, clock, incident_log)
+    server = serve(watcher, cfg.host, cfg.port)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: clock.stop())
     r = cfg.rules()
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         r.threshold, r.clear_threshold, r.sev1_min_metrics, cfg.host, cfg.port, cfg.log,
     )  # fmt: skip
     try:
-        detector.run()
+        watcher.run()
     finally:
         server.shutdown()
         incident_log.close()

@@ -28,8 +28,8 @@ class QueryClient(Protocol):
     def query(self, expr: str, at: float | None = None) -> list[Series]: ...
 
 
-class Detector:
-    """One detector: ``cycle()`` reads Prometheus once and returns the delay until the next cycle."""
+class IncidentWatcher:
+    """The incident loop: ``cycle()`` reads Prometheus once and returns the delay until the next cycle."""
 
     def __init__(
         self,
@@ -146,16 +146,16 @@ class Detector:
         return doc
 
 
-def serve(detector: Detector, host: str, port: int) -> ThreadingHTTPServer:
+def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer:
     """Serve /metrics, /state (JSON) and /healthz on a daemon thread; a busy port is a ``UserError``."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(detector.metrics.registry))
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(watcher.metrics.registry))
             elif path == "/state":
-                self._send(200, "application/json", json.dumps(detector.state()).encode())
+                self._send(200, "application/json", json.dumps(watcher.state()).encode())
             elif path in ("/healthz", "/"):
                 self._send(200, "text/plain; charset=utf-8", b"ok\n")
             else:
