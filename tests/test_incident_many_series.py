@@ -14,7 +14,7 @@ import requests
 
 from incident.config import IncidentConfig
 from incident.log import IncidentLog, read_events
-from incident.service import Detector, serve
+from incident.service import IncidentWatcher, serve
 from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, wait_until
 from streamwatch.promapi import PrometheusClient
@@ -47,10 +47,10 @@ def add_and_wait(fleet: Fleet, prom: PrometheusServer, anomalies: dict[str, floa
     assert wait_until(scraped, 15), f"Prometheus did not scrape {totals}"
 
 
-def detector(prom: PrometheusServer, log: IncidentLog, clock: FakeClock) -> Detector:
+def detector(prom: PrometheusServer, log: IncidentLog, clock: FakeClock) -> IncidentWatcher:
     # No metrics list: the detector finds "cpu" and its 50 series from what is exported.
     cfg = IncidentConfig(prometheus_url=prom.url, interval=5, half_life_s=10, threshold=10, top_series=3)
-    return Detector(cfg, PrometheusClient(cfg.prometheus_url), clock, log)
+    return IncidentWatcher(cfg, PrometheusClient(cfg.prometheus_url), clock, log)
 
 
 @pytest.mark.e2e
