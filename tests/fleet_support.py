@@ -1,8 +1,9 @@
 """A stand-in for a many-series monitor: one process exporting per-series anomaly counters.
 
 ``python -m tests.fleet_support --port P --metric cpu --series 50`` serves, for series ``cpu="0"`` ..
-``cpu="49"``, what a monitor watching a many-series query exports: ``streamwatch_monitor_anomalies_total``
-and ``streamwatch_monitor_anomaly_score``, each with ``metric`` plus the series' own label. Tests drive it
+``cpu="49"``, what a monitor watching a many-series query exports: ``streamwatch_monitor_anomalies_total``,
+``streamwatch_monitor_anomaly_score``, ``streamwatch_monitor_actual`` and ``..._forecast``, each with
+``metric`` plus the series' own label. Tests drive it
 over HTTP: ``POST /add`` with ``{"anomalies": {"17": 12}, "scores": {"17": 4.5}}`` adds anomalies and sets
 scores. It is a real exporter scraped by a real Prometheus, so the detector reads it as it reads monitors.
 """
@@ -35,9 +36,20 @@ def serve(port: int, metric: str, series: int, label: str) -> None:
         "streamwatch_monitor_anomaly_score", "Highest anomaly score of the last cycle.", ["metric", label],
         registry=registry,
     )  # fmt: skip
+    actual = Gauge(
+        "streamwatch_monitor_actual", "Latest actual value scored.", ["metric", label], registry=registry
+    )
+    forecast = Gauge(
+        "streamwatch_monitor_forecast", "Forecast band at the latest sample scored.",
+        ["metric", label, "bound"], registry=registry,
+    )  # fmt: skip
     for i in range(series):
         anomalies.labels(metric, str(i))
         score.labels(metric, str(i)).set(0.1)
+        # Each series its own level (100 + i), inside a band of +-10: told apart on a chart.
+        actual.labels(metric, str(i)).set(100 + i)
+        for bound, offset in (("lower", -10), ("expected", 0), ("upper", 10)):
+            forecast.labels(metric, str(i), bound).set(100 + i + offset)
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
