@@ -185,6 +185,7 @@ class Incident:
     ended_at: float | None = None
     series: SeriesScores = ()  # the worst series in trouble, as of the last cycle in trouble
     series_in_trouble: int = 0
+    all_metrics: tuple[str, ...] = ()  # every metric in trouble at some time during the incident
 
     def to_dict(self, now: float) -> dict[str, Any]:
         end = self.ended_at if self.ended_at is not None else now
@@ -195,6 +196,7 @@ class Incident:
             "severity": self.severity,
             "peak_severity": self.peak_severity,
             "metrics": list(self.metrics),
+            "all_metrics": sorted(set(self.all_metrics) | set(self.metrics)),
             "duration_s": round(end - self.started_at, 3),
             "series": _series_dicts(self.series),
             "series_in_trouble": self.series_in_trouble,
@@ -351,7 +353,9 @@ class IncidentTracker:
         if cur is None:
             if new == NONE:
                 return []
-            self.current = cur = Incident(_incident_id(ts), ts, new, new, troubled, None, worst, count)
+            self.current = cur = Incident(
+                _incident_id(ts), ts, new, new, troubled, None, worst, count, all_metrics=troubled
+            )
             return [self._event("opened", cur, ts, NONE, values)]
         old = cur.severity
         if new == NONE:
@@ -368,6 +372,7 @@ class IncidentTracker:
         if new == old and troubled == cur.metrics:
             return []
         cur.severity, cur.metrics = new, troubled
+        cur.all_metrics = tuple(sorted(set(cur.all_metrics) | set(troubled)))
         cur.peak_severity = min(cur.peak_severity, new)  # Sev 1 is the worse, and the smaller number
         kind: EventKind = "changed" if new == old else ("escalated" if new < old else "de-escalated")
         return [self._event(kind, cur, ts, old, values)]

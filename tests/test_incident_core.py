@@ -212,6 +212,10 @@ def test_lifecycle_events_once_per_change() -> None:
     assert tr.current is None and tr.recent[0].ended_at == t
     snap = tr.snapshot(t)
     assert snap["severity"] == 0 and snap["current"] is None and snap["recent"][0]["peak_severity"] == 1
+    # The last event names only price; the incident as a whole had both in trouble.
+    assert snap["recent"][0]["metrics"] == ["energy_price"] and snap["recent"][0]["all_metrics"] == list(
+        METRICS
+    )
 
 
 def test_event_dict_and_one_line() -> None:
