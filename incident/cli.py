@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from incident.config import IncidentConfig
 from incident.log import IncidentLog
 from incident.service import IncidentWatcher, serve
+from incident.state import StateFile, state_path_for
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.clock import SystemClock
 from streamwatch.config import load
@@ -58,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = SystemClock()
     incident_log = IncidentLog(cfg.log, cfg.log_format, cfg.log_max_bytes, cfg.log_backup_count)
     client = PrometheusClient(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s)
-    watcher = IncidentWatcher(cfg, client, clock, incident_log)
+    state_file = StateFile(state_path_for(cfg.log))
+    watcher = IncidentWatcher(cfg, client, clock, incident_log, state_file=state_file)
     server = serve(watcher, cfg.host, cfg.port)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: clock.stop())

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
@@ -54,3 +54,27 @@ class CounterDeltas(Generic[K]):
         """Drop the memory of these keys (series gone for long); one that comes back starts from 0."""
         for key in keys:
             self._last.pop(key, None)
+
+    def to_dict(self, encode: Callable[[K], str] = str) -> dict[str, Any]:
+        """The last values as saved state: a restart counts only what arrived since they were read.
+
+        ``encode`` turns a key into the string the JSON object is keyed by (``SeriesId.to_key``).
+        """
+        return {"last": {encode(k): v for k, v in self._last.items()}, "baselined": self._baselined}
+
+    @classmethod
+    def from_dict(
+        cls,
+        doc: dict[str, Any],
+        keys: Iterable[K] | None = None,
+        decode: Callable[[str], K] | None = None,
+        keep: Callable[[K], bool] | None = None,
+    ) -> CounterDeltas[K]:
+        """Resumed from ``to_dict``: only the watched ``keys`` (or those ``keep`` accepts) are kept."""
+        out: CounterDeltas[K] = cls(keys)
+        for raw, v in dict(doc["last"]).items():
+            key = decode(raw) if decode else raw
+            if (out.keys is None or key in out.keys) and (keep is None or keep(key)):
+                out._last[key] = float(v)
+        out._baselined = bool(doc["baselined"])
+        return out

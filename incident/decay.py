@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Self
 
 
 def decay_factor(elapsed_s: float, half_life_s: float) -> float:
@@ -62,3 +63,15 @@ class DecayingScore:
         if self.updated_at is None or ts > self.updated_at:
             self.updated_at = ts
         return self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The score as saved state (the half-life comes from the configuration, not the file)."""
+        return {"value": self.value, "updated_at": self.updated_at}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], half_life_s: float) -> Self:
+        updated_at = doc["updated_at"]
+        value = float(doc["value"])
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"a saved score must be a finite number of at least 0, got {value}")
+        return cls(half_life_s, value, None if updated_at is None else float(updated_at))

@@ -75,6 +75,21 @@ class AppendOnlyLog:
             self._discard()
             raise
 
+    def recent_lines(self, tail_bytes: int = 65536) -> set[str]:
+        """The complete lines among the last ``tail_bytes`` of the file (for "was this already written?")."""
+        try:
+            with self.path.open("rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - tail_bytes))
+                raw = fh.read()
+        except OSError:
+            return set()
+        lines = raw.split(b"\n")
+        lines.pop()  # after the last newline: empty, or an unterminated (torn) line
+        if size > tail_bytes and lines:
+            lines.pop(0)  # the first one is probably cut by the seek
+        return {line.decode("utf-8", "replace") for line in lines}
+
     def _discard(self) -> None:
         if self._fh is not None:
             with contextlib.suppress(OSError):

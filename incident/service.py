@@ -14,9 +14,11 @@ from incident.config import IncidentConfig
 from incident.counts import CounterDeltas
 from incident.exporter import IncidentMetrics
 from incident.log import IncidentLog
-from incident.severity import IncidentEvent, IncidentTracker, SeriesId
+from incident.severity import IncidentTracker, SeriesId, severity_label
+from incident.state import StateFile
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
+from streamwatch.errors import DataError
 from streamwatch.net import listen_error
 from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
@@ -38,21 +40,60 @@ class IncidentWatcher:
         clock: Clock,
         incident_log: IncidentLog,
         metrics: IncidentMetrics | None = None,
+        state_file: StateFile | None = None,
     ):
         self.cfg = cfg
         self.client = client
         self.clock = clock
         self.incident_log = incident_log
         self.metrics = metrics or IncidentMetrics(tuple(cfg.metrics))
-        self.tracker = IncidentTracker(tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents, cfg.limits())
-        self.deltas: CounterDeltas[SeriesId] = CounterDeltas()  # series found in each reading
-        self.refusing = False  # say so once per streak of refused series, not every cycle
+        self.state_file = state_file
+        self.state_failing = False  # say so once per streak of failed state writes
+        # Lines of events the incident log has not taken yet, in order (a full disk, or a cycle in progress).
+        self.unwritten: list[str] = []
+        saved = state_file.load() if state_file else None
+        if saved is None:
+            self.tracker = IncidentTracker(
+                tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents, cfg.limits()
+            )
+            self.deltas: CounterDeltas[SeriesId] = CounterDeltas()  # series found in each reading
+        else:
+            self.tracker, self.deltas, pending = self._resume(saved)
+            # Events saved as pending may have reached the log just before the restart: not twice.
+            written = incident_log.recent_lines() if pending else set()
+            self.unwritten = [line for line in pending if line not in written]
         self.backoff = Backoff(initial_s=cfg.interval, maximum_s=max(cfg.interval, cfg.backoff_max_s))
         self.prometheus_up: bool | None = None  # unknown until the first query
-        self.unwritten: list[IncidentEvent] = []  # events the incident log could not take yet, in order
         self.log_failing = False  # say so once per streak of failed writes, not every cycle
+        self.refusing = False  # say so once per streak of refused series, not every cycle
         self.lock = threading.Lock()
         self.metrics.update_state(self.tracker, clock.time())
+
+    def _resume(self, saved: dict[str, Any]) -> tuple[IncidentTracker, CounterDeltas[SeriesId], list[str]]:
+        """Continue from the saved state: the open incident stays open, the counters' gains since the
+        saved reading are the news of the first cycle (spread over the gap, as after an outage)."""
+        assert self.state_file is not None
+        try:
+            tracker = IncidentTracker.from_dict(
+                saved["tracker"], tuple(self.cfg.metrics), self.cfg.rules(), self.cfg.recent_incidents,
+                self.cfg.limits(),
+            )  # fmt: skip
+            deltas: CounterDeltas[SeriesId] = CounterDeltas()
+            if all(k.startswith("[") for k in saved["deltas"]["last"]):
+                deltas = CounterDeltas.from_dict(
+                    saved["deltas"], decode=SeriesId.from_key, keep=lambda sid: sid in tracker.series
+                )
+            # else: saved when counters were read per metric. Their totals cannot be split per series,
+            # so the first reading is a fresh baseline (the downtime's anomalies are not counted).
+            pending = [str(line) for line in saved["unwritten"]]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(
+                f"{self.state_file.path}: damaged incident state ({exc!r}); move it away to start afresh"
+            ) from None
+        cur = tracker.current
+        what = f"incident {cur.incident_id} ({severity_label(cur.severity)}) open" if cur else "none open"
+        log.info("resumed from %s: %s", self.state_file.path, what)
+        return tracker, deltas, pending
 
     def read(self) -> dict[SeriesId, float]:
         """The latest cumulative anomaly count per series of a watched metric, keyed by its labels."""
@@ -88,11 +129,43 @@ class IncidentWatcher:
             for event in events:
                 self.metrics.record(event)
                 log.warning("%s", event.one_line())
-            self.unwritten.extend(events)
+            self.unwritten.extend(self.incident_log.format(e) for e in events)
+            # State (with the events as pending) first, then the log, then the state again: a kill at any
+            # point neither loses an event nor, on restart, writes one twice or reopens a logged incident.
+            self.save_state()
             self.write_log()
+            self.save_state()
             self.metrics.update_state(self.tracker, now)
         self.metrics.health.succeeded(now)
         return self.cfg.interval
+
+    def save_state(self) -> None:
+        """Save the state for a restart; a failure is logged once per streak and retried next cycle.
+
+        The file is replaced only when its content changed.
+        """
+        if self.state_file is None:
+            return
+        doc = {
+            "tracker": self.tracker.to_dict(),
+            "deltas": self.deltas.to_dict(SeriesId.to_key),
+            "unwritten": list(self.unwritten),
+        }
+        try:
+            self.state_file.save(doc)
+        except OSError as exc:
+            self.metrics.state_errors.inc()
+            if not self.state_failing:
+                log.error(
+                    "cannot save the incident state %s (%s); a restart now would start afresh",
+                    self.state_file.path,
+                    exc.strerror or exc,
+                )
+            self.state_failing = True
+            return
+        if self.state_failing:
+            log.info("incident state %s saved again", self.state_file.path)
+        self.state_failing = False
 
     def note_refused(self) -> None:
         refused = len(self.tracker.refused)
@@ -114,7 +187,7 @@ class IncidentWatcher:
         """
         while self.unwritten:
             try:
-                self.incident_log.write(self.unwritten[0])
+                self.incident_log.append_line(self.unwritten[0])
             except OSError as exc:
                 self.metrics.log_errors.inc()
                 if not self.log_failing:

@@ -19,11 +19,12 @@ per cycle. It has no clock: every call takes the timestamp it is about.
 from __future__ import annotations
 
 import heapq
+import json
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from incident.decay import DecayingScore, spread_weight
 
@@ -92,12 +93,31 @@ class SeriesId:
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "labels": dict(self.labels)}
 
+    def to_key(self) -> str:
+        """One string naming the series exactly, for saved state (JSON object keys are strings)."""
+        return json.dumps([self.metric, [list(p) for p in self.labels]], separators=(",", ":"))
+
+    @classmethod
+    def from_key(cls, key: str) -> SeriesId:
+        metric, labels = json.loads(key)
+        return cls(str(metric), tuple((str(k), str(v)) for k, v in labels))
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> SeriesId:
+        return cls(
+            str(doc["metric"]), tuple(sorted((str(k), str(v)) for k, v in dict(doc["labels"]).items()))
+        )
+
 
 SeriesScores = tuple[tuple[SeriesId, float], ...]  # series and their scores, worst first
 
 
 def _series_dicts(series: SeriesScores) -> list[dict[str, Any]]:
     return [{**sid.to_dict(), "name": str(sid), "score": round(v, 3)} for sid, v in series]
+
+
+def _series_from_dicts(docs: list[dict[str, Any]]) -> SeriesScores:
+    return tuple((SeriesId.from_dict(d), float(d["score"])) for d in docs)
 
 
 @dataclass(frozen=True)
@@ -202,6 +222,17 @@ class Incident:
             "series_in_trouble": self.series_in_trouble,
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Self:
+        ended_at = doc["ended_at"]
+        metrics = tuple(str(m) for m in doc["metrics"])
+        return cls(
+            str(doc["incident_id"]), float(doc["started_at"]), int(doc["severity"]),
+            int(doc["peak_severity"]), metrics, None if ended_at is None else float(ended_at),
+            _series_from_dicts(doc.get("series", [])), int(doc.get("series_in_trouble", 0)),
+            tuple(str(m) for m in doc.get("all_metrics", metrics)),
+        )  # fmt: skip
+
 
 @dataclass
 class SeriesState:
@@ -242,6 +273,18 @@ class IncidentTracker:
     @property
     def severity(self) -> int:
         return self.current.severity if self.current else NONE
+
+    @property
+    def scores(self) -> dict[str, DecayingScore]:
+        """Per watched metric, the score of its worst series (a fresh 0 for one with no series yet)."""
+        ts = self.last_ts or 0.0
+        out = {m: DecayingScore(self.rules.half_life_s) for m in self.known_metrics()}
+        best: dict[str, float] = {}
+        for sid, st in self.series.items():
+            v = st.score.value_at(ts)
+            if sid.metric not in best or v > best[sid.metric]:
+                best[sid.metric], out[sid.metric] = v, st.score
+        return out
 
     def watches(self, metric: str) -> bool:
         return not self.fixed or metric in self.per_metric
@@ -384,6 +427,53 @@ class IncidentTracker:
             kind, inc.incident_id, ts, inc.severity, previous, inc.peak_severity, inc.metrics,
             inc.started_at, ts - inc.started_at, values, inc.series, inc.series_in_trouble,
         )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything a restart needs to continue where this tracker stopped (see ``from_dict``)."""
+        ts = self.last_ts or 0.0
+        return {
+            "last_ts": self.last_ts,
+            # Per series: key, score, last seen, in trouble (a list: thousands of them stay compact).
+            "series": [
+                [sid.to_key(), st.score.to_dict(), st.last_seen, st.in_trouble]
+                for sid, st in self.series.items()
+            ],
+            "in_trouble": [m for m in self.known_metrics() if m in self.in_trouble],
+            "current": self.current.to_dict(ts) if self.current else None,
+            "recent": [i.to_dict(ts) for i in self.recent],
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        doc: dict[str, Any],
+        metrics: tuple[str, ...],
+        rules: Rules,
+        recent_limit: int = 20,
+        limits: SeriesLimits | None = None,
+    ) -> Self:
+        """A tracker for ``metrics`` and ``rules`` (today's configuration) resumed from saved state.
+
+        Saved series of metrics no longer watched are dropped; newly watched metrics start at 0. An open
+        incident stays open: the next ``observe`` continues it or resolves it, exactly once. A state saved
+        with one score per metric (before scores were per series) resumes each as a one-series metric.
+        """
+        out = cls(metrics, rules, recent_limit, limits or SeriesLimits())
+        last_ts = None if doc["last_ts"] is None else float(doc["last_ts"])
+        rows = [(SeriesId.from_key(k), sc, float(seen), bool(t)) for k, sc, seen, t in doc.get("series", [])]
+        if "series" not in doc:
+            troubled = set(doc["in_trouble"])
+            rows = [(SeriesId(m), sc, last_ts or 0.0, m in troubled) for m, sc in dict(doc["scores"]).items()]
+        for sid, saved, seen, trouble in rows:
+            if not out.watches(sid.metric) or len(out.series) >= out.limits.max_series:
+                continue
+            out.series[sid] = SeriesState(DecayingScore.from_dict(saved, rules.half_life_s), seen, trouble)
+            out.per_metric[sid.metric] = out.per_metric.get(sid.metric, 0) + 1
+        out.in_trouble = {sid.metric for sid, st in out.series.items() if st.in_trouble}
+        out.current = None if doc["current"] is None else Incident.from_dict(doc["current"])
+        out.recent.extend(Incident.from_dict(i) for i in doc["recent"])
+        out.last_ts = last_ts
+        return out
 
     def snapshot(self, ts: float, top: int = 20) -> dict[str, Any]:
         """The state for people and dashboards (GET /state): scores, current and recent incidents."""

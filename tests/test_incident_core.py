@@ -7,6 +7,7 @@ cycle's anomalies to its counter, Prometheus scrapes the counter, and the detect
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -216,6 +217,43 @@ def test_lifecycle_events_once_per_change() -> None:
     assert snap["recent"][0]["metrics"] == ["energy_price"] and snap["recent"][0]["all_metrics"] == list(
         METRICS
     )
+
+
+def test_saved_and_restored_at_every_step_behaves_as_never_stopped() -> None:
+    # What a restart does each cycle: save to JSON, build afresh from it, go on. The events, scores and
+    # counter increases must equal those of a tracker that never stopped.
+    rules = Rules(half_life_s=10, threshold=10, clear_threshold=5)
+    readings = [
+        {"energy_price": 3.0},
+        {"energy_price": 15.0},
+        {"energy_price": 16.0, "energy_consumption": 20.0},
+    ]
+    readings += [{"energy_price": 16.0, "energy_consumption": 31.0}] + [{}] * 12
+    steady, steady_deltas = IncidentTracker(METRICS, rules, 5), CounterDeltas(METRICS)
+    moved, moved_deltas = IncidentTracker(METRICS, rules, 5), CounterDeltas(METRICS)
+    got, want = [], []
+    for i, reading in enumerate(readings):
+        ts = T0 + 5 * i
+        want += [e.to_dict() for e in steady.observe(ts, steady_deltas.update(reading))]
+        got += [e.to_dict() for e in moved.observe(ts, moved_deltas.update(reading))]
+        saved = json.loads(json.dumps({"t": moved.to_dict(), "d": moved_deltas.to_dict()}, allow_nan=False))
+        moved = IncidentTracker.from_dict(saved["t"], METRICS, rules, 5)
+        moved_deltas = CounterDeltas.from_dict(saved["d"], METRICS)
+        assert moved.score_values(ts + 1) == pytest.approx(steady.score_values(ts + 1))
+        assert moved.snapshot(ts) == steady.snapshot(ts)
+    assert [e["event"] for e in want] == ["opened", "escalated", "de-escalated", "resolved"]
+    assert got == want
+
+
+def test_restore_keeps_only_the_metrics_watched_now() -> None:
+    rules = Rules(half_life_s=10, threshold=10, clear_threshold=5)
+    tr = IncidentTracker(("old", "energy_price"), rules)
+    tr.observe(T0, {"old": 30.0})
+    back = IncidentTracker.from_dict(tr.to_dict(), METRICS, rules)
+    assert set(back.scores) == set(METRICS) and back.in_trouble == set()
+    assert back.current is not None and back.current.metrics == ("old",)
+    [resolved] = back.observe(T0 + 1, {})  # the old metric's incident ends once, when next observed
+    assert resolved.event == "resolved" and resolved.incident_id == tr.current.incident_id
 
 
 def test_event_dict_and_one_line() -> None:
@@ -466,3 +504,54 @@ def test_series_gone_for_long_are_dropped_and_memory_is_bounded() -> None:
     assert tr.score_values(T0 + 91).keys() == {"cpu"} and tr.per_metric == {"cpu": 40}
     tr.observe(T0 + 200, {})
     assert tr.series == {} and tr.score_values(T0 + 200) == {}  # a discovered metric goes with its series
+
+
+def test_many_series_state_survives_a_restart_as_never_stopped() -> None:
+    rules = Rules(half_life_s=10, threshold=10, clear_threshold=5)
+    keys = [sid("cpu", cpu=str(i)) for i in range(20)] + [sid("disk", device="sda")]
+    steady, steady_d = IncidentTracker((), rules), CounterDeltas[SeriesId]()
+    moved, moved_d = IncidentTracker((), rules), CounterDeltas[SeriesId]()
+    totals = dict.fromkeys(keys, 0.0)
+    got, want = [], []
+    for i in range(12):
+        if 1 <= i <= 3:
+            totals[keys[4]] += 8.0  # one cpu series spikes, then the disk with it
+            totals[keys[-1]] += 10.0 if i > 1 else 0.0
+        ts = T0 + 5 * i
+        want += [e.to_dict() for e in steady.observe(ts, steady_d.update(totals))]
+        got += [e.to_dict() for e in moved.observe(ts, moved_d.update(totals))]
+        saved = json.loads(json.dumps({"t": moved.to_dict(), "d": moved_d.to_dict(SeriesId.to_key)}))
+        moved = IncidentTracker.from_dict(saved["t"], (), rules)
+        moved_d = CounterDeltas.from_dict(saved["d"], decode=SeriesId.from_key)
+        assert moved.snapshot(ts) == steady.snapshot(ts)
+    assert [e["event"] for e in want][:2] == ["opened", "escalated"] and got == want
+    assert want[0]["series"][0]["labels"]["cpu"] == "4"
+
+
+def test_a_state_saved_per_metric_resumes_as_one_series_metrics() -> None:
+    saved = {
+        "last_ts": T0,
+        "scores": {
+            "energy_price": {"value": 12.0, "updated_at": T0},
+            "gone": {"value": 3.0, "updated_at": T0},
+        },
+        "in_trouble": ["energy_price"],
+        "current": {
+            "incident_id": "x",
+            "started_at": T0 - 5,
+            "ended_at": None,
+            "severity": 2,
+            "peak_severity": 2,
+            "metrics": ["energy_price"],
+            "duration_s": 5.0,
+        },
+        "recent": [],
+    }
+    tr = IncidentTracker.from_dict(saved, METRICS, Rules(half_life_s=10, threshold=10, clear_threshold=5))
+    assert tr.in_trouble == {"energy_price"} and tr.score_values(T0) == {
+        "energy_consumption": 0,
+        "energy_price": 12,
+    }
+    assert tr.current is not None and tr.current.all_metrics == ("energy_price",)
+    [resolved] = tr.observe(T0 + 60, {})
+    assert resolved.event == "resolved" and resolved.incident_id == "x"

@@ -1,0 +1,205 @@
+"""The incident detector under faults (issue 11): restarts, a blind Prometheus, bad values, failed writes.
+
+Real Prometheus and real processes; the monitors' part is played by a prometheus_client exporter in the
+test (``tests.test_incident_service.FakeMonitors``), which exports their anomaly counter exactly as they do.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from incident.config import IncidentConfig
+from incident.decay import decay_factor, spread_weight
+from incident.log import IncidentLog, read_events
+from incident.service import IncidentWatcher
+from incident.state import StateFile, state_path_for
+from streamwatch.clock import FakeClock
+from streamwatch.net import free_port, wait_until
+from streamwatch.procs import ManagedProcess, python_argv
+from streamwatch.promapi import PrometheusClient
+from tests.cli_support import assert_one_line_error, run_python
+from tests.conftest import ROOT
+from tests.test_incident_service import FakeMonitors, monitors  # noqa: F401  (the fixture)
+
+METRICS = ("energy_consumption", "energy_price")
+T0 = 1_700_000_000.0
+
+
+@contextmanager
+def spike(fm: FakeMonitors, per_tick: int = 1, tick_s: float = 0.25) -> Iterator[None]:
+    """A prolonged spike in both metrics: the monitors count ``per_tick`` anomalies each every tick."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(tick_s):
+            for m in METRICS:
+                fm.counter.labels(metric=m).inc(per_tick)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def watcher_argv(prom_url: str, port: int, log_path: Path, conf: Path) -> list[str]:
+    return python_argv(
+        str(ROOT / "incident_detector.py"), "--config", str(conf), "--port", str(port),
+        "--prometheus-url", prom_url, "--interval", "0.2", "--log", str(log_path),
+    )  # fmt: skip
+
+
+def get_state(port: int) -> dict[str, Any]:
+    return requests.get(f"http://127.0.0.1:{port}/state", timeout=5).json()
+
+
+# --- 1. a restart keeps the incident -----------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_sigkill_mid_incident_then_restart_continues_and_resolves_it_once(
+    monitors: FakeMonitors,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    conf = tmp_path / "incident.toml"
+    conf.write_text("half_life_s = 3.0\nthreshold = 8.0\n")  # steady state of the spike: 4/s * 3/ln2 = 17
+    log_path = tmp_path / "incidents.log"
+    port = free_port()
+    argv = watcher_argv(monitors.prometheus.url, port, log_path, conf)
+    with spike(monitors):
+        first = ManagedProcess("incident", argv, tmp_path / "first.out", cwd=ROOT)
+        try:
+            first.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
+            assert wait_until(lambda: get_state(port)["severity"] == 1, 20), first.log_tail()
+            incident_id = get_state(port)["current"]["incident_id"]
+            first.proc.send_signal(signal.SIGKILL)
+            first.proc.wait(10)
+        finally:
+            first.stop()
+        # The monitors keep counting while the detector is down.
+        q = 'sum(streamwatch_monitor_anomalies_total{metric="energy_price"})'
+        at_kill = monitors.prometheus.client.query(q)[0].values[-1]
+        assert wait_until(lambda: monitors.prometheus.client.query(q)[0].values[-1] >= at_kill + 4, 15)
+        second = ManagedProcess("incident", argv, tmp_path / "second.out", cwd=ROOT)
+        try:
+            second.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
+            resumed = get_state(port)
+            assert resumed["current"] is not None, second.log_tail()
+            assert resumed["current"]["incident_id"] == incident_id
+            assert wait_until(lambda: get_state(port)["prometheus_up"] is True, 15)
+            assert get_state(port)["severity"] == 1, second.log_tail()  # continued, not reopened
+        except BaseException:
+            second.stop()
+            raise
+    try:
+        assert wait_until(lambda: get_state(port)["current"] is None, 30), second.log_tail()
+    finally:
+        second.proc.send_signal(signal.SIGTERM)
+        assert second.proc.wait(15) == 0
+        second.stop()
+    events = read_events(log_path)
+    assert {e["incident_id"] for e in events} == {incident_id}, events
+    kinds = [e["event"] for e in events]
+    assert kinds.count("opened") == 1 and kinds.count("resolved") == 1 and kinds[-1] == "resolved", kinds
+    out = (tmp_path / "second.out").read_text()
+    assert f"incident {incident_id} (Sev 1) open" in out and "Traceback" not in out
+
+
+@pytest.mark.e2e
+def test_restart_counts_the_anomalies_of_its_downtime_spread_over_the_gap(
+    monitors: FakeMonitors,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, interval=5, half_life_s=10, threshold=10)
+    clock = FakeClock(T0)
+    log_path = tmp_path / "incidents.log"
+    state = state_path_for(log_path)
+    with IncidentLog(log_path) as ilog:
+        first = IncidentWatcher(
+            cfg, PrometheusClient(cfg.prometheus_url), clock, ilog, state_file=StateFile(state)
+        )
+        first.cycle()  # baseline
+        monitors.add("energy_price", 12)
+        clock.advance(5)
+        first.cycle()
+        assert first.tracker.severity == 2
+        held = first.tracker.scores["energy_price"].value
+    del first  # gone without a goodbye, as after SIGKILL: only the state file remains
+
+    monitors.add("energy_price", 20)  # counted by the monitors while no detector ran
+    monitors.add("energy_consumption", 3)
+    clock.advance(30)
+    with IncidentLog(log_path) as ilog:
+        second = IncidentWatcher(
+            cfg, PrometheusClient(cfg.prometheus_url), clock, ilog, state_file=StateFile(state)
+        )
+        assert second.tracker.current is not None and second.tracker.severity == 2
+        second.cycle()
+        w = spread_weight(30, cfg.half_life_s)
+        assert second.tracker.scores["energy_price"].value == pytest.approx(
+            held * decay_factor(30, cfg.half_life_s) + 20 * w
+        )
+        assert second.tracker.scores["energy_consumption"].value == pytest.approx(3 * w)
+        assert second.tracker.severity == 2  # 11.4 * 0.125 + 20 * 0.55: still in trouble, the same incident
+        clock.advance(60)
+        second.cycle()
+        assert second.tracker.severity == 0
+    events = read_events(log_path)
+    assert [e["event"] for e in events] == ["opened", "resolved"]
+    assert events[0]["incident_id"] == events[1]["incident_id"]
+
+
+@pytest.mark.e2e
+def test_restart_between_log_write_and_state_save_writes_no_event_twice(
+    monitors: FakeMonitors,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, interval=5, half_life_s=10, threshold=10)
+    clock = FakeClock(T0)
+    log_path = tmp_path / "incidents.log"
+    store = StateFile(state_path_for(log_path))
+    with IncidentLog(log_path) as ilog:
+        first = IncidentWatcher(cfg, PrometheusClient(cfg.prometheus_url), clock, ilog, state_file=store)
+        first.cycle()
+        monitors.add("energy_price", 12)
+        clock.advance(5)
+        first.cycle()
+    # What a kill after the log took the "opened" line but before the state was saved again leaves: the
+    # line in the log, and in the state as still pending.
+    doc = StateFile(store.path).load()
+    assert doc is not None and doc["unwritten"] == []
+    opened = log_path.read_text().splitlines()[-1]
+    # And a pending line that never made it (a full disk, then the kill): written on restart.
+    lost = json.dumps({**json.loads(opened), "event": "changed"}, separators=(",", ":"))
+    doc["unwritten"] = [opened, lost]
+    store.path.write_text(json.dumps(doc))
+    with IncidentLog(log_path) as ilog:
+        second = IncidentWatcher(
+            cfg, PrometheusClient(cfg.prometheus_url), clock, ilog, state_file=StateFile(store.path)
+        )
+        assert second.unwritten == [lost]
+        clock.advance(5)
+        second.cycle()
+    assert [e["event"] for e in read_events(log_path)] == ["opened", "changed"]
+
+
+def test_a_damaged_state_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    log_path = tmp_path / "incidents.log"
+    state_path_for(log_path).write_text('{"version": 1, "tracker": {"scores": 3}}')
+    argv = ["incident_detector.py", "--port", str(free_port()), "--log", str(log_path)]
+    proc = run_python(*argv, "--prometheus-url", f"http://127.0.0.1:{free_port()}", timeout=30)
+    assert_one_line_error(proc, "incidents.log.state.json", "damaged incident state", "move it away")
+    state_path_for(log_path).write_text("not json")
+    proc = run_python(*argv, "--prometheus-url", f"http://127.0.0.1:{free_port()}", timeout=30)
+    assert_one_line_error(proc, "incidents.log.state.json", "not an incident state file")
