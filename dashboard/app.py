@@ -35,6 +35,7 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     prom = PrometheusClient(cfg.prometheus_url, timeout_s=cfg.timeout_s)
     sim = requests.Session()
+    detector = requests.Session()  # the incident detector's /state
     available_cases = injection.cases(cfg)
     # Log Prometheus going away and coming back once each, not on every 2 s refresh.
     state = {"prometheus_up": True}
@@ -132,7 +133,7 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
     @app.get("/api/incidents")
     def api_incidents() -> Any:
         try:
-            resp = sim.get(f"{cfg.incident_url}/state", timeout=cfg.timeout_s)
+            resp = detector.get(f"{cfg.incident_url}/state", timeout=cfg.timeout_s)
             resp.raise_for_status()
             state = resp.json()
         except (requests.RequestException, ValueError) as exc:
