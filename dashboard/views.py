@@ -59,24 +59,33 @@ def monitor_verdict(counter: np.ndarray) -> np.ndarray:
     return out
 
 
+def _series_key(s: Series) -> tuple[tuple[str, str], ...]:
+    """What tells one watched series from another: its labels without the name and the bound."""
+    return tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("__name__", "bound")))
+
+
 def band_payload(series: Sequence[Series], raw: Sequence[Series] = ()) -> dict[str, Any]:
     """Columns for the actual-vs-band chart, with the monitor's anomalies as their own (sparse) column.
 
-    ``raw`` is the watched series itself at the scrape step: when there, it is the actual line, so the
-    chart shows every sample rather than the monitor's once-a-cycle ``streamwatch_monitor_actual``. The
-    anomalies are where the monitor's own counter rose, marked on the actual line at that point: the page
-    never decides "anomalous" itself (the monitor knows the direction and the minimum deviation).
+    ``raw`` is the watched series itself at the scrape step: when it is one series, it is the actual
+    line, so the chart shows every sample rather than the monitor's once-a-cycle
+    ``streamwatch_monitor_actual``. The anomalies are where the monitor's own counter rose, marked on the
+    actual line at that point: the page never decides "anomalous" itself (the monitor knows the
+    direction and the minimum deviation). When the metric has several series, one is drawn (the one
+    with the most samples) with its own band and counter, never a mix; ``series_count`` says how many.
     """
     grid = _grid([*series, *raw])
-    source = max(raw, key=len) if raw else None
-    actual = _column(grid, source) if source is not None and len(source) else None
-    if actual is None:
-        actual = _column(grid, _pick(series, __name__=queries.ACTUAL))
+    mine = _pick(series, __name__=queries.ACTUAL) or _pick(series, __name__=queries.FORECAST)
+    key = _series_key(mine) if mine is not None else ()
+    own = [s for s in series if _series_key(s) == key]
+    count = len({_series_key(s) for s in series})
+    source = raw[0] if len(raw) == 1 and len(raw[0]) and count <= 1 else None
+    actual = _column(grid, source if source is not None else _pick(own, __name__=queries.ACTUAL))
     bounds = {
-        b: _column(grid, _pick(series, __name__=queries.FORECAST, bound=b))
+        b: _column(grid, _pick(own, __name__=queries.FORECAST, bound=b))
         for b in ("lower", "expected", "upper")
     }
-    counted = monitor_verdict(_column(grid, _pick(series, __name__=queries.ANOMALIES_TOTAL)))
+    counted = monitor_verdict(_column(grid, _pick(own, __name__=queries.ANOMALIES_TOTAL)))
     flagged = counted > 0
     # The mark sits on the actual line; where that has no sample at the point, on the forecast.
     at = np.where(np.isfinite(actual), actual, bounds["expected"])
@@ -90,7 +99,9 @@ def band_payload(series: Sequence[Series], raw: Sequence[Series] = ()) -> dict[s
         "anomalies": _json_column(anomalies),
         "anomaly_count": round(float(counted.sum())),
         "samples": int(np.isfinite(actual).sum()),
-        "source": "scrape" if source is not None and len(source) else "monitor",
+        "source": "scrape" if source is not None else "monitor",
+        "series_count": count,
+        "shown": {k: v for k, v in key if k != "metric"},
     }
 
 

@@ -182,6 +182,10 @@ def test_top_series_table_picks_a_series_and_draws_its_chart(
     assert rows.nth(1).inner_text().split("\t")[0] == 'cpu{cpu="8"}'
     assert "7.50" in rows.nth(0).inner_text()
     assert page.locator("#selected").is_hidden()
+    # The per-metric card as before, drawing one of the 50 series whole and saying so.
+    note = page.locator('.metric[data-metric="cpu"] [data-field="series_note"]')
+    note.wait_for(state="visible", timeout=20_000)
+    assert "one of 50 series" in note.inner_text()
 
     rows.nth(1).click()
     page.wait_for_function(

@@ -299,3 +299,22 @@ def test_bad_config_is_one_clear_error(tmp_path: Path, toml: str, message: str) 
     f.write_text(f"[dashboard]\n{toml}\n")
     with pytest.raises(ConfigError, match=message):
         load(DashboardConfig, f, section="dashboard")
+
+
+def test_a_metric_with_several_series_draws_one_of_them_whole_never_a_mix() -> None:
+    ts = [10.0, 12.0]
+    fc = "streamwatch_monitor_forecast"
+    a, b = {"metric": "cpu", "cpu": "0"}, {"metric": "cpu", "cpu": "1"}
+    result = [
+        series("streamwatch_monitor_actual", ts, [100, 101], **a),
+        series("streamwatch_monitor_actual", ts[1:], [500], **b),
+        series(fc, ts, [110, 110], bound="upper", **a),
+        series(fc, ts, [510, 510], bound="upper", **b),
+        series("streamwatch_monitor_anomalies_total", ts, [0, 0], **a),
+        series("streamwatch_monitor_anomalies_total", ts, [0, 9], **b),
+    ]
+    # The raw metric has two series as well: which one is the monitor's cpu="0" is unknown, so not used.
+    raw = [series("cpu_metric", ts, [1, 2], cpu="0"), series("cpu_metric", ts, [3, 4], cpu="1")]
+    p = views.band_payload(result, raw)
+    assert p["actual"] == [100, 101] and p["upper"] == [110, 110] and p["anomaly_count"] == 0
+    assert p["series_count"] == 2 and p["shown"] == {"cpu": "0"} and p["source"] == "monitor"

@@ -342,6 +342,12 @@
         draw("band-" + m, bandOptions,
           [band.timestamps, band.lower, band.upper, band.expected, band.actual, band.anomalies], band.samples,
           "No data yet: neither " + m + " nor its monitor's band is in Prometheus for this range.");
+        // A query with several series: the card draws one of them whole; the table below has the rest.
+        const note = document.querySelector('.metric[data-metric="' + m + '"] [data-field="series_note"]');
+        const shown = Object.entries(band.shown || {}).map(([k, v]) => k + '="' + v + '"').join(",");
+        note.hidden = !(band.series_count > 1);
+        note.textContent = band.series_count > 1 ? "Showing " + m + "{" + shown + "}, one of " +
+          band.series_count + " series; pick any in the table below." : "";
         draw("score-" + m, scoreOptions, [score.timestamps, score.score, score.threshold], score.samples,
           "No data yet: the incident detector has not exported a score for " + m + " in this range.");
       });
