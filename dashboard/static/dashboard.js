@@ -344,7 +344,8 @@
           "No data yet: neither " + m + " nor its monitor's band is in Prometheus for this range.");
         // A query with several series: the card draws one of them whole; the table below has the rest.
         const note = document.querySelector('.metric[data-metric="' + m + '"] [data-field="series_note"]');
-        const shown = Object.entries(band.shown || {}).map(([k, v]) => k + '="' + v + '"').join(",");
+        const shown = Object.entries(band.shown || {}).filter(([k]) => k !== "job" && k !== "instance")
+          .map(([k, v]) => k + '="' + v + '"').join(",");  // named as in the table: without the target labels
         note.hidden = !(band.series_count > 1);
         note.textContent = band.series_count > 1 ? "Showing " + m + "{" + shown + "}, one of " +
           band.series_count + " series; pick any in the table below." : "";
