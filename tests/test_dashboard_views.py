@@ -281,6 +281,9 @@ def test_config_loads_from_a_toml_section_and_flags_win(tmp_path: Path) -> None:
     f.write_text('[dashboard]\nport = 8123\nmetrics = ["cpu"]\nprometheus_url = "http://127.0.0.1:9999/"\n')
     cfg = load(DashboardConfig, f, section="dashboard", overrides={"port": 8124, "host": None})
     assert (cfg.port, cfg.metrics, cfg.prometheus_url) == (8124, ["cpu"], "http://127.0.0.1:9999")
+    assert (cfg.incident_url, cfg.source_query, cfg.scrape_step_s, cfg.top_k) == (
+        "http://127.0.0.1:8110", "{metric}_metric", 2.0, 20,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -292,6 +295,10 @@ def test_config_loads_from_a_toml_section_and_flags_win(tmp_path: Path) -> None:
         ("metrics = []", "at least one watched metric"),
         ('prometheus_url = "localhost:9090"', "must be an http:// or https:// URL"),
         ('port = "eighty"', "must be an integer"),
+        ('incident_url = "127.0.0.1:8110"', "incident_url must be an http:// or https:// URL"),
+        ("top_k = 0", "top_k must be between 1 and 200"),
+        ("scrape_step_s = 0", "scrape_step_s must be positive"),
+        ('source_query = " "', "source_query must not be empty"),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, toml: str, message: str) -> None:
