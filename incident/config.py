@@ -14,13 +14,17 @@ DEFAULT_METRICS: list[str] = []
 # monitors' cycle and our poll interval are. Every series is read on its own, never summed: each keeps
 # its own score (docs/incidents-many-series.md).
 DEFAULT_QUERY = "streamwatch_monitor_anomalies_total"
+# When each monitor last completed a cycle: after a Prometheus outage, scores hold until every watched
+# metric's monitor has completed one (their counters are not news before that).
+DEFAULT_MONITORS_QUERY = "max by (metric) (streamwatch_monitor_last_success_timestamp_seconds)"
 
 
 @dataclass
 class IncidentConfig:
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     query: str = DEFAULT_QUERY
-    metric_label: str = "metric"  # the label of the query's result that names the watched metric
+    monitors_query: str = DEFAULT_MONITORS_QUERY
+    metric_label: str = "metric"  # the label of the queries' results that names the watched metric
     top_series: int = 5  # series named in each incident log line (worst first, then "+N more")
     forget_series_after_s: float = 900.0  # a series unseen this long is dropped (its score is long gone)
     max_series: int = 100_000  # series kept at most; more are refused (counted, logged once)
@@ -31,7 +35,12 @@ class IncidentConfig:
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_s: float = 3.0
     interval: float = 5.0
-    backoff_max_s: float = 60.0
+    # Prometheus restarts in well under a second: retry every few seconds, so the watcher is not the last
+    # to see it back (a 60 s backoff made it resolve after an outage before it looked again).
+    backoff_max_s: float = 5.0
+    # After an outage, the longest wait for the monitors to complete a cycle (the monitors' default 60 s
+    # backoff plus a 30 s cycle fit in it); a monitor that never does then stops holding the scores.
+    catchup_max_s: float = 120.0
     host: str = "127.0.0.1"
     port: int = 8110
     log: str = "incidents.log"
@@ -43,9 +52,10 @@ class IncidentConfig:
     def __post_init__(self) -> None:
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics has duplicates: {self.metrics}")
-        if not self.query.strip():
-            raise ValueError("query must not be empty")
-        for name in ("interval", "prometheus_timeout_s", "backoff_max_s"):
+        for name in ("query", "monitors_query"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name} must not be empty")
+        for name in ("interval", "prometheus_timeout_s", "backoff_max_s", "catchup_max_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.port < 65536:

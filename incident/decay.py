@@ -64,6 +64,14 @@ class DecayingScore:
             self.updated_at = ts
         return self.value
 
+    def hold(self, since: float, until: float) -> None:
+        """Let the time from ``since`` to ``until`` take nothing away: the score at ``until`` is the one
+        at ``since`` (for a blind spell, when "no anomalies seen" does not mean "none happened")."""
+        if self.updated_at is None or until <= since:
+            return
+        self.value = self.value_at(since)
+        self.updated_at = max(self.updated_at, until)
+
     def to_dict(self) -> dict[str, Any]:
         """The score as saved state (the half-life comes from the configuration, not the file)."""
         return {"value": self.value, "updated_at": self.updated_at}

@@ -96,6 +96,11 @@ class IncidentMetrics:
             "Incident events waiting to be written to the incident log (0 when it is up to date)",
             registry=r,
         )
+        self.holding = Gauge(
+            "streamwatch_incident_holding",
+            "1 while scores and incidents hold: Prometheus unreadable, or monitors not caught up since",
+            registry=r,
+        )
         self.state_errors = Counter(
             "streamwatch_incident_state_write_errors_total",
             "Failed saves of the incident state file (a restart meanwhile would start afresh); retried",

@@ -64,6 +64,9 @@ class IncidentWatcher:
             self.unwritten = [line for line in pending if line not in written]
         self.backoff = Backoff(initial_s=cfg.interval, maximum_s=max(cfg.interval, cfg.backoff_max_s))
         self.prometheus_up: bool | None = None  # unknown until the first query
+        # True from a failed read until the monitors have caught up after it: scores and incidents hold.
+        self.holding = False
+        self.back_at: float | None = None  # when Prometheus answered again after the failure
         self.log_failing = False  # say so once per streak of failed writes, not every cycle
         self.refusing = False  # say so once per streak of refused series, not every cycle
         self.lock = threading.Lock()
@@ -108,20 +111,31 @@ class IncidentWatcher:
         now = self.clock.time()
         try:
             reading = self.read()
+            caught_up = not self.holding or self.monitors_caught_up(now)
         except (PrometheusError, FormatError) as exc:
-            # Keep the last state: no incident opens, changes or resolves while we cannot see. The
+            # Hold: no incident opens, changes or resolves and no score decays while we cannot see. The
             # counter then catches up on everything the monitors counted meanwhile, spread over the gap.
             self.metrics.health.failed()
             if self.prometheus_up is not False:
-                log.warning("Prometheus unavailable, keeping the last state and retrying: %s", exc)
+                log.warning("Prometheus unavailable, holding the scores and incidents, retrying: %s", exc)
             self.prometheus_up = False
+            # Nothing to hold before the first reading (a stack starting before its Prometheus).
+            self.holding, self.back_at = self.tracker.last_ts is not None, None
+            self.metrics.holding.set(1 if self.holding else 0)
             self.write_log()
             return self.backoff.next_delay()
         if self.prometheus_up is False:
             log.info("Prometheus reachable again at %s", self.cfg.prometheus_url)
         self.prometheus_up = True
         self.backoff.reset()
+        self.metrics.health.succeeded(now)
+        if not caught_up:
+            return self.cfg.interval
         with self.lock:
+            if self.holding:
+                self.tracker.hold(now)
+                self.holding, self.back_at = False, None
+                self.metrics.holding.set(0)
             events = self.tracker.observe(now, self.deltas.update(reading))
             self.deltas.forget(self.tracker.dropped)
             self.deltas.forget(self.tracker.refused)  # memory stays bounded by max_series
@@ -136,8 +150,38 @@ class IncidentWatcher:
             self.write_log()
             self.save_state()
             self.metrics.update_state(self.tracker, now)
-        self.metrics.health.succeeded(now)
         return self.cfg.interval
+
+    def monitors_caught_up(self, now: float) -> bool:
+        """After an outage: has every watched metric's monitor completed a cycle since Prometheus came back?
+
+        Until then the counters have not caught up, and a score decaying meanwhile could resolve an
+        incident that is still going on. A monitor that has not done so after ``catchup_max_s`` (down, or
+        stuck) no longer holds the others.
+        """
+        first = self.back_at is None
+        if self.back_at is None:
+            self.back_at = now
+        done: dict[str, float] = {}
+        for series in self.client.query(self.cfg.monitors_query):
+            name = series.labels.get(self.cfg.metric_label)
+            if name is not None and len(series.values):
+                done[name] = max(done.get(name, float("-inf")), float(series.values[-1]))
+        # The watched metrics: the configured ones, or every one whose series are scored.
+        behind = [m for m in self.tracker.known_metrics() if not done.get(m, float("-inf")) > self.back_at]
+        if not behind:
+            log.info("monitors have caught up after the gap; scores move again")
+            return True
+        if first:
+            log.info("waiting for the monitors of %s to complete a cycle; scores hold", ",".join(behind))
+        if now - self.back_at >= self.cfg.catchup_max_s:
+            log.warning(
+                "monitors of %s completed no cycle in the %gs since Prometheus came back; waiting no longer",
+                ",".join(behind),
+                self.cfg.catchup_max_s,
+            )
+            return True
+        return False
 
     def save_state(self) -> None:
         """Save the state for a restart; a failure is logged once per streak and retried next cycle.
@@ -214,7 +258,11 @@ class IncidentWatcher:
     def state(self) -> dict[str, Any]:
         with self.lock:
             doc = self.tracker.snapshot(self.clock.time())
+            if self.holding and self.tracker.last_ts is not None:
+                held = self.tracker.score_values(self.tracker.last_ts)
+                doc["scores"] = {m: round(v, 3) for m, v in held.items()}
         doc["prometheus_up"] = self.prometheus_up
+        doc["holding"] = self.holding
         doc["metrics"] = list(self.tracker.known_metrics())
         return doc
 

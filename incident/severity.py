@@ -353,6 +353,16 @@ class IncidentTracker:
             if self.per_metric[sid.metric] == 0 and not self.fixed:
                 del self.per_metric[sid.metric]
 
+    def hold(self, ts: float) -> None:
+        """Freeze every score from the last ``observe`` until ``ts``: call it before the first ``observe``
+        after a spell without data, so the spell neither decays a score (resolving an incident that may be
+        ongoing) nor, by itself, adds to one (what the counters gained is still spread over the gap). The
+        spell does not count towards forgetting a series either."""
+        if self.last_ts is not None:
+            for st in self.series.values():
+                st.score.hold(self.last_ts, ts)
+                st.last_seen += max(0.0, ts - self.last_ts)
+
     def observe(self, ts: float, new_anomalies: Mapping[SeriesId | str, float]) -> list[IncidentEvent]:
         """Add the anomalies seen since the last call, decay everything to ``ts``, return the changes.
 

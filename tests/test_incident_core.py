@@ -219,6 +219,28 @@ def test_lifecycle_events_once_per_change() -> None:
     )
 
 
+def test_hold_freezes_scores_over_a_blind_spell_and_still_spreads_its_lump() -> None:
+    s = DecayingScore(10.0)
+    s.add(8.0, T0)
+    s.hold(T0 + 10, T0 + 100)  # decays until the spell starts, not during it
+    assert s.value_at(T0 + 100) == pytest.approx(4.0) and s.value_at(T0 + 110) == pytest.approx(2.0)
+    s.hold(T0 + 120, T0 + 110)  # a spell that ends before it starts changes nothing
+    assert s.value_at(T0 + 110) == pytest.approx(2.0)
+
+    rules = Rules(half_life_s=10, threshold=10, clear_threshold=5)
+    tr = IncidentTracker(METRICS, rules)
+    [opened] = tr.observe(T0, {"energy_price": 12})
+    tr.hold(T0 + 300)  # five minutes blind: without hold, 30 half-lives would resolve it
+    assert tr.observe(T0 + 300, {"energy_consumption": 40}) == []
+    assert tr.score_values(T0 + 300)["energy_price"] == pytest.approx(12)
+    assert tr.score_values(T0 + 300)["energy_consumption"] == pytest.approx(40 * spread_weight(300, 10))
+    [resolved] = tr.observe(T0 + 320, {})  # time after the spell decays as usual
+    assert resolved.event == "resolved" and resolved.incident_id == opened.incident_id
+    fresh = IncidentTracker(METRICS, rules)
+    fresh.hold(T0)  # nothing observed yet: nothing to hold
+    assert fresh.score_values(T0) == {m: 0.0 for m in METRICS}
+
+
 def test_saved_and_restored_at_every_step_behaves_as_never_stopped() -> None:
     # What a restart does each cycle: save to JSON, build afresh from it, go on. The events, scores and
     # counter increases must equal those of a tracker that never stopped.

@@ -7,15 +7,19 @@ test (``tests.test_incident_service.FakeMonitors``), which exports their anomaly
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from incident.config import IncidentConfig
 from incident.decay import decay_factor, spread_weight
@@ -23,11 +27,11 @@ from incident.log import IncidentLog, read_events
 from incident.service import IncidentWatcher
 from incident.state import StateFile, state_path_for
 from streamwatch.clock import FakeClock
-from streamwatch.net import free_port, wait_until
-from streamwatch.procs import ManagedProcess, python_argv
+from streamwatch.net import free_port, http_ok, start_metrics_server, wait_until
+from streamwatch.procs import ManagedProcess, alertmanager_argv, prometheus_argv, python_argv
 from streamwatch.promapi import PrometheusClient
 from tests.cli_support import assert_one_line_error, run_python
-from tests.conftest import ROOT
+from tests.conftest import ROOT, PrometheusFactory, ScrapeTarget
 from tests.test_incident_service import FakeMonitors, monitors  # noqa: F401  (the fixture)
 
 METRICS = ("energy_consumption", "energy_price")
@@ -203,3 +207,164 @@ def test_a_damaged_state_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     state_path_for(log_path).write_text("not json")
     proc = run_python(*argv, "--prometheus-url", f"http://127.0.0.1:{free_port()}", timeout=30)
     assert_one_line_error(proc, "incidents.log.state.json", "not an incident state file")
+
+
+# --- 2. a blind detector holds -------------------------------------------------------------------------
+
+
+class MonitorsLike:
+    """Monitors as Prometheus sees them, fast: a thread that, each tick while Prometheus answers, counts
+    ``per_tick`` anomalies for each spiking metric and stamps every metric's last successful cycle.
+
+    Like the real ones, they cannot work while Prometheus is down, and after it returns they take
+    ``resume_s`` (their backoff) before their next cycle.
+    """
+
+    def __init__(self, prom_url: str, resume_s: float, tick_s: float = 0.25, per_tick: int = 1):
+        self.registry = CollectorRegistry()
+        self.counter = Counter("streamwatch_monitor_anomalies_total", "a", ["metric"], registry=self.registry)
+        self.last_success = Gauge(
+            "streamwatch_monitor_last_success_timestamp_seconds", "l", ["metric"], registry=self.registry
+        )
+        for m in METRICS:
+            self.counter.labels(metric=m)
+        self.prom_url, self.resume_s, self.tick_s, self.per_tick = prom_url, resume_s, tick_s, per_tick
+        self.spiking: set[str] = set()
+        self.cycles_after_outage = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        resume_at: float | None = 0.0
+        while not self.stop.wait(self.tick_s):
+            now = time.time()
+            if not http_ok(f"{self.prom_url}/-/ready", timeout_s=0.2):
+                resume_at, self.cycles_after_outage = None, 0
+                continue
+            if resume_at is None:
+                resume_at = now + self.resume_s
+            if now < resume_at:
+                continue
+            for m in METRICS:
+                if m in self.spiking:
+                    self.counter.labels(metric=m).inc(self.per_tick)
+                self.last_success.labels(metric=m).set(now)
+            self.cycles_after_outage += 1
+
+
+OUTAGE_S = 90.0
+
+
+@pytest.mark.e2e
+def test_prometheus_killed_for_90s_during_a_prolonged_spike_is_one_incident_and_one_alert(
+    start_prometheus: PrometheusFactory, tmp_path: Path
+) -> None:
+    receiver_port, am_port, watcher_port, monitors_port = free_port(), free_port(), free_port(), free_port()
+    receiver = f"http://127.0.0.1:{receiver_port}"
+    am_config = yaml.safe_load((ROOT / "prometheus" / "alertmanager.yml").read_text())
+    am_config["route"].update(group_wait="1s", group_interval="1s")
+    for route in am_config["route"].get("routes", []):
+        route["group_wait"] = "1s"
+    am_config["receivers"][0]["webhook_configs"][0]["url"] = f"{receiver}/"
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(am_config))
+    conf = tmp_path / "incident.toml"
+    conf.write_text("half_life_s = 5.0\nthreshold = 10.0\ninterval = 0.5\n")  # spike's steady state: 29
+    log_path = tmp_path / "incidents.log"
+    procs: list[ManagedProcess] = []
+    fakes: MonitorsLike | None = None
+    server = None
+    try:
+        rcv = ManagedProcess(
+            "alert receiver",
+            python_argv(
+                "-m", "incident.webhook", "--port", str(receiver_port), "--log", str(tmp_path / "a.log")
+            ),
+            tmp_path / "receiver.out",
+            cwd=ROOT,
+        )
+        procs.append(rcv)
+        am = ManagedProcess(
+            "alertmanager",
+            alertmanager_argv(tmp_path / "alertmanager.yml", am_port, tmp_path / "am-data"),
+            tmp_path / "alertmanager.out",
+        )
+        procs.append(am)
+        targets = [
+            ScrapeTarget("monitors", f"127.0.0.1:{monitors_port}"),
+            ScrapeTarget("anomaly_detector", f"127.0.0.1:{watcher_port}"),
+        ]
+        prom = start_prometheus(
+            targets,
+            rule_files=sorted((ROOT / "prometheus" / "rules").glob("*.yml")),
+            alertmanager=f"127.0.0.1:{am_port}",
+        )
+        fakes = MonitorsLike(prom.url, resume_s=15.0)  # decays a score of 29 to 3.6 if not held
+        server, _thread = start_metrics_server(fakes.registry, "127.0.0.1", monitors_port)
+        fakes.thread.start()
+        rcv.wait_http(f"{receiver}/healthz", timeout_s=30)
+        am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout_s=30)
+        argv = python_argv(
+            str(ROOT / "incident_detector.py"), "--config", str(conf), "--port", str(watcher_port),
+            "--prometheus-url", prom.url, "--log", str(log_path),
+        )  # fmt: skip
+        watcher = ManagedProcess("incident", argv, tmp_path / "watcher.out", cwd=ROOT)
+        procs.append(watcher)
+        watcher.wait_http(f"http://127.0.0.1:{watcher_port}/healthz", timeout_s=30)
+        assert wait_until(lambda: get_state(watcher_port)["prometheus_up"] is True, 20), watcher.log_tail()
+
+        def alerts(status: str) -> list[dict[str, Any]]:
+            recs = requests.get(f"{receiver}/alerts", timeout=5).json()["alerts"]
+            return [a for a in recs if a["alertname"] == "StreamwatchSev2" and a["status"] == status]
+
+        fakes.spiking.add("energy_consumption")
+        assert wait_until(lambda: get_state(watcher_port)["severity"] == 2, 20), watcher.log_tail()
+        incident_id = get_state(watcher_port)["current"]["incident_id"]
+        assert wait_until(lambda: alerts("firing"), 20)
+
+        # Prometheus dies (SIGKILL) and stays away: the watcher holds the incident all along.
+        os.killpg(prom.process.proc.pid, signal.SIGKILL)
+        prom.process.proc.wait(10)
+        outage_end = time.monotonic() + OUTAGE_S
+        while time.monotonic() < outage_end:
+            state = get_state(watcher_port)
+            assert state["current"] and state["current"]["incident_id"] == incident_id, state
+            time.sleep(0.5)  # the outage lasts OUTAGE_S whatever happens; this polls the watcher during it
+        assert state["holding"] is True and state["prometheus_up"] is False
+
+        # Back on the same TSDB and port. The monitors need resume_s to complete a cycle; meanwhile and
+        # after, the incident goes on: no resolve, no second incident.
+        workdir = prom.config_path.parent
+        again = ManagedProcess(
+            "prometheus",
+            prometheus_argv(prom.config_path, int(prom.url.rsplit(":", 1)[1]), workdir / "data"),
+            workdir / "prometheus-again.log",
+        )
+        start_prometheus.started.append(again)
+        again.wait_http(f"{prom.url}/-/ready", timeout_s=30)
+
+        def watch_until(done: Callable[[], bool], timeout_s: float) -> None:
+            deadline = time.monotonic() + timeout_s
+            while not done():
+                state = get_state(watcher_port)
+                assert state["current"] and state["current"]["incident_id"] == incident_id, state
+                assert time.monotonic() < deadline, state
+                time.sleep(0.25)
+
+        watch_until(lambda: fakes.cycles_after_outage >= 20, 40)  # 5 s of monitor cycles after resuming
+        assert get_state(watcher_port)["holding"] is False, watcher.log_tail()
+        fakes.spiking.clear()
+        assert wait_until(lambda: get_state(watcher_port)["current"] is None, 30), watcher.log_tail()
+        assert wait_until(lambda: alerts("resolved"), 30)
+        assert len(alerts("firing")) == 1 and len(alerts("resolved")) == 1  # no false resolve, no re-fire
+    finally:
+        if fakes is not None:
+            fakes.stop.set()
+        if server is not None:
+            server.shutdown()
+        for p in procs:
+            p.stop()
+    events = read_events(log_path)
+    assert {e["incident_id"] for e in events} == {incident_id}
+    assert [e["event"] for e in events] == ["opened", "resolved"]
+    out = (tmp_path / "watcher.out").read_text()
+    assert "waiting for the monitors" in out and "caught up" in out and "Traceback" not in out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from incident.config import IncidentConfig
 from incident.decay import spread_weight
@@ -36,6 +36,19 @@ class FakeMonitors:
 
     counter: Counter
     prometheus: PrometheusServer
+    last_success: Gauge
+
+    def completed_cycle(self, at: float) -> None:
+        """Every monitor says it completed a cycle at ``at`` (as after a Prometheus outage)."""
+        for m in ("energy_consumption", "energy_price"):
+            self.last_success.labels(metric=m).set(at)
+        q = "min(streamwatch_monitor_last_success_timestamp_seconds)"
+
+        def visible() -> bool:
+            res = self.prometheus.client.query(q)
+            return bool(res) and res[0].values[-1] == at
+
+        assert wait_until(visible, 15), "Prometheus did not scrape the monitors' last success"
 
     def add(self, metric: str, n: int) -> None:
         self.counter.labels(metric=metric).inc(n)
@@ -53,12 +66,16 @@ class FakeMonitors:
 def monitors(start_prometheus: PrometheusFactory) -> Iterator[FakeMonitors]:
     registry = CollectorRegistry()
     counter = Counter("streamwatch_monitor_anomalies_total", "anomalies", ["metric"], registry=registry)
+    # Labelled, so it appears only once set: as a monitor's, with its first successful cycle.
+    last_success = Gauge(
+        "streamwatch_monitor_last_success_timestamp_seconds", "last cycle", ["metric"], registry=registry
+    )
     for m in ("energy_consumption", "energy_price"):
         counter.labels(metric=m)
     port = free_port()
     server, _thread = start_metrics_server(registry, "127.0.0.1", port)
     prom = start_prometheus([ScrapeTarget("monitor_any_name", f"127.0.0.1:{port}", "1s")])
-    fm = FakeMonitors(counter, prom)
+    fm = FakeMonitors(counter, prom, last_success)
     assert wait_until(lambda: len(prom.client.query("streamwatch_monitor_anomalies_total")) == 2, 15)
     yield fm
     server.shutdown()
@@ -102,7 +119,8 @@ def test_detector_cycle_outage_and_catch_up(
         assert value(det, "streamwatch_incident_metric_in_trouble", {"metric": "energy_price"}) == 1
         score_before = value(det, "streamwatch_incident_score", {"metric": "energy_price"})
 
-        # Prometheus goes away: the detector keeps its state, counts errors and backs off.
+        # Prometheus goes away: the watcher holds its state (no decay), counts errors and retries every
+        # few seconds at most, so it is not the last to see Prometheus back.
         det.client = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout_s=1)
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="incident"):
@@ -110,42 +128,94 @@ def test_detector_cycle_outage_and_catch_up(
             for _ in range(4):
                 clock.advance(60)
                 delays.append(det.cycle())
-        assert delays == [5, 10, 20, 40]
+        assert delays == [5, 5, 5, 5]  # backoff_max_s = 5
         assert value(det, "streamwatch_incident_prometheus_errors_total") == 4
         assert value(det, "streamwatch_incident_prometheus_up") == 0
+        assert value(det, "streamwatch_incident_holding") == 1
         assert value(det, "streamwatch_incident_severity") == 2  # not resolved by what we cannot see
         assert value(det, "streamwatch_incident_score", {"metric": "energy_price"}) == score_before
+        state = det.state()
+        assert state["holding"] is True and state["scores"]["energy_price"] == round(score_before, 3)
         assert value(det, "streamwatch_incident_last_success_timestamp_seconds") == T0 + 5
         unavailable = [r for r in caplog.records if "Prometheus unavailable" in r.getMessage()]
         assert len(unavailable) == 1  # once per state change, not per retry
 
-        # Meanwhile the monitors counted more: a trickle of price anomalies (12 in 4 minutes, far under
-        # the threshold's rate) and a sustained burst in consumption. When Prometheus returns, both are
-        # caught up, spread over the 240 s gap: the trickle does not keep price in trouble (nor would it
-        # open an incident), the burst does put consumption there.
+        # Meanwhile the monitors counted more: a trickle of price anomalies (12 in 4 minutes) and a burst
+        # in consumption. Prometheus is back, but the monitors have not completed a cycle since: their
+        # counters are not news yet, so nothing moves.
         monitors.add("energy_price", 12)
         monitors.add("energy_consumption", 300)
         det.client = PrometheusClient(cfg.prometheus_url)
+        clock.advance(5)
+        back_at = clock.time()
         with caplog.at_level(logging.INFO, logger="incident"):
             assert det.cycle() == 5
+            clock.advance(5)
+            det.cycle()
         assert any("reachable again" in r.getMessage() for r in caplog.records)
+        assert sum("waiting for the monitors" in r.getMessage() for r in caplog.records) == 1
+        assert value(det, "streamwatch_incident_prometheus_up") == 1
+        assert value(det, "streamwatch_incident_holding") == 1
         assert value(det, "streamwatch_incident_severity") == 2
+        assert value(det, "streamwatch_incident_score", {"metric": "energy_price"}) == score_before
+
+        # The monitors complete a cycle: the scores held through the gap, and what the counters gained
+        # is spread over it. The trickle alone would not have opened anything; the burst puts
+        # consumption in trouble too: one incident, escalated.
+        monitors.completed_cycle(back_at + 1)
+        clock.advance(5)
+        det.cycle()
+        assert value(det, "streamwatch_incident_holding") == 0
+        w = spread_weight(clock.time() - (T0 + 5), 10)
         price = value(det, "streamwatch_incident_score", {"metric": "energy_price"})
         consumption = value(det, "streamwatch_incident_score", {"metric": "energy_consumption"})
-        assert price is not None and price < cfg.rules().clear_threshold
-        assert consumption == pytest.approx(300 * spread_weight(240, 10)) and consumption > cfg.threshold
-        assert value(det, "streamwatch_incident_metric_in_trouble", {"metric": "energy_price"}) == 0
+        assert price == pytest.approx(score_before + 12 * w)
+        assert consumption == pytest.approx(300 * w) and consumption > cfg.threshold
+        assert value(det, "streamwatch_incident_severity") == 1
 
         clock.advance(120)  # 12 half-lives without anomalies
         det.cycle()
         assert value(det, "streamwatch_incident_severity") == 0
         assert value(det, "streamwatch_incident_open") == 0
         state = det.state()
-        assert state["current"] is None and state["recent"][0]["peak_severity"] == 2
+        assert state["current"] is None and state["recent"][0]["peak_severity"] == 1
     events = read_events(log_path)
-    assert [(e["event"], e["severity"]) for e in events] == [("opened", 2), ("changed", 2), ("resolved", 0)]
-    assert events[1]["metrics"] == ["energy_consumption"]
-    assert events[2]["duration_s"] == pytest.approx(240 + 120)  # opened at T0 + 5
+    assert [(e["event"], e["severity"]) for e in events] == [("opened", 2), ("escalated", 1), ("resolved", 0)]
+    assert events[1]["metrics"] == ["energy_consumption", "energy_price"]
+    assert events[2]["duration_s"] == pytest.approx(240 + 15 + 120)  # opened at T0 + 5
+
+
+@pytest.mark.e2e
+def test_monitors_that_never_catch_up_hold_the_scores_no_longer_than_catchup_max_s(
+    monitors: FakeMonitors, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = IncidentConfig(
+        prometheus_url=monitors.prometheus.url, interval=5, half_life_s=10, threshold=10, catchup_max_s=30
+    )
+    clock = FakeClock(T0)
+    with IncidentLog(tmp_path / "incidents.log") as ilog:
+        det = IncidentWatcher(cfg, PrometheusClient(cfg.prometheus_url), clock, ilog)
+        det.cycle()
+        monitors.add("energy_price", 12)
+        clock.advance(5)
+        det.cycle()
+        det.client = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout_s=1)
+        clock.advance(60)
+        det.cycle()
+        det.client = PrometheusClient(cfg.prometheus_url)
+        for _ in range(6):  # 25 s after Prometheus came back: still waiting (no monitor cycle seen)
+            clock.advance(5)
+            det.cycle()
+            assert value(det, "streamwatch_incident_holding") == 1
+        with caplog.at_level(logging.INFO, logger="incident"):
+            clock.advance(5)
+            det.cycle()
+        assert value(det, "streamwatch_incident_holding") == 0
+        assert any("waiting no longer" in r.getMessage() for r in caplog.records)
+        assert value(det, "streamwatch_incident_severity") == 2  # held at 11.4, now decaying from there
+        clock.advance(30)
+        det.cycle()
+        assert value(det, "streamwatch_incident_severity") == 0
 
 
 @pytest.mark.e2e
