@@ -577,3 +577,17 @@ def test_a_state_saved_per_metric_resumes_as_one_series_metrics() -> None:
     assert tr.current is not None and tr.current.all_metrics == ("energy_price",)
     [resolved] = tr.observe(T0 + 60, {})
     assert resolved.event == "resolved" and resolved.incident_id == "x"
+
+
+def test_hold_freezes_every_series_and_a_blind_spell_forgets_none() -> None:
+    limits = SeriesLimits(forget_after_s=60)
+    tr = IncidentTracker((), Rules(half_life_s=10, threshold=10, clear_threshold=5), limits=limits)
+    keys = [sid("cpu", cpu=str(i)) for i in range(3)]
+    tr.observe(T0, dict.fromkeys(keys, 0.0))
+    tr.observe(T0 + 5, {keys[0]: 14.0, keys[1]: 0.0, keys[2]: 0.0})
+    before = tr.series_values(T0 + 5)
+    tr.hold(T0 + 305)  # five minutes blind, much longer than forget_after_s
+    assert tr.series_values(T0 + 305) == pytest.approx(before)
+    # Back: only cpu 0 and 1 report in the first reading; cpu 2 is not forgotten for the blind spell.
+    tr.observe(T0 + 305, {keys[0]: 0.0, keys[1]: 0.0})
+    assert set(tr.series) == set(keys) and tr.severity == SEV2
