@@ -27,7 +27,6 @@ DEFAULT_RANGE = "5m"
 
 ACTUAL = "streamwatch_monitor_actual"
 FORECAST = "streamwatch_monitor_forecast"
-CYCLE_ANOMALIES = "streamwatch_monitor_cycle_anomalies"
 ANOMALIES_TOTAL = "streamwatch_monitor_anomalies_total"
 MONITOR_SCORE = "streamwatch_monitor_anomaly_score"
 SCORE = "streamwatch_incident_score"
@@ -123,10 +122,6 @@ def top_series_expr(k: int) -> str:
 
 def score_expr(metric: str) -> str:
     return f'{SCORE}{{metric="{metric}"}} or {THRESHOLD}'
-
-
-def incidents_expr() -> str:
-    return f'{{__name__=~"{SEVERITY}|{SCORE}|{THRESHOLD}"}}'
 
 
 def summary_expr() -> str:
