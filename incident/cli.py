@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from incident.config import IncidentConfig
 from incident.log import IncidentLog
-from incident.service import IncidentWatcher, serve
+from incident.service import IncidentWatcher, check_queries, serve
 from incident.state import StateFile, state_path_for
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.clock import SystemClock
@@ -57,9 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging("text")
     # Checked before the log is opened, so a busy port leaves no empty incident log behind.
     require_free_port(cfg.host, cfg.port, "incident detector")
+    client = PrometheusClient(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s)
+    check_queries(client, cfg)  # a query Prometheus cannot parse is a config error, not an outage
     clock = SystemClock()
     incident_log = IncidentLog(cfg.log, cfg.log_format, cfg.log_max_bytes, cfg.log_backup_count)
-    client = PrometheusClient(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s)
     state_file = StateFile(state_path_for(cfg.log))
     watcher = IncidentWatcher(cfg, client, clock, incident_log, state_file=state_file)
     server = serve(watcher, cfg.host, cfg.port)

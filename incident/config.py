@@ -7,7 +7,9 @@ from typing import Literal
 
 from incident.log import check_rotation
 from incident.severity import Rules, SeriesLimits
+from streamwatch.promapi import check_base_url
 
+MIN_INTERVAL_S = 0.1
 # Empty: every metric the monitors export (the ``metric`` label of their anomaly counter) is watched.
 DEFAULT_METRICS: list[str] = []
 # Counting from the counter (not the per-cycle gauge) counts every anomaly exactly once, whatever the
@@ -58,6 +60,16 @@ class IncidentConfig:
         for name in ("interval", "prometheus_timeout_s", "backoff_max_s", "catchup_max_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.interval < MIN_INTERVAL_S:
+            raise ValueError(
+                f"interval must be at least {MIN_INTERVAL_S} s (shorter is a busy loop), got {self.interval}"
+            )
+        if not self.metric_label.strip():
+            raise ValueError("metric_label must name the label that holds the watched metric, got ''")
+        try:
+            check_base_url(self.prometheus_url)
+        except ValueError as exc:
+            raise ValueError(f"prometheus_url {exc}") from None
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, got {self.port}")
         check_rotation(self.log_max_bytes, self.log_backup_count)

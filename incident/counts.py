@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -26,6 +27,7 @@ class CounterDeltas(Generic[K]):
         self.keys: tuple[K, ...] | None = None if keys is None else tuple(keys)
         self._last: dict[K, float] = {}
         self._baselined = False
+        self.nonfinite: list[K] = []  # keys whose value in the last reading was +Inf, -Inf or NaN
 
     def __len__(self) -> int:
         return len(self._last)
@@ -34,12 +36,16 @@ class CounterDeltas(Generic[K]):
         """New anomalies per key since the previous reading (0 for missing watched keys)."""
         watched: Iterable[K] = reading.keys() if self.keys is None else self.keys
         out: dict[K, float] = {}
+        self.nonfinite = []
         for key in watched:
             out[key] = 0.0
             if key not in reading:
                 continue
             value = float(reading[key])
-            if value != value or value < 0:  # NaN or nonsense: ignore this sample, keep the last value
+            if not math.isfinite(value):  # +Inf or NaN is no count: ignore it, keep the last value
+                self.nonfinite.append(key)
+                continue
+            if value < 0:  # nonsense: ignore this sample, keep the last value
                 continue
             if not self._baselined:
                 self._last[key] = value

@@ -55,8 +55,8 @@ class DecayingScore:
 
     def add(self, amount: float, ts: float) -> float:
         """Decay to ``ts``, add ``amount`` and return the new score."""
-        if amount < 0:
-            raise ValueError(f"a score only grows by anomalies, got {amount}")
+        if not amount >= 0 or math.isinf(amount):  # NaN fails the comparison
+            raise ValueError(f"a score only grows by a finite number of anomalies, got {amount}")
         # A timestamp older than the last update keeps the newer reference time, so the score never
         # "un-decays" when clocks or Prometheus answers arrive out of order.
         self.value = self.value_at(ts) + amount

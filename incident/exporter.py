@@ -96,6 +96,12 @@ class IncidentMetrics:
             "Incident events waiting to be written to the incident log (0 when it is up to date)",
             registry=r,
         )
+        self.nonfinite = Counter(
+            "streamwatch_incident_nonfinite_values_total",
+            "Anomaly counts read as +Inf, -Inf or NaN, by watched metric; ignored (the last value is kept)",
+            ["metric"],
+            registry=r,
+        )
         self.holding = Gauge(
             "streamwatch_incident_holding",
             "1 while scores and incidents hold: Prometheus unreadable, or monitors not caught up since",
@@ -118,6 +124,7 @@ class IncidentMetrics:
     def _add_metric(self, metric: str) -> None:
         for gauge in (self.score, self.in_trouble, self.series, self.series_in_trouble):
             gauge.labels(metric=metric).set(0)
+        self.nonfinite.labels(metric=metric)  # a counter: kept when the metric's series go
         self.exported.add(metric)
 
     def update_state(self, tracker: IncidentTracker, ts: float) -> None:

@@ -1,8 +1,9 @@
 """Append-only logs: the incident log (one line per lifecycle event) and the alert log, both flushed and
 fsynced line by line and rotated by size.
 
-A crash can lose at most the line being written. Readers skip a torn last line; the writer starts a
-fresh line after one, so a torn line never swallows the next event.
+A failed write leaves nothing: the file is cut back to its size before the line. A crash can lose at
+most the line being written; readers skip a torn last line, and the writer starts a fresh line after
+one, so a torn line never swallows the next event.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from incident.severity import IncidentEvent
 from streamwatch.errors import DataError, UserError
 
 LogFormat = Literal["json", "text"]
+
+
+def dumps(doc: Any) -> str:
+    """JSON as the incident detector writes it (log, state file, /state): compact, and NaN or Infinity
+    refused with a ``ValueError`` rather than written as something that is not JSON."""
+    return json.dumps(doc, allow_nan=False, separators=(",", ":"))
 
 
 def check_rotation(max_bytes: int, backup_count: int) -> None:
@@ -62,17 +69,23 @@ class AppendOnlyLog:
     def append_line(self, line: str) -> None:
         """Append one line, or raise ``OSError`` (disk full, file gone) with the log ready for a retry."""
         data = (line + "\n").encode("utf-8")
+        start: int | None = None
         try:
             if self._fh is None:
                 self._fh = self._open()
             if self.max_bytes and self._fh.tell() > 0 and self._fh.tell() + len(data) > self.max_bytes:
                 self._rotate()
+            start = self._fh.tell()
             self._fh.write(data)
             self._sync(self._fh)
         except OSError:
-            # Drop what the failed write left buffered; the next append reopens the file, and _open ends
-            # a half-written line so the retried line stands alone.
+            # Whole line or nothing: cut off what part of it reached the file (a full disk or a file size
+            # limit can take half a line), drop what is still buffered, and reopen on the next append.
+            # Should the cut fail too, _open still ends the fragment so the retried line stands alone.
             self._discard()
+            if start is not None:
+                with contextlib.suppress(OSError):
+                    os.truncate(self.path, start)
             raise
 
     def recent_lines(self, tail_bytes: int = 65536) -> set[str]:
@@ -146,7 +159,7 @@ class IncidentLog(AppendOnlyLog):
     def format(self, event: IncidentEvent) -> str:
         if self.fmt == "text":
             return event.one_line()
-        return json.dumps(event.to_dict(), sort_keys=False, separators=(",", ":"))
+        return dumps(event.to_dict())
 
     def write(self, event: IncidentEvent) -> None:
         self.append_line(self.format(event))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,12 +12,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from incident.config import IncidentConfig
 from incident.counts import CounterDeltas
 from incident.exporter import IncidentMetrics
-from incident.log import IncidentLog
+from incident.log import IncidentLog, dumps
 from incident.severity import IncidentTracker, SeriesId, severity_label
 from incident.state import StateFile
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
-from streamwatch.errors import DataError
+from streamwatch.errors import DataError, UserError
 from streamwatch.net import listen_error
 from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
@@ -69,6 +68,7 @@ class IncidentWatcher:
         self.back_at: float | None = None  # when Prometheus answered again after the failure
         self.log_failing = False  # say so once per streak of failed writes, not every cycle
         self.refusing = False  # say so once per streak of refused series, not every cycle
+        self.nonfinite_streak: set[str] = set()  # metrics whose count was +Inf or NaN last cycle
         self.lock = threading.Lock()
         self.metrics.update_state(self.tracker, clock.time())
 
@@ -140,6 +140,7 @@ class IncidentWatcher:
             self.deltas.forget(self.tracker.dropped)
             self.deltas.forget(self.tracker.refused)  # memory stays bounded by max_series
             self.note_refused()
+            self.note_nonfinite(sorted({sid.metric for sid in self.deltas.nonfinite}))
             for event in events:
                 self.metrics.record(event)
                 log.warning("%s", event.one_line())
@@ -151,6 +152,22 @@ class IncidentWatcher:
             self.save_state()
             self.metrics.update_state(self.tracker, now)
         return self.cfg.interval
+
+    def note_nonfinite(self, metrics: list[str]) -> None:
+        """Count the readings that were not numbers (+Inf, NaN); say so once per streak and metric."""
+        for metric in metrics:
+            self.metrics.nonfinite.labels(metric=metric).inc()
+            if metric not in self.nonfinite_streak:
+                log.warning(
+                    "ignoring a non-finite anomaly count for %s (%s); keeping its last value until it is a "
+                    "number again",
+                    metric,
+                    self.cfg.query,
+                )
+        ended = self.nonfinite_streak - set(metrics)
+        for metric in sorted(ended):
+            log.info("anomaly count for %s is a number again", metric)
+        self.nonfinite_streak = set(metrics)
 
     def monitors_caught_up(self, now: float) -> bool:
         """After an outage: has every watched metric's monitor completed a cycle since Prometheus came back?
@@ -267,6 +284,23 @@ class IncidentWatcher:
         return doc
 
 
+def check_queries(client: QueryClient, cfg: IncidentConfig) -> None:
+    """Ask Prometheus once, at start, whether the configured queries parse: a query it refuses as
+    ``bad_data`` is a ``UserError`` (it would otherwise look like an outage forever). Prometheus being
+    away or odd at start is not an error: the loop keeps retrying it."""
+    for name in ("query", "monitors_query"):
+        expr = getattr(cfg, name)
+        try:
+            client.query(expr)
+        except PrometheusError as exc:
+            if exc.error_type == "bad_data":
+                said = " ".join(str(exc).split())
+                raise UserError(f"{name} {expr!r} is not valid PromQL: {said}") from None
+            return
+        except FormatError:
+            return
+
+
 def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer:
     """Serve /metrics, /state (JSON) and /healthz on a daemon thread; a busy port is a ``UserError``."""
 
@@ -276,11 +310,11 @@ def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer
             if path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(watcher.metrics.registry))
             elif path == "/state":
-                self._send(200, "application/json", json.dumps(watcher.state()).encode())
+                self._send(200, "application/json", dumps(watcher.state()).encode())
             elif path in ("/healthz", "/"):
                 self._send(200, "text/plain; charset=utf-8", b"ok\n")
             else:
-                body = json.dumps({"error": f"no such path {path}; try /metrics, /state or /healthz"})
+                body = dumps({"error": f"no such path {path}; try /metrics, /state or /healthz"})
                 self._send(404, "application/json", body.encode())
 
         def _send(self, status: int, ctype: str, body: bytes) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,7 +156,7 @@ class IncidentEvent:
     series_in_trouble: int = 0  # all series in trouble, of which ``series`` are the worst
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return {  # written with allow_nan=False: a non-finite score fails loudly instead of breaking JSON
             "ts": _iso(self.at),
             "time": round(self.at, 3),
             "event": self.event,
@@ -377,7 +378,7 @@ class IncidentTracker:
         self._forget(ts, reading)  # first, so the room they leave takes new series at once
         for sid, count in reading.items():
             st = self._admit(sid, ts)
-            if st is not None and count > 0:
+            if st is not None and math.isfinite(count) and count > 0:
                 st.score.add(float(count) * weight, ts)
         self.last_ts = ts if self.last_ts is None else max(ts, self.last_ts)
         values = self.score_values(ts)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from incident.log import dumps
 from streamwatch.atomic import atomic_write_text
 from streamwatch.errors import DataError
 
@@ -23,11 +24,6 @@ def state_path_for(log_path: str | os.PathLike[str]) -> Path:
     """Where the state of the detector writing ``log_path`` lives: ``<log>.state.json``."""
     p = Path(log_path)
     return p.with_name(f"{p.name}.state.json")
-
-
-def dumps(doc: Any) -> str:
-    """JSON as every writer of the incident package writes it: NaN and Infinity are refused, not written."""
-    return json.dumps(doc, allow_nan=False, separators=(",", ":"))
 
 
 class StateFile:
@@ -44,7 +40,7 @@ class StateFile:
         except OSError as exc:
             raise DataError(f"{self.path}: cannot read incident state: {exc.strerror}") from None
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, parse_constant=_refuse)  # NaN or Infinity: not a file we wrote
         except ValueError:
             doc = None
         if not isinstance(doc, dict) or doc.get("version") != VERSION:
@@ -62,3 +58,7 @@ class StateFile:
         atomic_write_text(self.path, text)
         self._written = text
         return True
+
+
+def _refuse(token: str) -> Any:
+    raise ValueError(f"{token} is not a number in JSON")

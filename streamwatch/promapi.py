@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import requests
@@ -27,7 +28,23 @@ class FormatError(ValueError):
 
 
 class PrometheusError(RuntimeError):
-    """Prometheus could not be reached, or answered with an error."""
+    """Prometheus could not be reached, or answered with an error.
+
+    ``error_type`` is Prometheus' own (``bad_data`` for a query it cannot parse), None when it did not
+    answer with one: callers tell "your query is wrong" from "Prometheus is away" by it.
+    """
+
+    def __init__(self, message: str, error_type: str | None = None):
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def check_base_url(url: str) -> None:
+    """``ValueError`` unless ``url`` is an http(s) URL with a host: anything else would only ever look
+    like an outage (``'not a url'``, ``ftp://...``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {url!r}")
 
 
 def format_value(v: float) -> str:
@@ -149,7 +166,11 @@ class PrometheusClient:
             )
         if resp.status_code != 200 or doc.get("status") != "success":
             detail = doc.get("error")
-            raise PrometheusError(f"Prometheus answered HTTP {resp.status_code}: {detail or 'error'}")
+            error_type = doc.get("errorType")
+            raise PrometheusError(
+                f"Prometheus answered HTTP {resp.status_code}: {detail or 'error'}",
+                error_type if isinstance(error_type, str) else None,
+            )
         return doc
 
     def query(self, expr: str, at: float | None = None) -> list[Series]:

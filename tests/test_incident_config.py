@@ -12,8 +12,8 @@ from incident.config import DEFAULT_METRICS, IncidentConfig
 from streamwatch.config import load
 from streamwatch.errors import ConfigError
 from streamwatch.net import free_port
-from tests.cli_support import busy_port
-from tests.conftest import ROOT
+from tests.cli_support import assert_one_line_error, busy_port
+from tests.conftest import ROOT, PrometheusFactory
 
 
 def test_defaults_are_the_documented_numbers() -> None:
@@ -56,6 +56,13 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ('log_format = "xml"\n', "'log_format' must be one of"),
         ("interval = 0\n", "interval must be positive"),
         ("threshold = = 3\n", "not valid TOML"),
+        # Each of these used to start and then look like an outage, or never alert.
+        ('metric_label = ""\n', "metric_label must name the label"),
+        ("interval = 1e-9\n", r"interval must be at least 0.1 s \(shorter is a busy loop\), got 1e-09"),
+        ('prometheus_url = "not a url"\n', "prometheus_url must be an http:// or https:// URL"),
+        ('prometheus_url = "ftp://127.0.0.1:9090"\n', "prometheus_url must be an http:// or https:// URL"),
+        ('prometheus_url = "http://"\n', "with a host"),
+        ('monitors_query = " "\n', "monitors_query must not be empty"),
     ],
 )
 def test_bad_config_is_one_config_error(tmp_path: Path, text: str, message: str) -> None:
@@ -92,6 +99,38 @@ def test_cli_bad_config_one_line_exit_2(tmp_path: Path, text: str, message: str)
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith("incident_detector.py: error:") and message in lines[0]
     assert not (tmp_path / "i.log").exists()  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prometheus-url", "not a url"], "prometheus_url must be an http:// or https:// URL"),
+        (["--prometheus-url", "ftp://127.0.0.1:9090"], "got 'ftp://127.0.0.1:9090'"),
+        (["--interval", "1e-9"], "interval must be at least 0.1 s"),
+    ],
+)
+def test_cli_bad_url_or_busy_interval_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_detector(*args, "--log", str(tmp_path / "i.log"), "--port", str(free_port()))
+    assert_one_line_error(proc, message, prog="incident_detector.py")
+    assert not (tmp_path / "i.log").exists()
+
+
+@pytest.mark.e2e
+def test_cli_query_prometheus_cannot_parse_is_one_line_exit_2(
+    start_prometheus: PrometheusFactory, tmp_path: Path
+) -> None:
+    prom = start_prometheus()
+    f = tmp_path / "incident.toml"
+    f.write_text('query = "sum by (metric) (rate(streamwatch_monitor_anomalies_total[5m]"\n')
+    args = ["--config", str(f), "--prometheus-url", prom.url, "--log", str(tmp_path / "i.log")]
+    proc = run_detector(*args, "--port", str(free_port()))
+    assert_one_line_error(
+        proc, "query 'sum by (metric)", "is not valid PromQL", "HTTP 400", prog="incident_detector.py"
+    )
+    assert not (tmp_path / "i.log").exists()
+    f.write_text('monitors_query = "max by (metric) (streamwatch_monitor_last_success_timestamp_seconds"\n')
+    proc = run_detector(*args, "--port", str(free_port()))
+    assert_one_line_error(proc, "monitors_query", "is not valid PromQL")
 
 
 def test_cli_missing_config_file(tmp_path: Path) -> None:

@@ -131,6 +131,22 @@ def test_reset_counts_new_value_and_missing_is_zero() -> None:
     assert d.update({"energy_consumption": 7.0})["energy_consumption"] == 4.0  # resumes from its last value
 
 
+def test_non_finite_counts_are_ignored_and_named() -> None:
+    d = CounterDeltas(METRICS)
+    d.update({"energy_price": 10.0, "energy_consumption": 1.0})
+    for i, bad in enumerate((math.inf, -math.inf, math.nan), 2):
+        out = d.update({"energy_price": bad, "energy_consumption": float(i)})
+        assert out == {"energy_consumption": 1.0, "energy_price": 0.0}  # the others still count
+        assert d.nonfinite == ["energy_price"]
+    assert d.update({"energy_price": 13.0})["energy_price"] == 3.0  # from the last finite value
+    assert d.nonfinite == []
+    tr = IncidentTracker(METRICS)
+    assert tr.observe(T0, {"energy_price": math.inf, "energy_consumption": math.nan}) == []
+    assert tr.score_values(T0) == {m: 0.0 for m in METRICS}
+    with pytest.raises(ValueError, match="finite"):
+        DecayingScore(10.0).add(math.inf, T0)
+
+
 def test_metric_appearing_later_counts_from_zero_and_unwatched_ignored() -> None:
     d = CounterDeltas(METRICS)
     d.update({"energy_price": 1.0})

@@ -6,7 +6,10 @@ test (``tests.test_incident_service.FakeMonitors``), which exports their anomaly
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import math
 import os
 import signal
 import threading
@@ -24,9 +27,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from incident.config import IncidentConfig
 from incident.decay import decay_factor, spread_weight
 from incident.log import IncidentLog, read_events
-from incident.service import IncidentWatcher
+from incident.service import IncidentWatcher, serve
 from incident.state import StateFile, state_path_for
 from streamwatch.clock import FakeClock
+from streamwatch.errors import DataError
 from streamwatch.net import free_port, http_ok, start_metrics_server, wait_until
 from streamwatch.procs import ManagedProcess, alertmanager_argv, prometheus_argv, python_argv
 from streamwatch.promapi import PrometheusClient
@@ -207,6 +211,107 @@ def test_a_damaged_state_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     state_path_for(log_path).write_text("not json")
     proc = run_python(*argv, "--prometheus-url", f"http://127.0.0.1:{free_port()}", timeout=30)
     assert_one_line_error(proc, "incidents.log.state.json", "not an incident state file")
+
+
+# --- 3. non-finite counts ----------------------------------------------------------------------------
+
+
+def strict_json(text: str) -> Any:
+    """``json.loads`` that, like jq, refuses NaN and Infinity."""
+
+    def refuse(token: str) -> Any:
+        raise AssertionError(f"{token} in JSON: {text[:200]}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.e2e
+def test_infinite_and_nan_counts_are_ignored_counted_and_never_written(
+    monitors: FakeMonitors,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, interval=5, half_life_s=10, threshold=10)
+    clock = FakeClock(T0)
+    log_path = tmp_path / "incidents.log"
+    price = monitors.counter.labels(metric="energy_price")
+
+    def counter_is(v: float) -> None:
+        price._value.set(v)  # a counter that reads +Inf or NaN: what a broken exporter can serve
+        q = 'streamwatch_monitor_anomalies_total{metric="energy_price"}'
+
+        def seen() -> bool:
+            got = monitors.prometheus.client.query(q)[0].values[-1]
+            return bool(math.isnan(got)) if math.isnan(v) else bool(got == v)
+
+        assert wait_until(seen, 15)
+
+    def nonfinite() -> float | None:
+        return det.metrics.registry.get_sample_value(
+            "streamwatch_incident_nonfinite_values_total", {"metric": "energy_price"}
+        )
+
+    port = free_port()
+    with IncidentLog(log_path) as ilog:
+        det = IncidentWatcher(
+            cfg,
+            PrometheusClient(cfg.prometheus_url),
+            clock,
+            ilog,
+            state_file=StateFile(state_path_for(log_path)),
+        )
+        server = serve(det, "127.0.0.1", port)
+        try:
+            det.cycle()
+            monitors.add("energy_price", 12)
+            clock.advance(5)
+            det.cycle()
+            assert det.tracker.severity == 2
+            with caplog.at_level(logging.INFO, logger="incident"):
+                for bad in (math.inf, math.nan):
+                    counter_is(bad)
+                    for _ in range(2):
+                        clock.advance(1)
+                        det.cycle()
+                        state = strict_json(requests.get(f"http://127.0.0.1:{port}/state", timeout=5).text)
+                        assert 0 < state["scores"]["energy_price"] < 12  # kept, decaying, finite
+                assert nonfinite() == 4
+                counter_is(30.0)  # a number again: counted from the last finite value (12)
+                clock.advance(1)
+                det.cycle()
+            warned = [r for r in caplog.records if "non-finite anomaly count" in r.getMessage()]
+            assert len(warned) == 1 and "energy_price" in warned[0].getMessage()
+            assert any("a number again" in r.getMessage() for r in caplog.records)
+            assert det.tracker.scores["energy_price"].value > 12
+            clock.advance(120)
+            det.cycle()
+            assert det.tracker.severity == 0
+            metrics_text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        finally:
+            server.shutdown()
+    assert 'streamwatch_incident_nonfinite_values_total{metric="energy_price"} 4.0' in metrics_text
+    samples = [line for line in metrics_text.splitlines() if not line.startswith("#")]
+    assert not [line for line in samples if line.endswith(("Inf", "NaN"))]
+    lines = log_path.read_text().splitlines()
+    assert [strict_json(line)["event"] for line in lines] == ["opened", "resolved"]
+    strict_json(state_path_for(log_path).read_text())
+
+
+def test_the_json_writers_refuse_non_finite_numbers(tmp_path: Path) -> None:
+    # Whatever slips past the filters, NaN and Infinity raise instead of reaching a file as non-JSON.
+    from incident.severity import IncidentTracker, Rules
+
+    tr = IncidentTracker(METRICS, Rules())
+    [event] = tr.observe(T0, {"energy_price": 100.0})
+    tr.scores["energy_price"].value = math.inf
+    with IncidentLog(tmp_path / "i.log") as ilog, pytest.raises(ValueError):
+        ilog.format(dataclasses.replace(event, scores={"energy_price": math.inf}))
+    with pytest.raises(ValueError):
+        StateFile(tmp_path / "s.json").save({"tracker": tr.to_dict()})
+    assert not (tmp_path / "s.json").exists()
+    (tmp_path / "s.json").write_text('{"version": 1, "tracker": {"scores": {"x": {"value": Infinity}}}}')
+    with pytest.raises(DataError, match="not an incident state file"):
+        StateFile(tmp_path / "s.json").load()
 
 
 # --- 2. a blind detector holds -------------------------------------------------------------------------

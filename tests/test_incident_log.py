@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from incident.log import IncidentLog, iter_events, read_events
 from incident.severity import IncidentTracker, Rules
 from streamwatch.errors import DataError
+from tests.conftest import ROOT
 
 T0 = 1_700_000_000.0
 
@@ -121,3 +126,45 @@ def test_a_line_cut_anywhere_is_torn_not_corrupt(tmp_path: Path) -> None:
         for cut in range(1, len(line) - 1):
             path.write_text(line[:-cut] + "\n" + line + "\n")
             assert [d["event"] for d in iter_events(path)] == [event.event], line[:-cut]
+
+
+WRITE_UNDER_A_SIZE_LIMIT = """
+import os, resource, sys
+from incident.log import IncidentLog
+from tests.test_incident_log import lifecycle
+
+opened, escalated, _ = lifecycle()
+path = sys.argv[1]
+log = IncidentLog(path)
+log.write(opened)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+# Room for 40 more bytes: the next line is cut mid-write (EFBIG), as a full disk would cut it.
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 40, hard))
+try:
+    log.write(escalated)
+except OSError as exc:
+    print("failed", exc.errno, os.path.getsize(path))
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+log.write(escalated)  # the watcher's retry on its next cycle
+print("retried")
+"""
+
+
+def test_a_write_cut_short_leaves_no_fragment_and_the_retry_is_whole(tmp_path: Path) -> None:
+    # A real short write: a file size limit (RLIMIT_FSIZE) in a child process, so the limit stays there.
+    path = tmp_path / "incidents.log"
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITE_UNDER_A_SIZE_LIMIT, str(path)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    failed, retried = proc.stdout.splitlines()
+    opened, escalated, _ = lifecycle()
+    first_line = len(json.dumps(opened.to_dict(), separators=(",", ":"))) + 1
+    assert failed == f"failed {errno.EFBIG} {first_line}"  # cut back to the line before it
+    assert retried == "retried"
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n") and [json.loads(line) for line in raw.splitlines()] == [
+        opened.to_dict(),
+        escalated.to_dict(),
+    ]

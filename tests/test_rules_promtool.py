@@ -45,7 +45,12 @@ def test_every_alert_has_firing_and_quiet_unit_tests() -> None:
         for r in g["rules"]
         if "alert" in r
     }
-    assert {"StreamwatchSev1", "StreamwatchSev2", "StreamwatchMonitorDown"} <= alerts
+    assert {
+        "StreamwatchSev1",
+        "StreamwatchSev2",
+        "StreamwatchMonitorDown",
+        "StreamwatchInputSilent",
+    } <= alerts
     firing: set[str] = set()
     quiet: set[str] = set()
     for f in TEST_FILES:
@@ -83,3 +88,18 @@ def test_unit_tests_catch_a_broken_rule(tmp_path: Path) -> None:
         shutil.copy(t, tmp_path / "tests" / t.name)
     proc = promtool("test", "rules", *[f"tests/{t.name}" for t in TEST_FILES], cwd=tmp_path)
     assert proc.returncode != 0 and "StreamwatchSev1" in proc.stdout + proc.stderr
+
+
+def test_unit_tests_catch_an_input_silent_rule_that_ignores_a_blind_monitor(tmp_path: Path) -> None:
+    # Without its "the monitor reads Prometheus" condition the rule would also fire for a monitor that
+    # cannot see anything, which is StreamwatchMonitorDown's case: the quiet unit test must catch it.
+    rules = (RULES_DIR / "streamwatch.rules.yml").read_text()
+    guard = "\n            and on (metric) (max by (metric) (streamwatch_monitor_prometheus_up) == 1)"
+    broken = rules.replace(guard, "")
+    assert broken != rules
+    (tmp_path / "streamwatch.rules.yml").write_text(broken)
+    (tmp_path / "tests").mkdir()
+    for t in TEST_FILES:
+        shutil.copy(t, tmp_path / "tests" / t.name)
+    proc = promtool("test", "rules", *[f"tests/{t.name}" for t in TEST_FILES], cwd=tmp_path)
+    assert proc.returncode != 0 and "StreamwatchInputSilent" in proc.stdout + proc.stderr
