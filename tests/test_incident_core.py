@@ -607,3 +607,11 @@ def test_hold_freezes_every_series_and_a_blind_spell_forgets_none() -> None:
     # Back: only cpu 0 and 1 report in the first reading; cpu 2 is not forgotten for the blind spell.
     tr.observe(T0 + 305, {keys[0]: 0.0, keys[1]: 0.0})
     assert set(tr.series) == set(keys) and tr.severity == SEV2
+
+
+def test_a_non_finite_count_on_one_series_leaves_the_others_counted() -> None:
+    a, b = sid("cpu", cpu="0"), sid("cpu", cpu="1")
+    d: CounterDeltas[SeriesId] = CounterDeltas()
+    d.update({a: 1.0, b: 1.0})
+    assert d.update({a: math.inf, b: 4.0}) == {a: 0.0, b: 3.0} and d.nonfinite == [a]
+    assert d.update({a: 3.0, b: 4.0}) == {a: 2.0, b: 0.0} and d.nonfinite == []  # resumes from its last value
