@@ -39,9 +39,11 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     out = expr
     for name, value in BUILTINS.items():
         out = out.replace(name, value)
-    # Longest names first, so $metric never eats into a longer variable's name.
+    # Longest names first, so $metric never eats into a longer variable's name. ``${name:raw}`` is the
+    # value as it is (the form the many-series panels use to avoid Grafana's regex escaping).
     for name in sorted(variables, key=len, reverse=True):
-        out = out.replace("${" + name + "}", variables[name]).replace("$" + name, variables[name])
+        out = re.sub(r"\$\{" + re.escape(name) + r"(?::raw)?\}", lambda _m, v=variables[name]: v, out)
+        out = out.replace("$" + name, variables[name])
     return out
 
 
