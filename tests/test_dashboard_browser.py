@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from dashboard import quickstack
 from streamwatch.net import free_port, wait_until
@@ -91,6 +92,11 @@ def test_live_page_charts_data_and_turns_sev1_then_normal(stack: quickstack.Quic
     for chart_id, samples, painted in charts:
         assert samples > 1 and painted > 500, (chart_id, samples, painted)
     assert page.locator(".overlay:visible").count() == 0  # no "no data" or "unreachable" notice
+    # The actual line is the simulator's series at its 2 s scrape, not the monitor's once-a-cycle copy.
+    band = requests.get(
+        f"{url}/api/series", params={"name": "band", "metric": "energy_price"}, timeout=5
+    ).json()
+    assert band["source"] == "scrape" and band["step_s"] == 2.0
     assert page.locator("#error").is_hidden()
 
     banner_is(page, "normal", 60)
