@@ -131,6 +131,8 @@ def test_queries_use_only_metric_names_from_the_contract() -> None:
         "streamwatch_incident_open",
         "streamwatch_monitor_prometheus_up",
         "streamwatch_incident_prometheus_up",
+        "streamwatch_incident_series_in_trouble",
+        "topk(20, streamwatch_monitor_anomaly_score)",
     ],
 )
 def test_overview_shows(needle: str) -> None:
