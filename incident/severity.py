@@ -312,7 +312,7 @@ class IncidentTracker:
     def worst_in_trouble(self, ts: float, limit: int) -> SeriesScores:
         """The ``limit`` worst series in trouble, worst first (ties in label order, so logs are stable)."""
         troubled = ((sid, st.score.value_at(ts)) for sid, st in self.series.items() if st.in_trouble)
-        return tuple(heapq.nsmallest(limit, troubled, key=lambda p: (-p[1], p[0])))
+        return tuple(heapq.nsmallest(limit, troubled, key=_worst_first))
 
     def worst_per_metric(self, ts: float, limit: int) -> dict[str, SeriesScores]:
         """Per metric in trouble, its ``limit`` worst series in trouble, worst first."""
@@ -321,8 +321,7 @@ class IncidentTracker:
             if st.in_trouble:
                 groups.setdefault(sid.metric, []).append((sid, st.score.value_at(ts)))
         return {
-            m: tuple(heapq.nsmallest(limit, pairs, key=lambda p: (-p[1], p[0])))
-            for m, pairs in sorted(groups.items())
+            m: tuple(heapq.nsmallest(limit, pairs, key=_worst_first)) for m, pairs in sorted(groups.items())
         }
 
     def series_in_trouble(self) -> int:
@@ -381,18 +380,23 @@ class IncidentTracker:
             if st is not None and math.isfinite(count) and count > 0:
                 st.score.add(float(count) * weight, ts)
         self.last_ts = ts if self.last_ts is None else max(ts, self.last_ts)
-        values = self.score_values(ts)
-        for st in self.series.values():
+        # One pass over the series (thousands of them): hysteresis, each metric's worst score, the troubled.
+        values = {m: 0.0 for m in self.known_metrics()}
+        in_trouble: list[tuple[SeriesId, float]] = []
+        for sid, st in self.series.items():
             value = st.score.value_at(ts)
             if value >= self.rules.threshold:
                 st.in_trouble = True
             elif value < self.rules.clear_threshold:
                 st.in_trouble = False
-        self.in_trouble = {sid.metric for sid, st in self.series.items() if st.in_trouble}
+            if value > values[sid.metric]:
+                values[sid.metric] = value
+            if st.in_trouble:
+                in_trouble.append((sid, value))
+        self.in_trouble = {sid.metric for sid, _ in in_trouble}
         troubled = tuple(m for m in self.known_metrics() if m in self.in_trouble)
-        worst = self.worst_in_trouble(ts, self.limits.top_series)
-        count = self.series_in_trouble()
-        return self._transition(ts, troubled, values, worst, count)
+        worst = tuple(heapq.nsmallest(self.limits.top_series, in_trouble, key=_worst_first))
+        return self._transition(ts, troubled, values, worst, len(in_trouble))
 
     def _transition(
         self,
@@ -507,6 +511,11 @@ class IncidentTracker:
             "current": self.current.to_dict(ts) if self.current else None,
             "recent": [i.to_dict(ts) for i in self.recent],
         }
+
+
+def _worst_first(pair: tuple[SeriesId, float]) -> tuple[float, SeriesId]:
+    # Highest score first; ties in label order, so logs and exports are stable.
+    return (-pair[1], pair[0])
 
 
 def _iso(ts: float) -> str:
