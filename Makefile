@@ -46,4 +46,4 @@ vendor:
 # Data (TSDB, models, incident log, logs) stays in var/ across runs; `make clean` removes it.
 .PHONY: demo
 demo: setup
-	$(PY) -m streamwatch.stack
+	$(PY) -m stack

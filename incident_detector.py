@@ -1,6 +1,8 @@
 """Streamwatch incident detector: ``python incident_detector.py --help``."""
 
-from incident.cli import entry
+import sys
+
+from streamwatch.cli import lazy_main, run
 
 if __name__ == "__main__":
-    entry()
+    sys.exit(run(lazy_main("incident.cli"), prog="incident_detector.py"))

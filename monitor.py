@@ -2,8 +2,7 @@
 
 import sys
 
-from monitor.cli import main
-from streamwatch.cli import run
+from streamwatch.cli import lazy_main, run
 
 if __name__ == "__main__":
-    sys.exit(run(main, prog="monitor.py"))
+    sys.exit(run(lazy_main("monitor.cli"), prog="monitor.py"))

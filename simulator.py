@@ -2,8 +2,7 @@
 
 import sys
 
-from simulator.cli import main
-from streamwatch.cli import run
+from streamwatch.cli import lazy_main, run
 
 if __name__ == "__main__":
-    sys.exit(run(main, prog="simulator.py"))
+    sys.exit(run(lazy_main("simulator.cli"), prog="simulator.py"))

@@ -9,11 +9,11 @@ from typing import Any
 
 import requests
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
 
 from dashboard import injection, queries, views
 from dashboard.config import DashboardConfig
 from dashboard.queries import BadRequest
+from streamwatch.httpguard import protect
 from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
 from streamwatch.series import Series
 
@@ -32,6 +32,9 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
     cfg = config or DashboardConfig()
     app = Flask(__name__)
     app.config["DASHBOARD"] = cfg
+    # The injection buttons drive the simulator: only this page's own JSON fetch may press them. Any HTTP
+    # error (404, 405, 413...) is JSON too, so the page can always show the reason.
+    protect(app, cfg.guard())
     app.json.sort_keys = False  # type: ignore[attr-defined]
     prom = PrometheusClient(cfg.prometheus_url, timeout_s=cfg.timeout_s)
     sim = requests.Session()
@@ -60,11 +63,6 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
     @app.errorhandler(Unavailable)
     def unavailable(exc: Unavailable) -> Any:
         return jsonify(error=str(exc), source=exc.source), 503
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Any:
-        # JSON for API clients, including 404 and 405, so the page can always show the reason.
-        return jsonify(error=exc.description), exc.code
 
     @app.get("/")
     def index() -> str:

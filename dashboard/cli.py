@@ -12,6 +12,7 @@ from dashboard.app import create_app
 from dashboard.config import DashboardConfig
 from streamwatch import cli as sw_cli
 from streamwatch.config import load
+from streamwatch.httpguard import ALLOWED_HOST_HELP
 from streamwatch.logs import setup_logging
 from streamwatch.wsgi import serve
 
@@ -42,6 +43,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="watched metric short name; repeat for several (default energy_consumption, energy_price)",
     )
     p.add_argument("--refresh", type=float, dest="refresh_s", help="seconds between page updates (default 2)")
+    p.add_argument("--allowed-host", action="append", dest="allowed_hosts", help=ALLOWED_HOST_HELP)
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     return p.parse_args(argv)
 
@@ -57,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "incident_url": args.incident_url,
         "metrics": args.metrics,
         "refresh_s": args.refresh_s,
+        "allowed_hosts": args.allowed_hosts,
     }
     cfg = load(DashboardConfig, args.config, section="dashboard", overrides=overrides)
     app = create_app(cfg)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from streamwatch.httpguard import MAX_BODY_BYTES, Guard
+from streamwatch.promapi import check_base_url
+
 # A watched metric's short name is pasted into PromQL label matchers, so only plain names are accepted.
 METRIC_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -33,14 +36,16 @@ class DashboardConfig:
     spike_magnitude: float = 3.0  # the injection buttons' spike: multiply the value by this
     transient_duration_s: float = 10.0  # short enough for the decaying score to stay under the threshold
     prolonged_duration_s: float = 120.0  # long enough for the score to cross it
+    # Host names the page may be opened by besides the bind address and localhost (DNS rebinding).
+    allowed_hosts: list[str] = field(default_factory=list)
+    max_body_bytes: int = MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {self.port}")
         for name in ("prometheus_url", "simulator_url", "incident_url"):
             url = getattr(self, name)
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{name} must be an http:// or https:// URL, got {url!r}")
+            check_base_url(name, url)
             setattr(self, name, url.rstrip("/"))
         if not self.metrics:
             raise ValueError("metrics must name at least one watched metric")
@@ -65,3 +70,8 @@ class DashboardConfig:
             raise ValueError("source_query must not be empty")
         if self.max_points < 10:
             raise ValueError(f"max_points must be at least 10, got {self.max_points}")
+        self.guard()  # a malformed allowed_hosts entry is a config error at start
+
+    def guard(self) -> Guard:
+        """What POST /api/inject accepts: the page's own same-origin JSON fetch, not a foreign page's."""
+        return Guard.for_server(self.host, self.port, self.allowed_hosts, self.max_body_bytes)

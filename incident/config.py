@@ -1,4 +1,4 @@
-"""The detector's typed configuration; the defaults are worked out in the README's incident section."""
+"""The detector's typed configuration; the defaults are worked out in docs/incidents.md."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Literal
 
 from incident.log import check_rotation
 from incident.severity import Rules, SeriesLimits
+from streamwatch.config import check_interval
 from streamwatch.promapi import check_base_url
 
-MIN_INTERVAL_S = 0.1
 # Empty: every metric the monitors export (the ``metric`` label of their anomaly counter) is watched.
 DEFAULT_METRICS: list[str] = []
 # Counting from the counter (not the per-cycle gauge) counts every anomaly exactly once, whatever the
@@ -27,13 +27,14 @@ class IncidentConfig:
     query: str = DEFAULT_QUERY
     monitors_query: str = DEFAULT_MONITORS_QUERY
     metric_label: str = "metric"  # the label of the queries' results that names the watched metric
-    top_series: int = 5  # series named in each incident log line (worst first, then "+N more")
-    forget_series_after_s: float = 900.0  # a series unseen this long is dropped (its score is long gone)
-    max_series: int = 100_000  # series kept at most; more are refused (counted, logged once)
-    half_life_s: float = 60.0
-    threshold: float = 10.0
+    # The limits and the state machine's numbers: their defaults are written once, in incident.severity.
+    top_series: int = SeriesLimits.top_series  # series named in each incident log line, then "+N more"
+    forget_series_after_s: float = SeriesLimits.forget_after_s  # a series unseen this long is dropped
+    max_series: int = SeriesLimits.max_series  # series kept at most; more are refused (counted, logged once)
+    half_life_s: float = Rules.half_life_s
+    threshold: float = Rules.threshold
     clear_threshold: float | None = None  # None: half the threshold
-    sev1_min_metrics: int = 2
+    sev1_min_metrics: int = Rules.sev1_min_metrics
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_s: float = 3.0
     interval: float = 5.0
@@ -60,22 +61,19 @@ class IncidentConfig:
         for name in ("interval", "prometheus_timeout_s", "backoff_max_s", "catchup_max_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.interval < MIN_INTERVAL_S:
-            raise ValueError(
-                f"interval must be at least {MIN_INTERVAL_S} s (shorter is a busy loop), got {self.interval}"
-            )
+        check_interval("interval", self.interval)
         if not self.metric_label.strip():
             raise ValueError("metric_label must name the label that holds the watched metric, got ''")
-        try:
-            check_base_url(self.prometheus_url)
-        except ValueError as exc:
-            raise ValueError(f"prometheus_url {exc}") from None
+        check_base_url("prometheus_url", self.prometheus_url)
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, got {self.port}")
         check_rotation(self.log_max_bytes, self.log_backup_count)
         if self.recent_incidents < 0:
             raise ValueError(f"recent_incidents must be 0 or more, got {self.recent_incidents}")
-        self.rules()  # the state machine's own range checks (half-life, thresholds, sev1_min_metrics)
+        # Built once, here: Rules runs the state machine's own range checks (half-life, thresholds,
+        # sev1_min_metrics), and the service and its start-up line use this same value.
+        clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold
+        self._rules = Rules(self.half_life_s, self.threshold, clear, self.sev1_min_metrics)
         self.limits()  # range checks
         if self.metrics and self.sev1_min_metrics > len(self.metrics):
             raise ValueError(
@@ -87,5 +85,5 @@ class IncidentConfig:
         return SeriesLimits(self.top_series, self.forget_series_after_s, self.max_series)
 
     def rules(self) -> Rules:
-        clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold
-        return Rules(self.half_life_s, self.threshold, clear, self.sev1_min_metrics)
+        """The state machine's slice of this config (validated when the config was made)."""
+        return self._rules

@@ -8,7 +8,15 @@ from typing import Any, Self
 
 
 def decay_factor(elapsed_s: float, half_life_s: float) -> float:
-    """The fraction of a score left after ``elapsed_s`` seconds; time running backwards decays nothing."""
+    """The fraction of a score left after ``elapsed_s`` seconds; time running backwards decays nothing.
+
+    >>> decay_factor(60, half_life_s=60)
+    0.5
+    >>> decay_factor(120, half_life_s=60)
+    0.25
+    >>> decay_factor(-5, half_life_s=60)
+    1.0
+    """
     if half_life_s <= 0:
         raise ValueError(f"half_life_s must be positive, got {half_life_s}")
     return math.pow(0.5, max(0.0, elapsed_s) / half_life_s)
@@ -21,6 +29,13 @@ def spread_weight(gap_s: float, half_life_s: float) -> float:
     over the gap, their mean remaining weight is ``(1 - 2^(-gap/h)) * h / (gap * ln 2)``: about 0.97 for
     a 5 s poll at a 60 s half-life, and small after a long Prometheus outage, so a steady trickle of
     anomalies scores the same whether it was seen every cycle or all at once when Prometheus came back.
+
+    >>> round(spread_weight(5, half_life_s=60), 3)
+    0.972
+    >>> round(spread_weight(600, half_life_s=60), 3)  # a 10-minute outage's lump counts for little
+    0.144
+    >>> spread_weight(0, half_life_s=60)
+    1.0
     """
     if half_life_s <= 0:
         raise ValueError(f"half_life_s must be positive, got {half_life_s}")
@@ -31,13 +46,30 @@ def spread_weight(gap_s: float, half_life_s: float) -> float:
 
 
 def steady_state(rate_per_s: float, half_life_s: float) -> float:
-    """The score a constant anomaly rate settles at: ``rate * half_life / ln 2`` (the mean lifetime)."""
+    """The score a constant anomaly rate settles at: ``rate * half_life / ln 2`` (the mean lifetime).
+
+    One anomaly per 2 s sample with a 60 s half-life settles at about 43, four times the threshold of 10:
+
+    >>> round(steady_state(0.5, half_life_s=60), 1)
+    43.3
+    """
     return rate_per_s * half_life_s / math.log(2)
 
 
 @dataclass
 class DecayingScore:
-    """A score that decays continuously with ``half_life_s``; every call passes the timestamp explicitly."""
+    """A score that decays continuously with ``half_life_s``; every call passes the timestamp explicitly.
+
+    >>> score = DecayingScore(half_life_s=60)
+    >>> score.add(10, ts=1000.0)
+    10.0
+    >>> score.value_at(1060.0)  # one half-life later
+    5.0
+    >>> score.add(1, ts=1060.0)
+    6.0
+    >>> score.add(1, ts=1000.0)  # a late reading adds, but never un-decays the score
+    7.0
+    """
 
     half_life_s: float
     value: float = 0.0

@@ -1,4 +1,4 @@
-"""The detector's Prometheus metrics, on a registry of its own (names as in docs/architecture.md)."""
+"""The detector's Prometheus metrics, on a registry of its own (names as in docs/metrics.md)."""
 
 from __future__ import annotations
 

@@ -293,7 +293,7 @@ def check_queries(client: QueryClient, cfg: IncidentConfig) -> None:
         try:
             client.query(expr)
         except PrometheusError as exc:
-            if exc.error_type == "bad_data":
+            if exc.bad_query:
                 said = " ".join(str(exc).split())
                 raise UserError(f"{name} {expr!r} is not valid PromQL: {said}") from None
             return

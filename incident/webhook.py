@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from incident.log import AppendOnlyLog, check_rotation
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.config import load
+from streamwatch.httpguard import ALLOWED_HOST_HELP, Guard, protect
 from streamwatch.logs import setup_logging
 from streamwatch.wsgi import serve
 
@@ -38,6 +39,11 @@ class WebhookConfig:
     log_max_bytes: int = 10_000_000
     log_backup_count: int = 5
     recent: int = 100  # alerts kept in memory for GET /alerts
+    # Host names Alertmanager may call the receiver by besides the bind address and localhost.
+    allowed_hosts: list[str] = field(default_factory=list)
+    # Larger than the other services' 64 KiB: Alertmanager never retries a 4xx, so a notification
+    # refused as too large would be lost; 1 MiB holds hundreds of alerts.
+    max_body_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -45,6 +51,11 @@ class WebhookConfig:
         if self.recent < 1:
             raise ValueError(f"recent must be at least 1, got {self.recent}")
         check_rotation(self.log_max_bytes, self.log_backup_count)
+        self.guard()  # a malformed allowed_hosts entry is a config error at start
+
+    def guard(self) -> Guard:
+        """What POST / accepts: Alertmanager's JSON at our own Host, never a browser's cross-site post."""
+        return Guard.for_server(self.host, self.port, self.allowed_hosts, self.max_body_bytes)
 
 
 def alert_records(payload: Any, received: float) -> list[dict[str, Any]]:
@@ -87,6 +98,7 @@ def one_line(record: dict[str, Any]) -> str:
 def create_app(cfg: WebhookConfig, alert_log: AppendOnlyLog, clock: Callable[[], float] = time.time) -> Flask:
     """The receiver: POST / (Alertmanager), GET /alerts (recent), GET /metrics, GET /healthz."""
     app = Flask("incident.webhook")
+    protect(app, cfg.guard())  # a foreign page once wrote a forged "resolved" line into alerts.log
     registry = CollectorRegistry()
     received = Counter(
         "streamwatch_alerts_received_total",
@@ -99,7 +111,7 @@ def create_app(cfg: WebhookConfig, alert_log: AppendOnlyLog, clock: Callable[[],
 
     @app.post("/")
     def receive() -> Any:
-        payload = request.get_json(force=True, silent=True)
+        payload = request.get_json(silent=True)  # the guard already refused any other Content-Type
         try:
             records = alert_records(payload, clock())
         except ValueError as exc:
@@ -141,8 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 5001)")
     p.add_argument("--log", help="alert log, append-only JSON lines (default alerts.log)")
+    p.add_argument("--allowed-host", action="append", dest="allowed_hosts", help=ALLOWED_HOST_HELP)
     args = p.parse_args(argv)
-    cfg = load(WebhookConfig, args.config, overrides={"host": args.host, "port": args.port, "log": args.log})
+    flags = {"host": args.host, "port": args.port, "log": args.log, "allowed_hosts": args.allowed_hosts}
+    cfg = load(WebhookConfig, args.config, overrides=flags)
     setup_logging()
     disable_created_metrics()
     with AppendOnlyLog(cfg.log, cfg.log_max_bytes, cfg.log_backup_count) as alert_log:

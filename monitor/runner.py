@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # Builds a fresh detector from training samples; the runner calls it to retrain.
 Rebuild = Callable[[Series], Detector]
+# Persists the read position after a cycle that scored something; raises OSError when it cannot.
+SavePosition = Callable[[], None]
 
 
 class Source(Protocol):
@@ -74,6 +76,7 @@ class Runner:
         settings: RunnerSettings | None = None,
         rebuild: Rebuild | None = None,
         out: TextIO | None = None,
+        save_position: SavePosition | None = None,
     ):
         self.detector = detector
         self.source = source
@@ -81,6 +84,8 @@ class Runner:
         self.clock = clock
         self.settings = settings or RunnerSettings()
         self.rebuild = rebuild
+        self.save_position = save_position
+        self.position_saved = True  # False while saving fails: logged once per change, counted each time
         self.out = out if out is not None else sys.stdout
         self.backoff = Backoff(
             initial_s=min(1.0, self.settings.interval), maximum_s=max(self.settings.backoff_max, 1.0)
@@ -101,6 +106,8 @@ class Runner:
         self._set_health(True, "")
         stats, last = self.score(batches)
         self.metrics.record_cycle(stats, now, last)
+        if batches:
+            self._save_position()
         self._print(now, stats)
         self.cycles += 1
         every = self.settings.retrain_every
@@ -109,21 +116,35 @@ class Runner:
         return True
 
     def score(self, batches: list[Series]) -> tuple[CycleStats, tuple[float, float, float, float] | None]:
-        """Score the new samples in time order; ``last`` is the newest's (actual, lower, expected, upper)."""
+        """Score the new samples in time order; ``last`` is the newest finite one's (actual, lower,
+        expected, upper).
+
+        Non-finite samples are counted. NaN (a target exporting NaN) has nothing to score and is left out;
+        +Inf and -Inf are as far from any band as a value can be, so they count as anomalies with an
+        infinite score, but no detector learns them (one infinite value would ruin every running mean).
+        """
         if not batches:
             return cycle_stats(np.empty(0), np.empty(0), np.empty(0)), None
         ts = np.concatenate([b.timestamps for b in batches])
         xs = np.concatenate([b.values for b in batches])
         order = np.argsort(ts, kind="stable")
         ts, xs = ts[order], xs[order]
-        finite = np.isfinite(xs)  # a NaN sample (a target exporting NaN) has nothing to score
-        ts, xs = ts[finite], xs[finite]
-        if ts.size == 0:
-            return cycle_stats(np.empty(0), np.empty(0), np.empty(0)), None
-        scores = self.detector.update_many(xs, ts)
-        stats = cycle_stats(xs, scores.expected, scores.score)
-        i = -1
-        last = (float(xs[i]), float(scores.lower[i]), float(scores.expected[i]), float(scores.upper[i]))
+        finite = np.isfinite(xs)
+        infinite = np.isinf(xs)
+        if not finite.all():
+            self.metrics.record_nonfinite(int(np.count_nonzero(~finite)))
+        scored = finite | infinite
+        score = np.full(xs.size, np.inf)
+        expected, lower, upper = (np.full(xs.size, np.nan) for _ in range(3))
+        if finite.any():
+            scores = self.detector.update_many(xs[finite], ts[finite])
+            score[finite] = scores.score
+            expected[finite], lower[finite], upper[finite] = scores.expected, scores.lower, scores.upper
+        stats = cycle_stats(xs[scored], expected[scored], score[scored])
+        if not finite.any():
+            return stats, None
+        i = int(np.flatnonzero(finite)[-1])
+        last = (float(xs[i]), float(lower[i]), float(expected[i]), float(upper[i]))
         return stats, last
 
     def retrain(self, now: float) -> None:
@@ -139,9 +160,11 @@ class Runner:
             log.warning("retraining skipped: the query returned %d series, not one", len(found))
             return
         s = found[0]
-        # Score without learning: the new model must not learn trouble as normal.
-        flagged = np.asarray(self.detector.update_many(s.values, s.timestamps).anomalous) if len(s) else None
-        keep = ~flagged if flagged is not None else np.zeros(0, dtype=bool)
+        # Score without learning: the new model must not learn trouble as normal, and a retrain that is
+        # skipped or fails must leave the current detector as it was (it has learnt these samples once).
+        flagged = np.asarray(self.detector.score_many(s.values, s.timestamps).anomalous) if len(s) else None
+        # Non-finite values cannot be learnt either (an infinity scores as an anomaly, NaN does not).
+        keep = (~flagged & np.isfinite(s.values)) if flagged is not None else np.zeros(0, dtype=bool)
         clean = Series(s.labels, s.timestamps[keep], s.values[keep])
         if len(clean) < self.settings.min_train_points:
             log.warning("retraining skipped: %d clean samples in the window", len(clean))
@@ -169,6 +192,21 @@ class Runner:
                 delay = self.backoff.next_delay()
             if self.clock.wait(max(0.0, delay)):
                 return
+
+    def _save_position(self) -> None:
+        if self.save_position is None:
+            return
+        try:
+            self.save_position()
+        except OSError as exc:  # a full disk: keep scoring; a restart then re-reads from the last saved one
+            self.metrics.record_save_error("position")
+            if self.position_saved:
+                log.error("cannot save the read position (%s); running on from memory", exc.strerror or exc)
+            self.position_saved = False
+            return
+        if not self.position_saved:
+            log.info("read position saved again")
+        self.position_saved = True
 
     def _set_health(self, ok: bool, detail: str) -> None:
         if ok == self.healthy:

@@ -8,16 +8,28 @@ import uuid
 from simulator.anomalies import Anomaly
 
 
-class ActiveAnomalies:
-    """Anomalies by id; expired ones are pruned whenever the set is read at a later time."""
+class TooManyAnomalies(Exception):
+    """``limit`` anomalies are already running; end one (DELETE) or wait for one to end."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int):
+        super().__init__(f"{limit} anomalies are already active, the most allowed; end one first")
+        self.limit = limit
+
+
+class ActiveAnomalies:
+    """At most ``limit`` anomalies by id; expired ones are pruned whenever the set is read or added to."""
+
+    def __init__(self, limit: int) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, Anomaly] = {}
+        self.limit = limit
 
     def add(self, metric: str, kind: str, magnitude: float, duration_s: float, now: float) -> Anomaly:
         anomaly = Anomaly(uuid.uuid4().hex[:12], metric, kind, magnitude, now, duration_s)
         with self._lock:
+            self._prune(now)
+            if len(self._by_id) >= self.limit:
+                raise TooManyAnomalies(self.limit)
             self._by_id[anomaly.id] = anomaly
         return anomaly
 
@@ -28,6 +40,9 @@ class ActiveAnomalies:
     def active(self, now: float) -> list[Anomaly]:
         """Anomalies still running at ``now``, oldest first; ended ones are forgotten."""
         with self._lock:
-            for key in [k for k, a in self._by_id.items() if a.end <= now]:
-                del self._by_id[key]
+            self._prune(now)
             return sorted(self._by_id.values(), key=lambda a: a.start)  # stable: ties keep insertion order
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, a in self._by_id.items() if a.end <= now]:
+            del self._by_id[key]

@@ -7,11 +7,15 @@ Kinds:
 - ``drift``: add ``magnitude * elapsed / duration_s``, a ramp that reaches ``magnitude`` at the end.
 
 An anomaly is active on ``[start, start + duration_s)``. Several on one metric apply in start order.
+
+Magnitudes and durations are capped (``MAX_*``) so a request cannot make a metric overflow to ``+Inf``
+or an anomaly outlive any test; ``apply_all`` clamps to finite values as the last line of defence.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
@@ -22,6 +26,9 @@ Kind = Literal["spike", "shift", "drop", "drift"]
 KINDS: tuple[str, ...] = get_args(Kind)
 # Kinds that make sense without a magnitude; the others must say how big the anomaly is.
 DEFAULT_MAGNITUDE: dict[str, float] = {"drop": 0.0}
+MAX_SPIKE_FACTOR = 1000.0  # a spike multiplies the value by at most this
+MAX_SHIFT_RANGES = 1000.0  # a shift or drift moves it by at most this many times the metric's range
+MAX_DURATION_S = 86_400.0  # one day: longer than any demo or test, and end stays a sane timestamp
 
 
 class AnomalyError(ValueError):
@@ -73,17 +80,26 @@ def validate(request: Any, metrics: Mapping[str, MetricSpec]) -> tuple[str, str,
     if not isinstance(kind, str) or kind not in KINDS:
         raise AnomalyError("kind", f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
     duration_s = _number(request["duration_s"], "duration_s")
-    if duration_s <= 0:
-        raise AnomalyError("duration_s", f"duration_s must be positive, got {duration_s:g}")
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise AnomalyError(
+            "duration_s", f"duration_s must be in (0, {MAX_DURATION_S:g}] seconds, got {duration_s:g}"
+        )
     if "magnitude" in request and request["magnitude"] is not None:
         magnitude = _number(request["magnitude"], "magnitude")
     elif kind in DEFAULT_MAGNITUDE:
         magnitude = DEFAULT_MAGNITUDE[kind]
     else:
         raise AnomalyError("magnitude", f"missing field 'magnitude' (required for {kind})")
-    if kind == "spike" and magnitude < 0:
+    if kind == "spike" and not 0 <= magnitude <= MAX_SPIKE_FACTOR:
         raise AnomalyError(
-            "magnitude", f"a spike's magnitude is a factor and must not be negative, got {magnitude:g}"
+            "magnitude", f"a spike's magnitude is a factor in [0, {MAX_SPIKE_FACTOR:g}], got {magnitude:g}"
+        )
+    limit = MAX_SHIFT_RANGES * (metrics[metric].max - metrics[metric].min)
+    if kind in ("shift", "drift") and abs(magnitude) > limit:
+        raise AnomalyError(
+            "magnitude",
+            f"a {kind}'s magnitude may move {metric} by at most {limit:g} ({MAX_SHIFT_RANGES:g} times its "
+            f"range), got {magnitude:g}",
         )
     extra = sorted(set(request) - {"metric", "kind", "magnitude", "duration_s"})
     if extra:
@@ -112,5 +128,7 @@ def apply_all(value: float, t: float, anomalies: Iterable[Anomaly], spec: Metric
     A metric that cannot be negative (min >= 0) is floored at 0, so a downward shift ends at zero.
     """
     for anomaly in sorted((a for a in anomalies if a.metric == spec.name), key=lambda a: a.start):
-        value = apply(value, t, anomaly, spec)
+        # Many capped spikes stacked could still overflow: clamp at each step, so no +Inf (or the NaN
+        # of a later x0 spike) ever reaches a scrape.
+        value = min(max(apply(value, t, anomaly, spec), -sys.float_info.max), sys.float_info.max)
     return max(value, 0.0) if spec.min >= 0 else value

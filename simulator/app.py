@@ -15,11 +15,12 @@ from prometheus_client import (
     generate_latest,
 )
 
-from simulator.active import ActiveAnomalies
+from simulator.active import ActiveAnomalies, TooManyAnomalies
 from simulator.anomalies import AnomalyError, validate
 from simulator.config import SimulatorConfig
 from simulator.exporter import build_registry
 from streamwatch.clock import Clock, SystemClock
+from streamwatch.httpguard import protect
 
 log = logging.getLogger("simulator")
 
@@ -37,13 +38,14 @@ def create_app(config: SimulatorConfig | None = None, clock: Clock | None = None
     config = config or SimulatorConfig()
     clock = clock or SystemClock()
     disable_created_metrics()
-    anomalies = ActiveAnomalies()
+    anomalies = ActiveAnomalies(config.max_active_anomalies)
     registry, injected = build_registry(config, anomalies, clock)
     state = SimulatorState(config, clock, anomalies, registry, injected)
     specs = {m.name: m for m in config.metrics}
 
     app = Flask("simulator")
     app.extensions["simulator"] = state
+    protect(app, config.guard())  # JSON only, same origin, our Host, bounded body; no NaN in or out
 
     def error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
         body: dict[str, Any] = {"error": message}
@@ -65,14 +67,17 @@ def create_app(config: SimulatorConfig | None = None, clock: Clock | None = None
 
     @app.post("/anomalies")
     def inject() -> tuple[Response, int]:
-        body = request.get_json(force=True, silent=True)  # curl -d without -H still works
+        body = request.get_json(silent=True)  # the guard already refused any other Content-Type
         if body is None:
             return error(400, "body must be a JSON object", "body")
         try:
             metric, kind, magnitude, duration_s = validate(body, specs)
         except AnomalyError as exc:
             return error(400, str(exc), exc.field)
-        anomaly = anomalies.add(metric, kind, magnitude, duration_s, clock.time())
+        try:
+            anomaly = anomalies.add(metric, kind, magnitude, duration_s, clock.time())
+        except TooManyAnomalies as exc:
+            return error(429, str(exc))
         injected.labels(metric, kind).inc()
         log.info(
             "injected %s on %s: magnitude %g for %gs (id %s)", kind, metric, magnitude, duration_s, anomaly.id

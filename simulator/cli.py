@@ -17,7 +17,8 @@ from streamwatch.atomic import atomic_write_text
 from streamwatch.cli import ArgumentParser
 from streamwatch.clock import SystemClock
 from streamwatch.durations import parse_duration
-from streamwatch.errors import UserError
+from streamwatch.errors import DataError, UserError
+from streamwatch.httpguard import ALLOWED_HOST_HELP
 from streamwatch.logs import setup_logging
 
 log = logging.getLogger("simulator")
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="TOML file with seed, tick_s and [[metrics]]")
     serve.add_argument("--seed", type=int, help="noise seed (default 0)")
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    serve.add_argument("--allowed-host", action="append", dest="allowed_hosts", help=ALLOWED_HOST_HELP)
     # The serve flags work without the word "serve" too, so the top-level help shows them, taken from
     # the serve parser itself so the two never disagree.
     usage = " ".join(serve.format_usage().removeprefix("usage: ").split())
@@ -98,7 +100,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from simulator.app import create_app
     from streamwatch.wsgi import serve
 
-    cfg = load_config(args.config, host=args.host, port=args.port, seed=args.seed)
+    cfg = load_config(
+        args.config, host=args.host, port=args.port, seed=args.seed, allowed_hosts=args.allowed_hosts
+    )
     setup_logging(args.log_format)
     clock = SystemClock()
     app = create_app(cfg, clock)
@@ -135,6 +139,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     try:
-        atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")
+        text = json.dumps(doc, separators=(",", ":"), allow_nan=False)  # NaN/Infinity are not JSON
+    except ValueError:
+        raise DataError(f"{path}: not written: the data holds NaN or infinite values") from None
+    try:
+        atomic_write_text(path, text + "\n")
     except OSError as exc:
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None

@@ -17,6 +17,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from streamwatch.httpguard import MAX_BODY_BYTES, Guard
+
 # Prometheus metric names; the simulator appends "_metric" to each configured name.
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -25,6 +27,7 @@ DEFAULT_TICK_S = 2.0  # the original design: a new value every 2 s
 # Labels a real scrape of a simulator at its default address adds (training data carries them too).
 DEFAULT_JOB = "flask_app"
 DEFAULT_INSTANCE = "127.0.0.1:5000"
+MAX_ACTIVE_ANOMALIES = 100  # far more than any demo needs; each one costs every scrape a little
 
 
 @dataclass
@@ -73,10 +76,17 @@ class SimulatorConfig:
     seed: int = 0  # fixed by default so `generate` and two simulators agree without flags
     tick_s: float = DEFAULT_TICK_S
     metrics: list[MetricSpec] = field(default_factory=default_metrics)
+    # Host names POST/DELETE /anomalies answers to besides the bind address and localhost (DNS rebinding).
+    allowed_hosts: list[str] = field(default_factory=list)
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_active_anomalies: int = MAX_ACTIVE_ANOMALIES
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535, got {self.port}")
+        if self.max_active_anomalies < 1:
+            raise ValueError(f"max_active_anomalies must be at least 1, got {self.max_active_anomalies}")
+        self.guard()  # a malformed allowed_hosts entry or body limit is a config error at start
         if self.seed < 0:
             raise ValueError(f"seed must not be negative, got {self.seed}")
         if not (math.isfinite(self.tick_s) and self.tick_s > 0):
@@ -87,6 +97,10 @@ class SimulatorConfig:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"metric names must be unique, repeated: {', '.join(dupes)}")
+
+    def guard(self) -> Guard:
+        """What the state-changing endpoints accept (see streamwatch.httpguard)."""
+        return Guard.for_server(self.host, self.port, self.allowed_hosts, self.max_body_bytes)
 
     def metric(self, name: str) -> MetricSpec | None:
         return next((m for m in self.metrics if m.name == name), None)

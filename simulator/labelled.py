@@ -120,8 +120,8 @@ def build(out: Path, hours: float, seed: int, config: SimulatorConfig | None = N
         windows[key] = [w for a in injected if (w := window_of(a, ts)) is not None]
         injected_doc[key] = [{**a.to_json(), "window": window_of(a, ts)} for a in injected]
         counts[spec.name] = len(injected)
-    atomic_write_text(out / "labels" / "combined_windows.json", json.dumps(windows, indent=2) + "\n")
-    atomic_write_text(out / "labels" / "anomalies.json", json.dumps(injected_doc, indent=2) + "\n")
+    for name, doc in (("combined_windows.json", windows), ("anomalies.json", injected_doc)):
+        atomic_write_text(out / "labels" / name, json.dumps(doc, indent=2, allow_nan=False) + "\n")
     return counts
 
 

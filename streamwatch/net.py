@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import errno
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import requests
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from streamwatch.errors import UserError
+
+# Connections the kernel queues while every handler is busy. socketserver's default is 5: under load the
+# monitor's queue overflowed and clients waited a 1 s SYN retry (63 of 60,000 requests).
+LISTEN_BACKLOG = 128
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -30,19 +37,22 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def require_free_port(host: str, port: int, what: str = "service") -> None:
-    """A one-line ``UserError`` (prefixed with ``what``) unless ``host:port`` can be listened on."""
+    """A one-line ``UserError`` naming ``what`` the port is for unless ``host:port`` can be listened on."""
     error = _bind_error(host, port)
     if error is not None:
         raise listen_error(error, host, port, what)
 
 
 def listen_error(error: OSError, host: str, port: int, what: str | None = None) -> UserError:
-    """The one line for a failed bind: "port ... is already in use" only when it is, else the reason."""
+    """The one line for a failed bind: "port ... is already in use" only when it is, else the reason.
+
+    ``what`` (the service) goes inside the sentence, never in front of it: the command's own name already
+    starts the line ("monitor.py: error: ..."), and a second prefix reads as a stutter.
+    """
+    for_what = f" for the {what}" if what else ""
     if error.errno == errno.EADDRINUSE:
-        message = f"port {port} on {host} is already in use"
-    else:
-        message = f"cannot listen on {host}:{port}: {error.strerror or error}"
-    return UserError(f"{what}: {message}" if what else message)
+        return UserError(f"port {port}{for_what} on {host} is already in use")
+    return UserError(f"cannot listen on {host}:{port}{for_what}: {error.strerror or error}")
 
 
 def _bind_error(host: str, port: int) -> OSError | None:
@@ -67,14 +77,30 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def start_metrics_server(registry: CollectorRegistry, host: str, port: int, what: str = "metrics") -> Any:
-    """Serve ``registry`` on ``http://host:port/metrics``; a busy port is a ``UserError``, not a traceback."""
-    try:
-        return start_http_server(port, addr=host, registry=registry)
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per scrape would drown the service's own lines
+
+
+def start_metrics_server(
+    registry: CollectorRegistry, host: str, port: int, what: str = "metrics"
+) -> tuple[ThreadingWSGIServer, threading.Thread]:
+    """Serve ``registry`` on ``http://host:port/metrics`` from a daemon thread, with a ``LISTEN_BACKLOG``
+    queue (prometheus_client's own server keeps socketserver's 5); a busy port is a ``UserError``.
+    """
+    try:  # an unknown host (socket.gaierror) is an OSError as well
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+
+        class Server(ThreadingWSGIServer):
+            address_family = family
+            request_queue_size = LISTEN_BACKLOG
+
+        server = make_server(host, port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UserError(f"{what}: port {port} on {host} is already in use") from None
-        raise UserError(f"{what}: cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise listen_error(exc, host, port, what) from None
+    thread = threading.Thread(target=server.serve_forever, name=f"{what} http", daemon=True)
+    thread.start()
+    return server, thread
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:

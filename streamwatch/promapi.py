@@ -28,23 +28,27 @@ class FormatError(ValueError):
 
 
 class PrometheusError(RuntimeError):
-    """Prometheus could not be reached, or answered with an error.
+    """Prometheus could not be reached, or answered with an error (``status``: its HTTP status, if any)."""
 
-    ``error_type`` is Prometheus' own (``bad_data`` for a query it cannot parse), None when it did not
-    answer with one: callers tell "your query is wrong" from "Prometheus is away" by it.
-    """
-
-    def __init__(self, message: str, error_type: str | None = None):
+    def __init__(self, message: str, status: int | None = None, error_type: str | None = None) -> None:
         super().__init__(message)
+        self.status = status
         self.error_type = error_type
 
+    @property
+    def bad_query(self) -> bool:
+        """Prometheus refused the expression itself (HTTP 400 bad_data): a configuration error, which
+        retrying cannot mend, unlike an outage."""
+        return self.status == 400 and self.error_type == "bad_data"
 
-def check_base_url(url: str) -> None:
-    """``ValueError`` unless ``url`` is an http(s) URL with a host: anything else would only ever look
-    like an outage (``'not a url'``, ``ftp://...``)."""
+
+def check_base_url(name: str, url: str) -> None:
+    """``ValueError`` naming the setting ``name`` unless ``url`` is an http(s) URL with a host: anything
+    else (``'not a url'``, ``ftp://...``, ``localhost:9090``) would start and then only ever look like an
+    outage. The one check every service's config uses."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {url!r}")
+        raise ValueError(f"{name} must be an http:// or https:// URL with a host, got {url!r}")
 
 
 def format_value(v: float) -> str:
@@ -166,10 +170,10 @@ class PrometheusClient:
             )
         if resp.status_code != 200 or doc.get("status") != "success":
             detail = doc.get("error")
-            error_type = doc.get("errorType")
             raise PrometheusError(
                 f"Prometheus answered HTTP {resp.status_code}: {detail or 'error'}",
-                error_type if isinstance(error_type, str) else None,
+                status=resp.status_code,
+                error_type=str(doc.get("errorType")) if doc.get("errorType") else None,
             )
         return doc
 

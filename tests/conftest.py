@@ -13,8 +13,8 @@ import yaml
 from hypothesis import settings
 
 from streamwatch.net import free_port
-from streamwatch.procs import ManagedProcess, prometheus_argv, python_argv
 from streamwatch.promapi import PrometheusClient
+from tests.procs import ManagedProcess, prometheus_argv, python_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,9 +76,7 @@ class PrometheusFactory:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        proc = ManagedProcess(
-            "prometheus", prometheus_argv(config_path, port, workdir / "data"), workdir / "prometheus.log"
-        )
+        proc = ManagedProcess("prometheus", prometheus_argv(workdir, port), workdir / "prometheus.log")
         self.started.append(proc)
         url = f"http://127.0.0.1:{port}"
         proc.wait_http(f"{url}/-/ready", timeout_s=30)

@@ -18,7 +18,7 @@ class ServiceMetrics:
     """The monitors' and the incident detector's gauges, served on a free port for Prometheus to scrape.
 
     The dashboard reads only Prometheus, so what matters is that these names and labels are the ones the
-    contract (docs/architecture.md) fixes; the tests set their values to known numbers.
+    contract (docs/metrics.md) fixes; the tests set their values to known numbers.
     """
 
     address: str

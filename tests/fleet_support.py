@@ -23,7 +23,7 @@ import requests
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from streamwatch.net import free_port
-from streamwatch.procs import ManagedProcess, python_argv
+from tests.procs import ManagedProcess, python_argv
 
 
 def serve(port: int, metric: str, series: int, label: str) -> None:

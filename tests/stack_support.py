@@ -1,4 +1,4 @@
-"""Running the fast copy of stack.toml (streamwatch.stack.variant) as `make demo` runs the real one."""
+"""Running the fast copy of stack.toml (tests.stack_variant) as `make demo` runs the real one."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from stack.config import ROOT, StackConfig, load_stack
 from streamwatch.net import wait_until
-from streamwatch.stack.config import ROOT, StackConfig, load_stack
-from streamwatch.stack.variant import Timing, write_fast_config
+from tests.stack_variant import Timing, write_fast_config
 
 FAST = Timing()
 
@@ -58,11 +58,11 @@ class RunningStack:
 
 
 def start_stack(config: Path, tmp_path: Path) -> RunningStack:
-    """Run ``python -m streamwatch.stack --config config`` (what `make demo` runs); wait for its banner."""
+    """Run ``python -m stack --config config`` (what `make demo` runs); wait for its banner."""
     out = tmp_path / "stack.out"
     fh = out.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamwatch.stack", "--config", str(config)],
+        [sys.executable, "-m", "stack", "--config", str(config)],
         stdout=fh,
         stderr=subprocess.STDOUT,
         text=True,

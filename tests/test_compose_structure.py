@@ -10,8 +10,8 @@ import subprocess
 import pytest
 import yaml
 
-from streamwatch.stack import render
-from streamwatch.stack.config import ROOT, load_stack
+from stack import render
+from stack.config import ROOT, load_stack
 
 CFG = load_stack()
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -78,6 +78,8 @@ def test_python_services_run_the_stack_commands_with_container_addresses() -> No
         for url in re.findall(r"http://([a-z0-9-]+):(\d+)", " ".join(command)):
             assert url[0] in SERVICES and int(url[1]) == CFG.services[url[0]].port
             assert url[0] in SERVICES[name]["depends_on"]
+        if "--allowed-host" in command:  # a guarded service takes requests by its compose name
+            assert command[command.index("--allowed-host") + 1] == render.compose_hosts(CFG)[name] == name
         assert SERVICES[name]["build"] == "."
         assert SERVICES[name]["volumes"] == ["streamwatch-data:/data"]
         probe = " ".join(SERVICES[name]["healthcheck"]["test"])
@@ -97,6 +99,8 @@ def test_prometheus_and_alertmanager_use_the_repository_configs() -> None:
     assert "./prometheus:/etc/prometheus:ro" in prom["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
     assert f"--web.listen-address=0.0.0.0:{CFG.services['prometheus'].port}" in prom["command"]
+    assert not any("lifecycle" in arg for arg in prom["command"])  # POST /-/quit stopped Prometheus
+    assert f"--web.cors.origin={render.dashboard_origin(CFG, '127.0.0.1')}" in prom["command"]
     am = SERVICES["alertmanager"]
     assert "./prometheus/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in am["volumes"]
     for volume in ("prometheus-data", "alertmanager-data", "grafana-data", "streamwatch-data"):

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import requests
 
-from dashboard import quickstack
 from streamwatch.net import free_port, wait_until
-from streamwatch.procs import ManagedProcess, python_argv
+from tests import quickstack
 from tests.conftest import ROOT, ScrapeTarget
 from tests.fleet_support import start_fleet
+from tests.procs import ManagedProcess, python_argv
 
 # Never let Playwright fetch a browser of its own: the system chromium is the one under test.
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")

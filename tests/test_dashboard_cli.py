@@ -9,10 +9,10 @@ import pytest
 import requests
 
 from streamwatch.net import free_port
-from streamwatch.procs import ManagedProcess, python_argv
 from tests import cli_support
 from tests.cli_support import busy_port, run_python
 from tests.conftest import ROOT
+from tests.procs import ManagedProcess, python_argv
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -87,8 +87,43 @@ def test_bad_parameters_are_rejected_with_400_json(url: str, message: str) -> No
 )
 def test_bad_injection_requests_are_rejected_with_400(body: Any, message: str) -> None:
     c = client_for(simulator_url=nobody_listens())
-    resp = c.post("/api/inject", json=body) if body is not None else c.post("/api/inject", data="spike!")
+    if body is None:
+        resp = c.post("/api/inject", data="spike!", content_type="application/json")
+    else:
+        resp = c.post("/api/inject", json=body)
     assert resp.status_code == 400 and message in resp.json["error"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        # A foreign page's no-preflight POST: text/plain from http://evil.example.
+        (
+            {
+                "data": '{"case": "prolonged_all"}',
+                "content_type": "text/plain",
+                "headers": {"Origin": "http://evil.example"},
+            },
+            403,
+        ),
+        ({"data": '{"case": "prolonged_all"}', "content_type": "text/plain"}, 415),
+        ({"json": {"case": "prolonged_all"}, "headers": {"Origin": "http://evil.example"}}, 403),
+        ({"json": {"case": "prolonged_all"}, "headers": {"Host": "evil.example:8000"}}, 403),  # rebinding
+        ({"json": {"case": "x" * 70_000}}, 413),
+        ({"data": "[" * 30_000 + "]" * 30_000, "content_type": "application/json"}, 400),
+    ],
+)
+def test_foreign_pages_cannot_press_the_injection_buttons(
+    start_simulator: Any, kwargs: dict[str, Any], status: int
+) -> None:
+    sim = start_simulator()
+    c = client_for(simulator_url=sim.url, port=8000)
+    resp = c.post("/api/inject", **kwargs)
+    assert resp.status_code == status and resp.is_json and resp.json["error"]
+    assert requests.get(f"{sim.url}/anomalies", timeout=5).json() == {"anomalies": []}
+    # The page's own fetch (same origin, JSON) still works.
+    own = {"Host": "127.0.0.1:8000", "Origin": "http://127.0.0.1:8000"}
+    assert c.post("/api/inject", json={"case": "prolonged_one"}, headers=own).status_code == 201
 
 
 def test_unknown_paths_and_methods_answer_json() -> None:

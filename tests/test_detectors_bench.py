@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.detectors import build_parser, main
+from bench.detectors import STREAM_CAP, build_parser, main
 from monitor.detectors.registry import DETECTORS
 
 
@@ -27,7 +27,8 @@ def test_short_run_reports_every_detector_and_the_prophet_band_memory(
     for name in [*DETECTORS, "prophet"]:
         prefix = "streaming update_one" if name != "prophet" else "streaming update_one (band lookup)"
         stream = by_path[(name, prefix)]
-        assert stream[2] == "12,000" and stream[5].endswith(("KiB", "KiB (model + 6 h grid)")), stream
+        want = f"{min(12_000, STREAM_CAP.get(name, 12_000)):,}"
+        assert stream[2] == want and stream[5].endswith(("KiB", "KiB (model + 6 h grid)")), stream
         assert float(stream[5].split()[0]) > 0, stream
         vectorised = next(r for (n, p), r in by_path.items() if n == name and p.startswith("vectorised"))
         assert vectorised[2] == "10,000", vectorised

@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from streamwatch.net import free_port, wait_until
-from streamwatch.procs import ManagedProcess, python_argv
 from tests.conftest import ROOT, ScrapeTarget
 from tests.monitor_support import scrape_monitor
+from tests.procs import ManagedProcess, python_argv
 
 METRIC = "energy_price"
 TUNED = [

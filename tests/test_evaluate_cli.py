@@ -72,6 +72,10 @@ def test_evaluate_tiny_directory_by_hand(tmp_path: Path, capsys: pytest.CaptureF
     fp = fp_weight(60) + fp_weight(61) + fp_weight(70)
     assert tiny["nab_raw"] == pytest.approx(tp + fp - 1.0)
     assert overall["nab_standard_fixed"] == pytest.approx(100 * (tp + fp - 1 + 2) / (2 + 2))
+    # The other profiles: low-FP charges each FP twice (0.22); low-FN charges a missed window 2, so the
+    # null score of the two windows is -4 and the span from it to a perfect 2 is 6.
+    assert overall["nab_low_fp_fixed"] == pytest.approx(100 * (tp + 2 * fp - 1 + 2) / (2 + 2))
+    assert overall["nab_low_fn_fixed"] == pytest.approx(100 * (tp + fp - 2 + 4) / (2 + 4))
 
     rows = list(csv.reader((out / "sma" / "cat" / "sma_tiny.csv").open()))
     assert rows[0] == ["timestamp", "value", "anomaly_score", "label"]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from stack.render import GRAFANA_DATASOURCE_UID
 from streamwatch.net import wait_until
-from streamwatch.stack.render import GRAFANA_DATASOURCE_UID
 from tests.conftest import ScrapeTarget
 from tests.fleet_support import start_fleet
 from tests.grafana_support import (
@@ -30,7 +30,7 @@ from tests.grafana_support import (
 
 DASHBOARD = load()
 DATASOURCES = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
-CONTRACT = (ROOT / "docs" / "architecture.md").read_text()
+CONTRACT = (ROOT / "docs" / "metrics.md").read_text()
 
 
 def test_every_dashboard_file_is_valid_json_with_a_unique_uid() -> None:
@@ -113,7 +113,7 @@ def test_queries_use_only_metric_names_from_the_contract() -> None:
         names |= set(re.findall(r"(?<![\w:])[\w:]*streamwatch[\w:]*", target["expr"]))
     assert names
     for name in names:
-        assert f"`{name}" in CONTRACT, f"{name} is not in docs/architecture.md"
+        assert f"`{name}" in CONTRACT, f"{name} is not in docs/metrics.md"
 
 
 @pytest.mark.parametrize(

@@ -142,8 +142,9 @@ def test_cli_port_in_use(tmp_path: Path) -> None:
     with busy_port() as port:
         proc = run_detector("--port", str(port), "--log", str(tmp_path / "i.log"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"incident_detector.py: error: port {port} for the incident detector on 127.0.0.1 is already in use"
+    ]
     assert not (tmp_path / "i.log").exists()  # refused before anything was written
 
 

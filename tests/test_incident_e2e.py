@@ -20,7 +20,6 @@ import yaml
 
 from incident.log import read_events
 from streamwatch.net import free_port, wait_until
-from streamwatch.procs import ManagedProcess, alertmanager_argv, python_argv
 from tests.conftest import (
     ROOT,
     PrometheusFactory,
@@ -29,6 +28,7 @@ from tests.conftest import (
     SimulatorFactory,
     SimulatorServer,
 )
+from tests.procs import ManagedProcess, alertmanager_argv, python_argv
 
 METRICS = ("energy_consumption", "energy_price")
 DETECTOR_TOML = """
@@ -123,7 +123,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         rcv.wait_http(f"{receiver.url}/healthz", timeout_s=30)
         processes["alertmanager"] = am = ManagedProcess(
             "alertmanager",
-            alertmanager_argv(tmp / "alertmanager.yml", am_port, tmp / "am-data"),
+            alertmanager_argv(tmp, am_port),
             tmp / "alertmanager.log",
         )
         am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout_s=30)

@@ -32,10 +32,10 @@ from incident.state import StateFile, state_path_for
 from streamwatch.clock import FakeClock
 from streamwatch.errors import DataError
 from streamwatch.net import free_port, http_ok, start_metrics_server, wait_until
-from streamwatch.procs import ManagedProcess, alertmanager_argv, prometheus_argv, python_argv
 from streamwatch.promapi import PrometheusClient
 from tests.cli_support import assert_one_line_error, run_python
 from tests.conftest import ROOT, PrometheusFactory, ScrapeTarget
+from tests.procs import ManagedProcess, alertmanager_argv, prometheus_argv, python_argv
 from tests.test_incident_service import FakeMonitors, monitors  # noqa: F401  (the fixture)
 
 METRICS = ("energy_consumption", "energy_price")

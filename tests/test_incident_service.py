@@ -23,9 +23,9 @@ from incident.log import IncidentLog, read_events
 from incident.service import IncidentWatcher, serve
 from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, start_metrics_server, wait_until
-from streamwatch.procs import ManagedProcess, python_argv
 from streamwatch.promapi import PrometheusClient
 from tests.conftest import ROOT, PrometheusFactory, PrometheusServer, ScrapeTarget, assert_promtool_metrics_ok
+from tests.procs import ManagedProcess, python_argv
 
 T0 = 1_700_000_000.0
 

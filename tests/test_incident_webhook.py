@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,9 @@ import pytest
 
 from incident.log import AppendOnlyLog, iter_events
 from incident.webhook import WebhookConfig, alert_records, create_app, one_line
-from streamwatch.procs import python_argv
 from tests.cli_support import busy_port
 from tests.conftest import ROOT, assert_promtool_metrics_ok
+from tests.procs import python_argv
 
 
 def payload(status: str = "firing", **labels: str) -> dict[str, Any]:
@@ -114,3 +115,56 @@ def test_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"incident.webhook: error: port {port} on 127.0.0.1 is already in use (choose another with --port)"
     ]
+
+
+# ---- hostile requests (issue 11) -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        # A foreign page forging "resolved StreamwatchSev1": text/plain needs no preflight.
+        ({"content_type": "text/plain", "headers": {"Origin": "http://evil.example"}}, 403),
+        ({"content_type": "text/plain"}, 415),
+        ({"content_type": "application/json", "headers": {"Origin": "http://evil.example"}}, 403),
+        ({"content_type": "application/json", "headers": {"Host": "evil.example:5001"}}, 403),  # rebinding
+    ],
+)
+def test_forged_alerts_are_refused_and_never_logged(
+    client: Any, tmp_path: Path, kwargs: dict[str, Any], status: int
+) -> None:
+    forged = json.dumps(payload("resolved"))
+    resp = client.post("/", data=forged, **kwargs)
+    assert resp.status_code == status and resp.is_json and resp.get_json()["error"]
+    assert (tmp_path / "alerts.log").read_bytes() == b""
+    assert client.get("/alerts").get_json()["alerts"] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"[" * 30_000 + b"]" * 30_000, 400),  # was a RecursionError
+        (json.dumps({**payload(), "pad": "x" * 2_000_000}).encode(), 413),
+        (b'{"alerts": [], "status": NaN}', 400),  # NaN is not JSON; the log must never hold it
+    ],
+)
+def test_deep_huge_or_non_json_bodies_are_json_errors(
+    client: Any, tmp_path: Path, raw: bytes, status: int
+) -> None:
+    resp = client.post("/", data=raw, content_type="application/json")
+    assert resp.status_code == status and resp.get_json()["error"]
+    assert (tmp_path / "alerts.log").read_bytes() == b""
+
+
+def test_alertmanagers_own_request_is_accepted(client: Any, tmp_path: Path) -> None:
+    # What Alertmanager 0.25 sends: its own Host from the webhook URL, JSON, no Origin.
+    headers = {"Host": "127.0.0.1:5001", "User-Agent": "Alertmanager/0.25.0"}
+    resp = client.post("/", data=json.dumps(payload()), content_type="application/json", headers=headers)
+    assert resp.status_code == 200
+    assert [r["status"] for r in iter_events(tmp_path / "alerts.log")] == ["firing"]
+
+
+def test_allowed_hosts_come_from_config_and_bad_ones_are_config_errors() -> None:
+    assert ("alertmanager", 5001) in WebhookConfig(allowed_hosts=["alertmanager"]).guard().hosts
+    with pytest.raises(ValueError, match="allowed_hosts"):
+        WebhookConfig(allowed_hosts=["http://x/"])

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 def test_every_python_module_and_script_the_makefile_runs_exists() -> None:
     text = (ROOT / "Makefile").read_text()
     modules = re.findall(r"\$\(PY\) -m ([\w.]+)", text)
-    assert {"bench.monitor", "bench.detectors", "streamwatch.stack"} <= set(modules)
+    assert {"bench.monitor", "bench.detectors", "stack"} <= set(modules)
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
     for script in re.findall(r"(scripts/[\w./-]+)", text):

@@ -16,6 +16,7 @@ from streamwatch.net import free_port
 from streamwatch.promapi import matrix_response
 from streamwatch.series import Series
 from tests.cli_support import assert_one_line_error, busy_port, run_python
+from tests.conftest import ROOT
 from tests.monitor_support import PRICE, grid
 
 START = 1_763_900_000.0
@@ -85,6 +86,27 @@ def test_nan_samples_and_duplicate_timestamps_are_dropped(tmp_path: Path):
     s = load_training(f)
     assert len(s) == TS.size - 1
     assert np.all(np.diff(s.timestamps) > 0)
+
+
+def test_a_timestamp_with_two_different_values_is_refused(tmp_path: Path):
+    vs = VS.copy()
+    f = tmp_path / "train.json"
+    ts = np.concatenate([TS, TS[7:8]])
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, ts, np.concatenate([vs, vs[7:8] + 1.0]))])))
+    with pytest.raises(DataError, match=rf"train\.json: timestamp {TS[7]:.3f} has two different values"):
+        load_training(f)
+
+
+def test_more_points_than_max_train_points_is_refused(tmp_path: Path):
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    assert len(load_training(f, max_points=TS.size)) == TS.size
+    with pytest.raises(DataError, match=rf"too many points to train on \({TS.size}, at most 150"):
+        load_training(f, max_points=150)
+    with pytest.raises(
+        DataError, match=r"training file is 7,\d{3} bytes, more than 50 points can take \(5,000 bytes"
+    ):
+        load_training(f, max_points=50)  # refused from its size, unread
 
 
 def test_rejections_are_data_errors_naming_the_file(tmp_path: Path):
@@ -171,6 +193,27 @@ def test_rejected_training_file(tmp_path: Path, name: str):
 
 
 @pytest.mark.e2e
+def test_deeply_nested_json_is_one_line(tmp_path: Path):
+    f = tmp_path / "nested.json"
+    f.write_text("[" * 100_000 + "]" * 100_000)
+    assert_one_line_error(run_monitor("energy_price", str(f), "PORT"), str(f), "nested too deeply")
+
+
+@pytest.mark.e2e
+def test_a_huge_training_file_is_refused_before_it_is_read(tmp_path: Path):
+    f = tmp_path / "huge.json"
+    with f.open("wb") as fh:  # sparse: 2 GB that take no disk, and would take seconds and GiBs to read
+        fh.truncate(2_000_000_000)
+    done = run_monitor("energy_price", str(f), "PORT")
+    assert_one_line_error(done, str(f), "2,000,000,000 bytes", "5000000 points", "max_train_points")
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text("[monitor]\nmax_train_points = 1000\n")
+    assert_one_line_error(
+        run_monitor("energy_price", str(f), "PORT", "--config", str(cfg)), "max_train_points"
+    )
+
+
+@pytest.mark.e2e
 def test_missing_file_and_directory(tmp_path: Path):
     assert_one_line_error(
         run_monitor("energy_price", str(tmp_path / "nope.json"), "PORT"), "no such training file"
@@ -192,7 +235,9 @@ def test_busy_port(tmp_path: Path):
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
     with busy_port() as port:
-        assert_one_line_error(run_monitor("energy_price", str(f), str(port)), f"port {port}", "in use")
+        line = assert_one_line_error(run_monitor("energy_price", str(f), str(port)), prog="monitor.py")
+    # The program's name once, at the front: not "monitor.py: error: monitor: port ...".
+    assert line == f"monitor.py: error: port {port} for the monitor on 127.0.0.1 is already in use"
 
 
 @pytest.mark.e2e
@@ -234,3 +279,57 @@ def test_bad_flag_and_bad_config_value(tmp_path: Path):
     cfg = tmp_path / "monitor.toml"
     cfg.write_text("[monitor]\ninterval = -5\n")
     assert_one_line_error(run_monitor("energy_price", str(f), "PORT", "--config", str(cfg)), "interval")
+
+
+# --- validation at start --------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1:9090", "http://"])
+def test_a_prometheus_url_that_is_not_http_is_refused(tmp_path: Path, url: str):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    done = run_monitor("energy_price", str(f), "PORT", "--prometheus-url", url)
+    assert_one_line_error(done, "prometheus_url must be an http:// or https:// URL", repr(url))
+
+
+@pytest.mark.e2e
+def test_an_interval_below_a_tenth_of_a_second_is_refused(tmp_path: Path):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    done = run_monitor("energy_price", str(f), "PORT", "--interval", "1e-9")
+    assert_one_line_error(done, "interval must be at least 0.1 s")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("query", ["rate(energy_price_metric[", "rate(energy_price_metric[1m])"])
+def test_a_query_prometheus_refuses_is_one_line_at_start(start_prometheus, tmp_path: Path, query: str):
+    prom = start_prometheus()
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    done = run_monitor(
+        "energy_price", str(f), "PORT", "--prometheus-url", prom.url, "--query", query, "--detector", "ema"
+    )
+    assert_one_line_error(done, "refuses the query", repr(query), "parse error", "series selector")
+
+
+@pytest.mark.e2e
+def test_a_period_whose_band_can_never_flag_is_refused(tmp_path: Path):
+    train = ROOT / "datasets" / "energy_price_train.json"
+    done = run_monitor(
+        "energy_price", str(train), "PORT", "--period", "7", "--model-dir", str(tmp_path / "models"),
+        "--prometheus-url", f"http://127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    line = assert_one_line_error(done, "period 7 s", "could never flag anything", "leave out --period")
+    half = float(line.split("+/- ")[1].split()[0])
+    assert half > 990  # wider than the whole 10..1000 wave
+    assert not list((tmp_path / "models").glob("*.json"))  # and never stored, to be loaded next time
+
+
+@pytest.mark.e2e
+def test_white_noise_is_not_given_an_invented_season(tmp_path: Path):
+    f = tmp_path / "noise.json"
+    noise = np.random.default_rng(4).normal(500.0, 50.0, TS.size)
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, noise)])))
+    done = run_monitor("energy_price", str(f), "PORT", "--prometheus-url", f"http://127.0.0.1:{free_port()}")
+    assert_one_line_error(done, str(f), "no significant season", "--period", "--detector")

@@ -3,10 +3,12 @@ retraining without flagged samples, and the exported metrics' names and format."
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +70,7 @@ class Recording:
     def __init__(self, inner: ProphetBandDetector):
         self.inner = inner
         self.ts: list[float] = []
+        self.values: list[float] = []
 
     def score_one(self, x: float, t: float):
         return self.inner.score_one(x, t)
@@ -81,6 +84,7 @@ class Recording:
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
         self.ts.extend(float(t) for t in ts)
+        self.values.extend(float(x) for x in xs)
         return self.inner.update_many(xs, ts)
 
 
@@ -298,13 +302,15 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
     text = generate_latest(metrics.registry).decode()
     assert_promtool_metrics_ok(text)
     names = {line.split("{")[0] for line in text.splitlines() if not line.startswith("#")}
-    # Exactly the names docs/architecture.md lists for the monitor.
+    # Exactly the names docs/metrics.md lists for the monitor.
     assert names == {
         "streamwatch_monitor_actual",
         "streamwatch_monitor_forecast",
         "streamwatch_monitor_cycle_anomalies",
         "streamwatch_monitor_anomalies_total",
         "streamwatch_monitor_samples_scored_total",
+        "streamwatch_monitor_samples_nonfinite_total",
+        "streamwatch_monitor_samples_skipped_total",
         "streamwatch_monitor_mae",
         "streamwatch_monitor_mape_ratio",
         "streamwatch_monitor_anomaly_score",
@@ -312,6 +318,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
         "streamwatch_monitor_last_success_timestamp_seconds",
         "streamwatch_monitor_prometheus_errors_total",
         "streamwatch_monitor_prometheus_up",
+        "streamwatch_monitor_save_errors_total",
     }
     assert 'streamwatch_monitor_anomalies_total{metric="energy_price"} 1.0' in text
     assert 'streamwatch_monitor_samples_scored_total{metric="energy_price"} 2.0' in text
@@ -321,24 +328,129 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
 
 
 @pytest.mark.e2e
-def test_catch_up_is_capped_at_max_catchup_and_said_once(start_prometheus, target, caplog):
+def test_catch_up_is_capped_at_max_catchup_and_the_skipped_samples_counted_once(
+    start_prometheus, target, caplog
+):
     caplog.set_level(logging.WARNING, logger="monitor.source")
     prom = start_prometheus([ScrapeTarget("t", target.address)])
     wait_for_samples_after(prom.client, 0, 2)
     clock = FakeClock(time.time())
     rec = Recording(constant_detector())
-    runner, source, _ = make_runner(prom.url, rec, clock)
+    runner, source, metrics = make_runner(prom.url, rec, clock)
+    source.on_skipped = metrics.record_skipped
     source.max_window = 3.0
     assert runner.run_cycle()
-    wait_for_samples_after(prom.client, max(source.last_ts.values()), 6)
+    last_scored = max(source.last_ts.values())
+    wait_for_samples_after(prom.client, last_scored, 6)
     clock.now = time.time()
     scored_before = len(rec.ts)
     assert runner.run_cycle()
     caught = rec.ts[scored_before:]
     assert caught == stored_between(prom.client, clock.now - 3.0, clock.now)  # only the last 3 s
+    # Every sample of the gap is either caught up or counted as skipped: none twice, none unsaid.
+    gap = stored_between(prom.client, last_scored, clock.now)
+    skipped = value(metrics, "streamwatch_monitor_samples_skipped_total")
+    assert skipped == len(gap) - len(caught) >= 3
     for _ in range(3):
         wait_for_samples_after(prom.client, max(source.last_ts.values()))
         clock.now = time.time()
         assert runner.run_cycle()
-    assert len(caplog.records) == 1 and "max_catchup" in caplog.records[0].getMessage()
+    assert len(caplog.records) == 1
+    assert f"max_catchup); {skipped:.0f} older samples skipped" in caplog.records[0].getMessage()
     assert rec.ts == sorted(set(rec.ts))
+    assert value(metrics, "streamwatch_monitor_samples_skipped_total") == skipped
+
+
+@pytest.mark.e2e
+def test_non_finite_samples_are_counted_and_infinities_are_anomalies(start_prometheus, target):
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 1)
+    began = newest_stored(prom.client)
+    for v in (math.nan, math.inf, -math.inf, NORMAL):
+        target.gauge.set(v)
+        wait_for_samples_after(prom.client, newest_stored(prom.client), 2)
+    clock = FakeClock(time.time())
+    rec = Recording(constant_detector())
+    runner, _, metrics = make_runner(prom.url, rec, clock, first_window=clock.now - began + 1.0)
+    assert runner.run_cycle()
+    found = prom.client.query(f"{QUERY}[{math.ceil(clock.now - began) + 2}s]", at=clock.now)[0]
+    vs = found.values[found.timestamps >= began - 1.0]  # what the first window covered
+    n_nan, n_inf = int(np.isnan(vs).sum()), int(np.isinf(vs).sum())
+    assert n_nan >= 2 and n_inf >= 4
+    assert value(metrics, "streamwatch_monitor_samples_nonfinite_total") == n_nan + n_inf
+    assert value(metrics, "streamwatch_monitor_anomalies_total") == n_inf
+    assert value(metrics, "streamwatch_monitor_samples_scored_total") == vs.size - n_nan
+    assert all(math.isfinite(x) for x in rec.values)  # the detector never learns an infinity
+    assert value(metrics, "streamwatch_monitor_actual") == NORMAL
+    assert math.isfinite(value(metrics, "streamwatch_monitor_mae"))
+
+
+@pytest.mark.e2e
+def test_a_read_position_that_cannot_be_saved_is_counted_and_the_loop_goes_on(
+    start_prometheus, target, caplog
+):
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 2)
+    clock = FakeClock(time.time())
+    runner, source, metrics = make_runner(prom.url, constant_detector(), clock)
+
+    def disk_full() -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    runner.save_position = disk_full
+    with caplog.at_level(logging.INFO, logger="monitor.runner"):
+        for _ in range(3):
+            assert runner.run_cycle()
+            wait_for_samples_after(prom.client, max(source.last_ts.values()))
+            clock.now = time.time()
+    assert value(metrics, "streamwatch_monitor_samples_scored_total") >= 3
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "No space left on device" in errors[0]  # once per change of state
+    assert (
+        metrics.registry.get_sample_value(
+            "streamwatch_monitor_save_errors_total", {"metric": "watched", "file": "position"}
+        )
+        == 3
+    )
+
+
+def test_the_read_position_round_trips_and_another_querys_is_ignored(tmp_path, caplog):
+    from monitor import position
+
+    path = position.position_path(tmp_path, "watched")
+    key = (("__name__", QUERY), ("job", "t"))
+    position.save(path, QUERY, {key: 1_700_000_000.5})
+    assert position.load(path, QUERY) == {key: 1_700_000_000.5}
+    with caplog.at_level(logging.WARNING, logger="monitor.position"):
+        assert position.load(path, "other_metric") == {}
+        path.write_text('{"format": 1, "query": "watched_metric", "series": [{"labels": {}}]}')
+        assert position.load(path, QUERY) == {}
+        path.write_text("[" * 100_000 + "]" * 100_000)
+        assert position.load(path, QUERY) == {}
+    assert len(caplog.records) == 3
+    assert position.load(tmp_path / "none.json", QUERY) == {}
+
+
+@pytest.mark.e2e
+def test_a_retrain_that_fails_leaves_a_streaming_detector_as_it_was(start_prometheus, target, caplog):
+    """Retraining scores the recent window without learning it: the detector has learnt those samples
+    once already, in their cycles, and must not learn them a second time when no new model comes."""
+    from monitor.detectors.registry import create
+
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 3)
+    clock = FakeClock(time.time())
+    detector = create("ema", {"alpha": 0.5, "warmup": 1})
+    detector.update_many(np.array([NORMAL, NORMAL + 1.0]), np.array([0.0, 1.0]))
+    before = (detector.n, detector.mean, detector.var)
+    runner, _, _ = make_runner(prom.url, detector, clock, retrain_window=60.0, min_train_points=1)
+
+    def rebuild(series: Series):
+        raise ValueError("no usable period")
+
+    runner.rebuild = rebuild
+    with caplog.at_level(logging.WARNING, logger="monitor.runner"):
+        runner.retrain(clock.time())
+    assert any("retraining failed" in r.getMessage() for r in caplog.records)
+    assert runner.detector is detector
+    assert (detector.n, detector.mean, detector.var) == before

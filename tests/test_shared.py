@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,7 +23,14 @@ from streamwatch.cli import run
 from streamwatch.errors import ConfigError, DataError, UserError
 from streamwatch.files import read_text
 from streamwatch.health import QueryHealth
-from streamwatch.net import free_port, port_in_use, require_free_port
+from streamwatch.net import (
+    LISTEN_BACKLOG,
+    free_port,
+    http_ok,
+    port_in_use,
+    require_free_port,
+    start_metrics_server,
+)
 from streamwatch.promapi import (
     FormatError,
     PrometheusClient,
@@ -30,6 +41,7 @@ from streamwatch.promapi import (
 )
 from streamwatch.series import Series
 from tests.cli_support import answering, busy_port
+from tests.conftest import ROOT
 
 
 @dataclass
@@ -79,6 +91,30 @@ def test_config_rejects_with_one_line(data: dict, needle: str) -> None:
         config.from_mapping(Example, data, "test.toml")
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_command_line_strings_are_read_as_each_fields_type() -> None:
+    raw = {"name": "y", "count": "7", "ratio": "1e-3", "enabled": "False", "mode": "b", "limit": "2.5"}
+    got = config.from_mapping(Example, raw, text=True)
+    assert (got.name, got.count, got.ratio, got.enabled, got.mode, got.limit) == (
+        "y",
+        7,
+        0.001,
+        False,
+        "b",
+        2.5,
+    )
+    for bad, needle in (
+        ({"count": "seven"}, "'count' must be an integer, got 'seven'"),
+        ({"ratio": "nan"}, "'ratio' must be a finite number"),
+        ({"enabled": "yes"}, "'enabled' must be true or false"),
+        ({"mode": "c"}, "'mode' must be one of"),
+        ({"count": "-1"}, "count must not be negative"),
+    ):
+        with pytest.raises(ConfigError, match=needle):
+            config.from_mapping(Example, bad, "cli", text=True)
+    with pytest.raises(ConfigError, match="'count' must be an integer"):
+        config.from_mapping(Example, {"count": "7"})  # a file's string stays a string: an error
 
 
 def test_config_bad_toml_and_missing_file(tmp_path: Path) -> None:
@@ -135,6 +171,40 @@ def test_cli_run_turns_user_errors_into_status_2(capsys: pytest.CaptureFixture[s
 
     assert run(main, [], prog="prog") == 2
     assert capsys.readouterr().err == "prog: error: the thing is broken\n"
+
+
+def test_cli_run_turns_a_missing_dependency_into_one_line_but_not_a_missing_module_of_ours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def needs(name: str) -> Callable[[object], int]:
+        def main(argv: object) -> int:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        return main
+
+    assert run(needs("pandas"), [], prog="prog") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prog: error: this Python (") and "'pandas'" in err and "make setup" in err
+    assert err.count("\n") == 1
+    with pytest.raises(ModuleNotFoundError):  # a bug of ours keeps its traceback
+        run(needs("monitor.nothing_here"), [], prog="prog")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["monitor.py", "--help"], ["incident_detector.py", "--help"], ["simulator.py", "serve", "--port", "0"]],
+)
+def test_a_root_script_started_without_the_venv_says_what_to_do(args: list[str]) -> None:
+    # The interpreter behind the venv, without site-packages: what `python3 monitor.py` is on a machine
+    # whose system Python has none of the dependencies.
+    bare = [os.path.realpath(sys.executable), "-S"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    done = subprocess.run([*bare, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"{args[0]}: error: this Python (")
+    assert "make setup" in line and ".venv/bin/python" in line
 
 
 def test_api_format_round_trip() -> None:
@@ -210,8 +280,10 @@ def test_port_in_use_only_for_a_busy_port() -> None:
     assert not port_in_use("127.0.0.1", free_port())
     with busy_port() as port:
         assert port_in_use("127.0.0.1", port)
-        with pytest.raises(UserError, match=f"monitor: port {port} on 127.0.0.1 is already in use"):
+        with pytest.raises(UserError) as caught:
             require_free_port("127.0.0.1", port, "monitor")
+        # Said once, inside the sentence: the CLI puts its own name in front ("monitor.py: error: ...").
+        assert str(caught.value) == f"port {port} for the monitor on 127.0.0.1 is already in use"
 
 
 @pytest.mark.parametrize("host", ["nosuchhost.invalid", "999.1.1.1"])
@@ -220,7 +292,7 @@ def test_an_address_that_cannot_be_bound_is_not_called_in_use(host: str) -> None
     with pytest.raises(UserError, match=f"^cannot listen on {host}:{port}: ") as caught:
         port_in_use(host, port)
     assert "in use" not in str(caught.value)
-    with pytest.raises(UserError, match=f"^monitor: cannot listen on {host}:{port}: "):
+    with pytest.raises(UserError, match=f"^cannot listen on {host}:{port} for the monitor: "):
         require_free_port(host, port, "monitor")
 
 
@@ -261,3 +333,64 @@ def test_real_prometheus_scrapes_itself(start_prometheus) -> None:
     assert wait_until(lambda: bool(prom.client.query('up{job="prometheus"}')), 20)
     (s,) = prom.client.query('up{job="prometheus"}')
     assert s.values[-1] == 1.0 and s.labels["job"] == "prometheus"
+
+
+def listen_backlog(port: int) -> int:
+    """The kernel's accept-queue limit of the socket listening on ``port`` (ss shows it as Send-Q)."""
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[2])
+
+
+def test_metrics_server_serves_with_a_normal_listen_backlog() -> None:
+    # prometheus_client's server listened with socketserver's 5: under load clients waited 1 s retries.
+    registry = CollectorRegistry()
+    port = free_port()
+    server, thread = start_metrics_server(registry, "127.0.0.1", port, "test")
+    try:
+        assert server.request_queue_size >= LISTEN_BACKLOG >= 128
+        assert listen_backlog(port) >= 128
+        assert thread.daemon and http_ok(f"http://127.0.0.1:{port}/metrics")
+        with pytest.raises(UserError, match=f"^port {port} for the test on 127.0.0.1 is already in use"):
+            start_metrics_server(registry, "127.0.0.1", port, "test")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_flask_services_server_has_a_normal_listen_backlog_too() -> None:
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), lambda env, start: [], threaded=True)
+    try:
+        assert listen_backlog(server.server_port) >= 128
+    finally:
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "ftp://127.0.0.1:9090", "localhost:9090", "http://", "https:///x"]
+)
+def test_every_service_refuses_a_prometheus_url_it_could_never_reach_the_same_way(url: str) -> None:
+    # One check (streamwatch.promapi.check_base_url) behind the monitor's, the dashboard's and the
+    # incident detector's prometheus_url: each used to have its own, and "http://" passed the dashboard's.
+    from dashboard.config import DashboardConfig
+    from incident.config import IncidentConfig
+    from monitor.config import MonitorConfig
+
+    for cls in (MonitorConfig, DashboardConfig, IncidentConfig):
+        with pytest.raises(
+            ValueError, match=r"^prometheus_url must be an http:// or https:// URL with a host"
+        ):
+            cls(prometheus_url=url)
+
+
+def test_the_polling_services_share_one_shortest_interval() -> None:
+    from incident.config import IncidentConfig
+    from monitor.config import MonitorConfig
+
+    for cls in (MonitorConfig, IncidentConfig):
+        with pytest.raises(
+            ValueError, match=r"^interval must be at least 0.1 s \(shorter is a busy loop\), got 0.05"
+        ):
+            cls(interval=0.05)
+        assert cls(interval=config.MIN_INTERVAL_S).interval == 0.1

@@ -6,8 +6,17 @@ import math
 
 import pytest
 
-from simulator.active import ActiveAnomalies
-from simulator.anomalies import KINDS, Anomaly, AnomalyError, apply, apply_all, validate
+from simulator.active import ActiveAnomalies, TooManyAnomalies
+from simulator.anomalies import (
+    KINDS,
+    MAX_DURATION_S,
+    MAX_SPIKE_FACTOR,
+    Anomaly,
+    AnomalyError,
+    apply,
+    apply_all,
+    validate,
+)
 from simulator.config import default_metrics
 
 CONSUMPTION, PRICE = default_metrics()
@@ -87,6 +96,14 @@ BAD = [
     ({"metric": "energy_price", "kind": "spike", "magnitude": True, "duration_s": 20}, "magnitude"),
     ({"metric": "energy_price", "kind": "spike", "magnitude": -2, "duration_s": 20}, "magnitude"),
     ({"metric": "energy_price", "kind": "spike", "magnitude": 3, "duration_s": 20, "when": 1}, "when"),
+    # Finite but absurd: 1e308 was exported as +Inf; a century-long anomaly never ends.
+    ({"metric": "energy_price", "kind": "spike", "magnitude": 1e308, "duration_s": 20}, "magnitude"),
+    ({"metric": "energy_price", "kind": "spike", "magnitude": 1000.5, "duration_s": 20}, "magnitude"),
+    ({"metric": "energy_price", "kind": "shift", "magnitude": -1e12, "duration_s": 20}, "magnitude"),
+    ({"metric": "energy_price", "kind": "drift", "magnitude": 1e308, "duration_s": 20}, "magnitude"),
+    ({"metric": "energy_price", "kind": "spike", "magnitude": math.nan, "duration_s": 20}, "magnitude"),
+    ({"metric": "energy_price", "kind": "spike", "magnitude": 3, "duration_s": 1e308}, "duration_s"),
+    ({"metric": "energy_price", "kind": "spike", "magnitude": 3, "duration_s": 86_401}, "duration_s"),
 ]
 
 
@@ -99,7 +116,7 @@ def test_validate_names_the_bad_field(request_body: object, field: str) -> None:
 
 
 def test_active_set_adds_removes_and_forgets_expired() -> None:
-    live = ActiveAnomalies()
+    live = ActiveAnomalies(limit=10)
     a = live.add("energy_price", "spike", 3.0, 10.0, now=START)
     b = live.add("energy_consumption", "drop", 0.0, 30.0, now=START + 1)
     assert a.id != b.id
@@ -108,3 +125,38 @@ def test_active_set_adds_removes_and_forgets_expired() -> None:
     assert live.remove(b.id) == b
     assert live.remove(b.id) is None
     assert live.active(START + 11) == []
+
+
+def test_the_largest_allowed_values_are_accepted() -> None:
+    req = {
+        "metric": "energy_price",
+        "kind": "spike",
+        "magnitude": MAX_SPIKE_FACTOR,
+        "duration_s": MAX_DURATION_S,
+    }
+    assert validate(req, SPECS) == ("energy_price", "spike", MAX_SPIKE_FACTOR, MAX_DURATION_S)
+    span = PRICE.max - PRICE.min
+    assert validate({**req, "kind": "shift", "magnitude": -1000 * span}, SPECS)[2] == -1000 * span
+
+
+def test_stacked_spikes_clamp_to_a_finite_value_never_inf_or_nan() -> None:
+    spikes = [anomaly("spike", MAX_SPIKE_FACTOR, aid=str(i), start=START + i * 1e-3) for i in range(120)]
+    value = apply_all(900.0, START + 1, spikes, PRICE)
+    assert math.isfinite(value) and value > 1e300
+    # A later x0 spike on top of the overflowed product: 0, not inf * 0 = NaN.
+    zero = anomaly("spike", 0.0, aid="z", start=START + 0.5)
+    assert apply_all(900.0, START + 1, [*spikes, zero], PRICE) == 0.0
+
+
+def test_the_active_set_refuses_past_its_limit_until_one_ends() -> None:
+    live = ActiveAnomalies(limit=2)
+    first = live.add("energy_price", "spike", 3.0, 10.0, now=START)
+    live.add("energy_price", "spike", 3.0, 60.0, now=START)
+    with pytest.raises(TooManyAnomalies, match="2 anomalies are already active"):
+        live.add("energy_price", "spike", 3.0, 60.0, now=START + 1)
+    live.remove(first.id)
+    live.add("energy_price", "spike", 3.0, 60.0, now=START + 1)
+    with pytest.raises(TooManyAnomalies):
+        live.add("energy_price", "spike", 3.0, 60.0, now=START + 2)
+    live.add("energy_price", "drop", 0.0, 5.0, now=START + 60.5)  # the first 60 s one ended: room again
+    assert len(live.active(START + 60.5)) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,85 @@ def test_bad_config_is_a_config_error(tmp_path: Path, text: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+# ---- hostile requests and limits (issue 11) ------------------------------------------------------------
+
+
+def refused_json(resp, status: int) -> None:
+    assert resp.status_code == status, resp.get_data(as_text=True)[:200]
+    assert resp.is_json and resp.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        # What a foreign page's fetch(..., {mode: "no-cors"}) sends without a preflight.
+        (
+            {
+                "data": '{"metric":"energy_price","kind":"spike","magnitude":3,"duration_s":20}',
+                "content_type": "text/plain",
+                "headers": {"Origin": "http://evil.example"},
+            },
+            403,
+        ),
+        ({"data": "metric=energy_price", "content_type": "application/x-www-form-urlencoded"}, 415),
+        ({"json": GOOD, "headers": {"Origin": "http://evil.example"}}, 403),
+        ({"json": GOOD, "headers": {"Host": "evil.example:5000"}}, 403),  # DNS rebinding
+        ({"data": b"[" * 200_000, "content_type": "application/json"}, 413),
+        ({"data": b"[" * 30_000 + b"]" * 30_000, "content_type": "application/json"}, 400),  # was a 500
+        (
+            {
+                "data": b'{"metric":"energy_price","kind":"spike","magnitude":Infinity,"duration_s":20}',
+                "content_type": "application/json",
+            },
+            400,
+        ),
+        ({"json": {**GOOD, "magnitude": 1e308}}, 400),
+    ],
+)
+def test_hostile_or_oversized_injections_are_refused_in_json(
+    client: FlaskClient, kwargs: dict, status: int
+) -> None:
+    refused_json(client.post("/anomalies", **kwargs), status)
+    assert client.get("/anomalies").get_json() == {"anomalies": []}
+    assert all(math.isfinite(v) for v in samples(client).values())
+
+
+def test_a_foreign_page_cannot_end_an_anomaly(client: FlaskClient) -> None:
+    made = inject(client, **GOOD).get_json()
+    refused_json(client.delete(f"/anomalies/{made['id']}", headers={"Origin": "http://evil.example"}), 403)
+    refused_json(client.delete(f"/anomalies/{made['id']}", headers={"Host": "evil.example"}), 403)
+    assert [a["id"] for a in client.get("/anomalies").get_json()["anomalies"]] == [made["id"]]
+    same_origin = {"Origin": "http://127.0.0.1:5000", "Host": "127.0.0.1:5000"}
+    assert client.delete(f"/anomalies/{made['id']}", headers=same_origin).status_code == 204
+
+
+def test_the_page_of_the_simulator_itself_and_an_allowed_host_may_inject(clock: FakeClock) -> None:
+    c = create_app(SimulatorConfig(port=5000, allowed_hosts=["simulator"]), clock).test_client()
+    own = {"Host": "127.0.0.1:5000", "Origin": "http://127.0.0.1:5000"}
+    assert c.post("/anomalies", json=GOOD, headers=own).status_code == 201
+    assert c.post("/anomalies", json=GOOD, headers={"Host": "simulator:5000"}).status_code == 201
+
+
+def test_at_most_max_active_anomalies_then_429(clock: FakeClock) -> None:
+    c = create_app(SimulatorConfig(max_active_anomalies=3), clock).test_client()
+    for _ in range(3):
+        assert inject(c, **GOOD).status_code == 201
+    refused_json(inject(c, **GOOD), 429)
+    assert len(c.get("/anomalies").get_json()["anomalies"]) == 3
+    clock.advance(GOOD["duration_s"])  # they end: room again
+    assert inject(c, **GOOD).status_code == 201
+
+
+def test_the_default_limit_is_100_active_anomalies(client: FlaskClient) -> None:
+    codes = [inject(client, **GOOD).status_code for _ in range(101)]
+    assert codes == [201] * 100 + [429]
+
+
+def test_the_largest_spikes_stacked_never_export_inf(client: FlaskClient) -> None:
+    for _ in range(100):
+        assert inject(client, **{**GOOD, "magnitude": 1000}).status_code == 201
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "Inf" not in text and "NaN" not in text
+    assert math.isfinite(price(client))

@@ -142,6 +142,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     [
         ("[]", "not an API response"),
         ('{"status": "success", "data": {"resultType": "matrix", "result": 7}}', "must be a list"),
+        # A timestamp that overflows to inf was written out as Infinity, which is not JSON.
+        (
+            '{"status": "success", "data": {"resultType": "matrix", "result": '
+            '[{"metric": {"__name__": "x"}, "values": [[1e999, "1"]]}]}}',
+            "NaN or infinite",
+        ),
     ],
 )
 def test_capture_of_a_garbage_answer_is_one_line_and_exit_2(tmp_path: Path, body: str, needle: str) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from stack.config import DEFAULT_CONFIG, load_stack
+from stack.runner import check_ports, prepare_data_dir
 from streamwatch.errors import ConfigError, UserError
 from streamwatch.net import free_port
-from streamwatch.stack.config import DEFAULT_CONFIG, load_stack
-from streamwatch.stack.runner import check_ports, prepare_data_dir
 from tests.cli_support import busy_port
 
 MINIMAL = """
@@ -35,7 +35,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_repository_stack_uses_the_contract_ports() -> None:
     cfg = load_stack(DEFAULT_CONFIG)
     ports = {name: svc.port for name, svc in cfg.enabled_services().items()}
-    # docs/architecture.md, "Ports (local stack)".
+    # docs/stack.md, "Ports".
     assert ports["simulator"] == 5000
     assert ports["prometheus"] == 9090
     assert ports["alertmanager"] == 9093

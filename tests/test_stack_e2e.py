@@ -1,6 +1,6 @@
 """The whole stack, started as `make demo` starts it, through the original design's four cases.
 
-One stack session (module fixture) on free ports with short intervals (streamwatch.stack.variant changes
+One stack session (module fixture) on free ports with short intervals (tests.stack_variant changes
 settings only, never code paths). In order: every service up and scraped; a transient spike in one
 metric and in both opens nothing; a prolonged spike in one metric opens a Sev 2, in both a Sev 1, and
 each resolves after; every Grafana panel's query returns data; SIGTERM leaves no process behind; a
@@ -20,9 +20,9 @@ import requests
 
 from incident.log import read_events
 from simulator.config import default_metrics
+from stack.config import load_stack
 from streamwatch.net import port_in_use, wait_until
 from streamwatch.promapi import PrometheusClient
-from streamwatch.stack.config import load_stack
 from tests import grafana_support
 from tests.cli_support import busy_port
 from tests.stack_support import (
@@ -227,14 +227,14 @@ def test_a_busy_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
     port = load_stack(config).services["incident-detector"].port
     with busy_port(port):
         out = subprocess.run(
-            [sys.executable, "-m", "streamwatch.stack", "--config", str(config)],
+            [sys.executable, "-m", "stack", "--config", str(config)],
             capture_output=True,
             text=True,
             timeout=60,
         )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        f"streamwatch.stack: error: port {port} for incident-detector on 127.0.0.1 is already in use "
+        f"stack: error: port {port} for incident-detector on 127.0.0.1 is already in use "
         "(stop whatever holds it, or change [services.incident-detector] port in stack.toml)"
     ]
     assert out.stdout == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 from datetime import datetime
@@ -12,12 +13,12 @@ import pytest
 import yaml
 from honcho.printer import Message
 
+from stack import render
+from stack.__main__ import committed_files
+from stack.config import ROOT, Kind, ServiceConfig, load_stack
+from stack.runner import LogPrinter, prepare_data_dir, service_commands
 from streamwatch.errors import ConfigError
-from streamwatch.stack import render
-from streamwatch.stack.__main__ import committed_files
-from streamwatch.stack.config import ROOT, ServiceConfig, load_stack
-from streamwatch.stack.runner import LogPrinter, prepare_data_dir, service_commands
-from streamwatch.stack.variant import write_fast_config
+from tests.stack_variant import write_fast_config
 
 CFG = load_stack()
 
@@ -29,9 +30,7 @@ def jobs(doc: dict) -> dict[str, dict]:
 def test_committed_generated_files_match_stack_toml() -> None:
     # The local stack and the compose stack cannot drift apart: both come from stack.toml.
     for path, text in committed_files().items():
-        assert path.read_text() == text, (
-            f"{path.relative_to(ROOT)} is stale: run python -m streamwatch.stack render"
-        )
+        assert path.read_text() == text, f"{path.relative_to(ROOT)} is stale: run python -m stack render"
 
 
 def test_local_prometheus_config_has_the_original_job_names() -> None:
@@ -126,10 +125,26 @@ def test_commands_are_filled_from_the_stack() -> None:
         "127.0.0.1",
         "--port",
         "5000",
+        "--allowed-host",
+        "127.0.0.1",
     ]
     assert "http://127.0.0.1:9090" in cmds["incident-detector"]
     assert "/srv/x/var/incidents.log" in cmds["incident-detector"]
     assert "--config.file=/srv/x/var/alertmanager.yml" in cmds["alertmanager"]
+
+
+@pytest.mark.parametrize("kind", ["prometheus", "alertmanager"])
+def test_a_standalone_prometheus_or_alertmanager_runs_the_stacks_own_command(kind: Kind) -> None:
+    # The tests start these programs on their own; their command lines are stack.toml's, not a copy.
+    cfg = _with_data_dir(Path("/srv/x"))
+    found = cfg.service_of_kind(kind)
+    assert found is not None
+    name, svc = found
+    same = render.standalone_command(cfg, kind, cfg.data_path(ROOT), svc.port, ROOT, "py")
+    assert same == service_commands(cfg, ROOT, "py")[name]
+    other = render.standalone_command(cfg, kind, Path("/t"), 4321, ROOT, "py")
+    assert f"--config.file=/t/{kind}.yml" in other
+    assert "--web.listen-address=127.0.0.1:4321" in other
 
 
 def test_unknown_placeholder_names_the_service() -> None:
@@ -161,3 +176,32 @@ def test_log_printer_splits_service_output_from_its_own_lines(tmp_path: Path) ->
     assert "serving on 5000" not in console.getvalue()
     assert "stack: simulator stopped (rc=1)" in console.getvalue()
     assert stops == [("simulator", 1)]
+
+
+def test_log_printer_gives_every_service_its_log_before_any_output(tmp_path: Path) -> None:
+    # Prometheus and Alertmanager may print nothing for a long time; their logs must exist all the same.
+    printer = LogPrinter(tmp_path, io.StringIO(), echo=False, on_stop=lambda n, rc: None, services=["a", "b"])
+    printer.write(Message("line", b"hello\n", datetime.now(), "a", None))
+    printer.close()
+    assert (tmp_path / "a.log").read_text() == "hello\n"
+    assert (tmp_path / "b.log").read_text() == ""
+
+
+def test_prometheus_has_no_lifecycle_api_and_cors_only_for_the_dashboard(tmp_path: Path) -> None:
+    # --web.enable-lifecycle let any web page POST /-/quit; Prometheus' default CORS origin is ".*".
+    cmd = service_commands(CFG, ROOT)["prometheus"]
+    assert not any("lifecycle" in arg for arg in cmd)
+    [cors] = [a.removeprefix("--web.cors.origin=") for a in cmd if a.startswith("--web.cors.origin=")]
+    dashboard = CFG.services["dashboard"].port
+    for origin in (f"http://127.0.0.1:{dashboard}", f"http://localhost:{dashboard}"):
+        assert re.fullmatch(cors, origin), origin
+    for origin in (
+        "http://evil.example",
+        f"http://127.0.0.1:{dashboard + 1}",
+        f"http://127a0b0c1:{dashboard}",
+    ):
+        assert not re.fullmatch(cors, origin), origin
+    # A stack without the dashboard (the tests' fast copies may drop it) still renders.
+    no_dash = load_stack(write_fast_config(tmp_path / "fast"))
+    no_dash.services["dashboard"].enabled = False
+    assert any(a.startswith("--web.cors.origin=") for a in service_commands(no_dash, ROOT)["prometheus"])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from stack.config import ROOT
 from streamwatch.net import free_port, port_in_use
-from streamwatch.stack.config import ROOT
 from tests.stack_support import pid_alive
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,7 @@ def run_stack(
     config = tmp_path / "stack.toml"
     config.write_text(STACK.format(data=tmp_path / "var", timeout=timeout, code=repr(code), **ports))
     out = subprocess.run(
-        [sys.executable, "-m", "streamwatch.stack", "--config", str(config)],
+        [sys.executable, "-m", "stack", "--config", str(config)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -1,4 +1,7 @@
-"""Child processes for tests and the local stack: start, wait for health, stop without leftovers."""
+"""Child processes for the tests and the screenshot script: start, wait for health, stop without leftovers.
+
+Prometheus' and Alertmanager's command lines come from stack.toml (through the stack package), so the
+tests run them exactly as `make demo` does."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from stack.config import ROOT, load_stack
+from stack.render import standalone_command
 from streamwatch.net import http_ok, wait_until
 
 
@@ -81,25 +86,13 @@ def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def prometheus_argv(config_file: Path, port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
-    """Debian's ``prometheus`` as a foreground process on loopback with its own TSDB directory."""
-    return [
-        "prometheus",
-        f"--config.file={config_file}",
-        f"--storage.tsdb.path={data_dir}",
-        f"--web.listen-address={host}:{port}",
-        "--web.enable-lifecycle",  # lets the stack reload rules without a restart
-        "--log.level=warn",
-    ]
+def prometheus_argv(data_dir: Path, port: int) -> list[str]:
+    """Prometheus as stack.toml starts it, on ``port``: its config is ``data_dir/prometheus.yml`` and its
+    TSDB ``data_dir/prometheus``, where the stack keeps them."""
+    return standalone_command(load_stack(), "prometheus", data_dir, port, ROOT, sys.executable)
 
 
-def alertmanager_argv(config_file: Path, port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
-    """Debian's Alertmanager, alone: an empty cluster address switches gossip off."""
-    return [
-        "prometheus-alertmanager",
-        f"--config.file={config_file}",
-        f"--storage.path={data_dir}",
-        f"--web.listen-address={host}:{port}",
-        "--cluster.listen-address=",
-        "--log.level=warn",
-    ]
+def alertmanager_argv(data_dir: Path, port: int) -> list[str]:
+    """Alertmanager as stack.toml starts it, on ``port``: config ``data_dir/alertmanager.yml``, state in
+    ``data_dir/alertmanager``."""
+    return standalone_command(load_stack(), "alertmanager", data_dir, port, ROOT, sys.executable)

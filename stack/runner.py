@@ -17,19 +17,19 @@ import shlex
 import shutil
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
 from honcho.manager import Manager
 
+from stack import render
+from stack.config import ROOT, StackConfig
 from streamwatch.atomic import atomic_write_text
 from streamwatch.errors import UserError
 from streamwatch.net import http_ok, port_in_use, wait_until
 from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
-from streamwatch.stack import render
-from streamwatch.stack.config import ROOT, StackConfig
 
 _SYSTEM = "system"  # honcho's name for its own messages
 _STOPPED = re.compile(r"^(?P<name>\S+) stopped \(rc=(?P<rc>-?\d+)\)")
@@ -63,7 +63,7 @@ def prepare_data_dir(cfg: StackConfig, root: Path = ROOT) -> Path:
     """Create the data folder and write the runtime Prometheus and Alertmanager configs into it; returns
     the folder. A folder that cannot be made or written is a one-line ``UserError``."""
     data = cfg.data_path(root)
-    header = "# Written by `python -m streamwatch.stack` at start-up from stack.toml; not for editing.\n"
+    header = "# Written by `python -m stack` at start-up from stack.toml; not for editing.\n"
     files = {"prometheus.yml": render.dump_yaml(render.local_prometheus_config(cfg, root), header=header)}
     if cfg.service_of_kind("alertmanager"):
         committed = yaml.safe_load((root / "prometheus" / "alertmanager.yml").read_text())
@@ -97,9 +97,20 @@ def jobs_not_up(prometheus_url: str, jobs: set[str]) -> list[str] | None:
 
 
 class LogPrinter:
-    """honcho's printer: each service's output to ``logs/NAME.log``, honcho's own lines to the console."""
+    """honcho's printer: each service's output to ``logs/NAME.log``, honcho's own lines to the console.
 
-    def __init__(self, log_dir: Path, console: IO[str], echo: bool, on_stop: Callable[[str, int], None]):
+    Every service named in ``services`` has its log from the start, even before (or without) a line of
+    output: Prometheus and Alertmanager say little, and a missing file reads as a missing service.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        console: IO[str],
+        echo: bool,
+        on_stop: Callable[[str, int], None],
+        services: Iterable[str] = (),
+    ):
         self.width = 0  # honcho sets this to the longest service name
         self.log_dir = log_dir
         self.console = console
@@ -107,6 +118,14 @@ class LogPrinter:
         self.on_stop = on_stop
         self._files: dict[str, IO[bytes]] = {}
         self._lock = threading.Lock()
+        for name in services:
+            self._log(name)
+
+    def _log(self, name: str) -> IO[bytes]:
+        fh = self._files.get(name)
+        if fh is None:
+            fh = self._files[name] = (self.log_dir / f"{name}.log").open("ab")
+        return fh
 
     def write(self, message: Any) -> None:
         data = message.data if isinstance(message.data, bytes) else str(message.data).encode()
@@ -119,9 +138,7 @@ class LogPrinter:
                 if m:
                     self.on_stop(m["name"], int(m["rc"]))
                 return
-            fh = self._files.get(name)
-            if fh is None:
-                fh = self._files[name] = (self.log_dir / f"{name}.log").open("ab")
+            fh = self._log(name)
             fh.write(data if data.endswith(b"\n") else data + b"\n")
             fh.flush()
             if self.echo:
@@ -176,7 +193,7 @@ class Stack:
         commands = service_commands(self.cfg, self.root)
         check_programs(commands)
         data = prepare_data_dir(self.cfg, self.root)
-        printer = LogPrinter(data / "logs", self.console, self.cfg.echo_logs, self._on_stop)
+        printer = LogPrinter(data / "logs", self.console, self.cfg.echo_logs, self._on_stop, commands)
         manager = _Manager(printer, self.stopping)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for name, argv in commands.items():

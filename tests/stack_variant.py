@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stack.config import DEFAULT_CONFIG
 from streamwatch.config import read_toml
 from streamwatch.net import free_port
-from streamwatch.stack.config import DEFAULT_CONFIG
 
 
 @dataclass(frozen=True)

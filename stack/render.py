@@ -10,18 +10,18 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import yaml
 
+from stack.config import Kind, ServiceConfig, StackConfig
 from streamwatch.errors import ConfigError
-from streamwatch.stack.config import ServiceConfig, StackConfig
 
 GENERATED_HEADER = (
-    "# Generated from stack.toml by `python -m streamwatch.stack render`; edit stack.toml, then re-run it.\n"
+    "# Generated from stack.toml by `python -m stack render`; edit stack.toml, then re-run it.\n"
     "# tests/test_stack_render.py fails when this file and stack.toml disagree.\n"
 )
 
@@ -46,6 +46,8 @@ class Context:
     data_dir: str
     ports: dict[str, int]
     urls: dict[str, str]
+    hostnames: dict[str, str]  # the name other services call each one by (its Host header)
+    dashboard_origin: str  # a regex for Prometheus' --web.cors.origin
 
 
 def local_context(cfg: StackConfig, root: Path, python: str) -> Context:
@@ -57,6 +59,8 @@ def local_context(cfg: StackConfig, root: Path, python: str) -> Context:
         data_dir=str(cfg.data_path(root)),
         ports={name: svc.port for name, svc in services.items()},
         urls={name: f"http://{cfg.host}:{svc.port}" for name, svc in services.items()},
+        hostnames=dict.fromkeys(services, cfg.host),
+        dashboard_origin=dashboard_origin(cfg, cfg.host),
     )
 
 
@@ -69,7 +73,21 @@ def compose_context(cfg: StackConfig) -> Context:
         data_dir=COMPOSE_DATA_DIR,
         ports={name: svc.port for name, svc in services.items()},
         urls={name: f"http://{host}:{services[name].port}" for name, host in compose_hosts(cfg).items()},
+        hostnames=compose_hosts(cfg),
+        dashboard_origin=dashboard_origin(cfg, "127.0.0.1"),  # the browser reaches published ports
     )
+
+
+def dashboard_origin(cfg: StackConfig, host: str) -> str:
+    """The dashboard's own origin as a fully anchored regex (``http://(127\\.0\\.0\\.1|localhost):8000``).
+
+    Prometheus answers cross-origin reads from that page only; without a dashboard, from its own origin
+    only (which needs no CORS at all), never ``.*``, Prometheus' default.
+    """
+    services = cfg.enabled_services()
+    port = services["dashboard"].port if "dashboard" in services else prometheus_service(cfg)[1].port
+    names = sorted({"localhost", "127.0.0.1", host} - {"0.0.0.0", "::", ""})
+    return f"http://({'|'.join(re.escape(n) for n in names)}):{port}"
 
 
 def render_command(name: str, svc: ServiceConfig, ctx: Context) -> list[str]:
@@ -83,6 +101,8 @@ def render_command(name: str, svc: ServiceConfig, ctx: Context) -> list[str]:
         "name": name,
         "ports": ctx.ports,
         "urls": ctx.urls,
+        "hostname": ctx.hostnames.get(name, ctx.host),
+        "dashboard_origin": ctx.dashboard_origin,
     }
     out = []
     for arg in svc.command:
@@ -91,6 +111,26 @@ def render_command(name: str, svc: ServiceConfig, ctx: Context) -> list[str]:
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(f"service {name!r}: cannot fill placeholder in {arg!r}: {exc}") from None
     return out
+
+
+def standalone_command(
+    cfg: StackConfig, kind: Kind, data_dir: Path, port: int, root: Path, python: str
+) -> list[str]:
+    """The command of the stack's service of ``kind`` for one process started on its own (a test's
+    Prometheus, say): ``port`` and ``data_dir`` stand in for the stack's, so its files are looked for in
+    ``data_dir`` exactly where the stack keeps them (``{data_dir}/prometheus.yml``, ...)."""
+    found = cfg.service_of_kind(kind)
+    if found is None:
+        raise ConfigError(f"no enabled service of kind {kind!r} in the stack")
+    name, svc = found
+    local = local_context(cfg, root, python)
+    ctx = replace(
+        local,
+        data_dir=str(data_dir),
+        ports={**local.ports, name: port},
+        urls={**local.urls, name: f"http://{cfg.host}:{port}"},
+    )
+    return render_command(name, replace(svc, port=port), ctx)
 
 
 def prometheus_service(cfg: StackConfig) -> tuple[str, ServiceConfig]:
@@ -221,7 +261,7 @@ def compose_file(cfg: StackConfig) -> dict[str, Any]:
                     f"--config.file={COMPOSE_PROMETHEUS_DIR}/prometheus.yml",
                     "--storage.tsdb.path=/prometheus",
                     f"--web.listen-address=0.0.0.0:{svc.port}",
-                    "--web.enable-lifecycle",
+                    f"--web.cors.origin={ctx.dashboard_origin}",  # and never --web.enable-lifecycle (/-/quit)
                 ],
                 "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
                 "healthcheck": _wget_check(svc.port, svc.health_path),

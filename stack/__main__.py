@@ -1,8 +1,8 @@
-"""``python -m streamwatch.stack``: run the local stack (``make demo``), or re-render the committed files.
+"""``python -m stack``: run the local stack (``make demo``), or re-render the committed files.
 
-python -m streamwatch.stack [--config stack.toml]           start everything, Ctrl-C stops it
-python -m streamwatch.stack render [--config stack.toml]    rewrite prometheus/prometheus.yml and
-                                                            docker-compose.yml from stack.toml
+python -m stack [--config stack.toml]           start everything, Ctrl-C stops it
+python -m stack render [--config stack.toml]    rewrite prometheus/prometheus.yml and
+                                                docker-compose.yml from stack.toml
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from stack import render
+from stack.config import DEFAULT_CONFIG, ROOT, load_stack
+from stack.runner import Stack
 from streamwatch.atomic import atomic_write_text
 from streamwatch.cli import ArgumentParser, run
-from streamwatch.stack import render
-from streamwatch.stack.config import DEFAULT_CONFIG, ROOT, load_stack
-from streamwatch.stack.runner import Stack
 
 
 def committed_files(config: Path | None = None) -> dict[Path, str]:
@@ -36,7 +36,7 @@ def committed_files(config: Path | None = None) -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m streamwatch.stack", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m stack", description=__doc__.splitlines()[0])
     parser.add_argument("action", nargs="?", choices=["run", "render"], default="run")
     parser.add_argument("--config", type=Path, default=None, help=f"default: {DEFAULT_CONFIG.name}")
     args = parser.parse_args(argv)
@@ -49,4 +49,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, prog="streamwatch.stack"))
+    sys.exit(run(main, prog="stack"))

@@ -16,7 +16,7 @@ from typing import Literal
 from streamwatch import config as config_loader
 from streamwatch.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "stack.toml"
 
 # A service name is also a compose service name and a DNS name inside the compose network.
