@@ -110,7 +110,7 @@ class AppendOnlyLog:
         self._fh = None
 
     def append_json(self, doc: dict[str, Any]) -> None:
-        self.append_line(json.dumps(doc, sort_keys=False, separators=(",", ":")))
+        self.append_line(dumps(doc))
 
     @staticmethod
     def _sync(fh: Any) -> None:

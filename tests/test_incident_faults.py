@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from incident.config import IncidentConfig
 from incident.decay import decay_factor, spread_weight
-from incident.log import IncidentLog, read_events
+from incident.log import AppendOnlyLog, IncidentLog, read_events
 from incident.service import IncidentWatcher, serve
 from incident.state import StateFile, state_path_for
 from streamwatch.clock import FakeClock
@@ -306,6 +306,9 @@ def test_the_json_writers_refuse_non_finite_numbers(tmp_path: Path) -> None:
     tr.scores["energy_price"].value = math.inf
     with IncidentLog(tmp_path / "i.log") as ilog, pytest.raises(ValueError):
         ilog.format(dataclasses.replace(event, scores={"energy_price": math.inf}))
+    with AppendOnlyLog(tmp_path / "alerts.log") as alerts, pytest.raises(ValueError):
+        alerts.append_json({"annotations": {"value": math.nan}})
+    assert (tmp_path / "alerts.log").read_bytes() == b""
     with pytest.raises(ValueError):
         StateFile(tmp_path / "s.json").save({"tracker": tr.to_dict()})
     assert not (tmp_path / "s.json").exists()
@@ -390,7 +393,7 @@ def test_prometheus_killed_for_90s_during_a_prolonged_spike_is_one_incident_and_
         procs.append(rcv)
         am = ManagedProcess(
             "alertmanager",
-            alertmanager_argv(tmp_path / "alertmanager.yml", am_port, tmp_path / "am-data"),
+            alertmanager_argv(tmp_path, am_port),  # its config: tmp_path / "alertmanager.yml"
             tmp_path / "alertmanager.out",
         )
         procs.append(am)
@@ -441,7 +444,7 @@ def test_prometheus_killed_for_90s_during_a_prolonged_spike_is_one_incident_and_
         workdir = prom.config_path.parent
         again = ManagedProcess(
             "prometheus",
-            prometheus_argv(prom.config_path, int(prom.url.rsplit(":", 1)[1]), workdir / "data"),
+            prometheus_argv(workdir, int(prom.url.rsplit(":", 1)[1])),
             workdir / "prometheus-again.log",
         )
         start_prometheus.started.append(again)
