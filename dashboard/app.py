@@ -15,6 +15,7 @@ from dashboard.config import DashboardConfig
 from dashboard.queries import BadRequest
 from streamwatch.httpguard import protect
 from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
+from streamwatch.series import Series
 
 log = logging.getLogger("dashboard")
 
@@ -37,6 +38,7 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     prom = PrometheusClient(cfg.prometheus_url, timeout_s=cfg.timeout_s)
     sim = requests.Session()
+    detector = requests.Session()  # the incident detector's /state
     available_cases = injection.cases(cfg)
     # Log Prometheus going away and coming back once each, not on every 2 s refresh.
     state = {"prometheus_up": True}
@@ -71,6 +73,7 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
             ranges=list(queries.RANGES),
             default_range=queries.DEFAULT_RANGE,
             prometheus_url=cfg.prometheus_url,
+            top_k=cfg.top_k,
         )
 
     @app.get("/healthz")
@@ -89,15 +92,33 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
     @app.get("/api/series")
     def api_series() -> Any:
         args = request.args
-        metric = queries.check_metric(args.get("metric"), cfg.metrics)
+        picked = queries.parse_series(args.get("series"))
+        if picked:
+            metric = queries.check_series_metric(args.get("metric"), cfg.metrics)
+        else:
+            metric = queries.check_metric(args.get("metric"), cfg.metrics)
         range_s = queries.parse_range(args.get("range"))
-        q = queries.series_query(args.get("name"), metric, range_s, clock(), cfg.max_points)
+        q = queries.series_query(
+            args.get("name"), metric, range_s, clock(), cfg.max_points, picked, cfg.scrape_step_s
+        )
         result = prometheus(lambda: prom.query_range(q.expr, q.start, q.end, q.step_s))
         if args["name"] == "band":
-            payload = views.band_payload(result)
+            raw: list[Series] = []
+            if not picked:  # a picked series' source is the monitor's query result: its copy is drawn
+                src = queries.source_expr(cfg.source_query, metric)
+                raw = prometheus(lambda: prom.query_range(src, q.start, q.end, q.step_s))
+            payload = views.band_payload(result, raw)
         else:
             payload = views.score_payload(result, metric)
-        return jsonify(name=args["name"], metric=metric, start=q.start, end=q.end, step_s=q.step_s, **payload)
+        return jsonify(
+            name=args["name"], metric=metric, series=picked, start=q.start, end=q.end, step_s=q.step_s,
+            **payload,
+        )  # fmt: skip
+
+    @app.get("/api/top")
+    def api_top() -> Any:
+        result = prometheus(lambda: prom.query(queries.top_series_expr(cfg.top_k)))
+        return jsonify(k=cfg.top_k, series=views.top_payload(result))
 
     @app.get("/api/summary")
     def api_summary() -> Any:
@@ -109,13 +130,16 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
 
     @app.get("/api/incidents")
     def api_incidents() -> Any:
-        lookback = cfg.incident_lookback_s
-        step = queries.step_for(lookback, cfg.max_points * 4)
-        end = clock()
-        result = prometheus(lambda: prom.query_range(queries.incidents_expr(), end - lookback, end, step))
-        return jsonify(
-            lookback_s=lookback, step_s=step, incidents=views.incidents_payload(result, cfg.metrics)
-        )
+        try:
+            resp = detector.get(f"{cfg.incident_url}/state", timeout=cfg.timeout_s)
+            resp.raise_for_status()
+            state = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise Unavailable(
+                "incident detector", f"cannot read the incident detector at {cfg.incident_url}/state: "
+                f"{type(exc).__name__}",
+            ) from None  # fmt: skip
+        return jsonify(**views.incidents_payload(state))
 
     @app.get("/api/simulator")
     def api_simulator() -> Any:

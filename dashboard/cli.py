@@ -33,6 +33,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--simulator-url", help="simulator for the injection buttons (default http://127.0.0.1:5000)"
     )
     p.add_argument(
+        "--incident-url",
+        help="incident detector for the banner and incident list (default http://127.0.0.1:8110)",
+    )
+    p.add_argument(
         "--metric",
         action="append",
         dest="metrics",
@@ -52,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "port": args.port,
         "prometheus_url": args.prometheus_url,
         "simulator_url": args.simulator_url,
+        "incident_url": args.incident_url,
         "metrics": args.metrics,
         "refresh_s": args.refresh_s,
         "allowed_hosts": args.allowed_hosts,

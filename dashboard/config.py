@@ -22,10 +22,16 @@ class DashboardConfig:
     port: int = 8000
     prometheus_url: str = "http://127.0.0.1:9090"
     simulator_url: str = "http://127.0.0.1:5000"
+    # The incident detector's /state: the banner and the incident list show its own times and metrics.
+    incident_url: str = "http://127.0.0.1:8110"
+    # The watched series itself, as the monitor reads it ({metric} is the short name): the band chart
+    # draws it at its scrape resolution, not the monitor's once-a-cycle copy.
+    source_query: str = "{metric}_metric"
+    scrape_step_s: float = 2.0  # the watched series' scrape interval: the finest step the charts ask for
+    top_k: int = 20  # rows of the "series by anomaly score" table
     metrics: list[str] = field(default_factory=_default_metrics)
     refresh_s: float = 2.0  # the original design's live view refreshed every 2 s
     timeout_s: float = 3.0  # per request to Prometheus or the simulator, so a hung peer cannot stall the page
-    incident_lookback_s: float = 3600.0  # how far back "recent incidents" reaches
     max_points: int = 300  # samples per chart; the query step is range / max_points
     spike_magnitude: float = 3.0  # the injection buttons' spike: multiply the value by this
     transient_duration_s: float = 10.0  # short enough for the decaying score to stay under the threshold
@@ -37,7 +43,7 @@ class DashboardConfig:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {self.port}")
-        for name in ("prometheus_url", "simulator_url"):
+        for name in ("prometheus_url", "simulator_url", "incident_url"):
             url = getattr(self, name)
             check_base_url(name, url)
             setattr(self, name, url.rstrip("/"))
@@ -51,13 +57,17 @@ class DashboardConfig:
         for name in (
             "refresh_s",
             "timeout_s",
-            "incident_lookback_s",
             "spike_magnitude",
             "transient_duration_s",
             "prolonged_duration_s",
+            "scrape_step_s",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 1 <= self.top_k <= 200:
+            raise ValueError(f"top_k must be between 1 and 200, got {self.top_k}")
+        if not self.source_query.strip():
+            raise ValueError("source_query must not be empty")
         if self.max_points < 10:
             raise ValueError(f"max_points must be at least 10, got {self.max_points}")
         self.guard()  # a malformed allowed_hosts entry is a config error at start

@@ -42,29 +42,54 @@ def _pick(series: Sequence[Series], **labels: str) -> Series | None:
     return max(found, key=len) if found else None
 
 
-def outside_band(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """True where a sample lies outside [lower, upper], the monitor's definition of an anomaly."""
-    with np.errstate(invalid="ignore"):
-        return (actual < lower) | (actual > upper)
+def monitor_verdict(counter: np.ndarray) -> np.ndarray:
+    """Anomalies the monitor counted between one grid point and the one before (its own verdict).
 
-
-def band_payload(series: Sequence[Series]) -> dict[str, Any]:
-    """Columns for the actual-vs-band chart, with the anomalous samples as their own (sparse) column.
-
-    A point is marked when it lies outside the band, or when the monitor cycle that exported it found
-    anomalies: Prometheus keeps only each cycle's last sample, so a 30 s cycle whose anomalies came
-    earlier would otherwise show nothing, and detectors without a band (trend) could never mark one.
+    Read from ``streamwatch_monitor_anomalies_total``: a drop is a restarted monitor (the new value is
+    all new), a gap carries the last value over so nothing is counted twice.
     """
-    grid = _grid(series)
-    actual = _column(grid, _pick(series, __name__=queries.ACTUAL))
+    out = np.zeros(counter.shape)
+    last = math.nan
+    for i, v in enumerate(counter):
+        if not math.isfinite(v):
+            continue
+        if math.isfinite(last):
+            out[i] = v - last if v >= last else v
+        last = v
+    return out
+
+
+def _series_key(s: Series) -> tuple[tuple[str, str], ...]:
+    """What tells one watched series from another: its labels without the name and the bound."""
+    return tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("__name__", "bound")))
+
+
+def band_payload(series: Sequence[Series], raw: Sequence[Series] = ()) -> dict[str, Any]:
+    """Columns for the actual-vs-band chart, with the monitor's anomalies as their own (sparse) column.
+
+    ``raw`` is the watched series itself at the scrape step: when it is one series, it is the actual
+    line, so the chart shows every sample rather than the monitor's once-a-cycle
+    ``streamwatch_monitor_actual``. The anomalies are where the monitor's own counter rose, marked on the
+    actual line at that point: the page never decides "anomalous" itself (the monitor knows the
+    direction and the minimum deviation). When the metric has several series, one is drawn (the one
+    with the most samples) with its own band and counter, never a mix; ``series_count`` says how many.
+    """
+    grid = _grid([*series, *raw])
+    mine = _pick(series, __name__=queries.ACTUAL) or _pick(series, __name__=queries.FORECAST)
+    key = _series_key(mine) if mine is not None else ()
+    own = [s for s in series if _series_key(s) == key]
+    count = len({_series_key(s) for s in series})
+    source = raw[0] if len(raw) == 1 and len(raw[0]) and count <= 1 else None
+    actual = _column(grid, source if source is not None else _pick(own, __name__=queries.ACTUAL))
     bounds = {
-        b: _column(grid, _pick(series, __name__=queries.FORECAST, bound=b))
+        b: _column(grid, _pick(own, __name__=queries.FORECAST, bound=b))
         for b in ("lower", "expected", "upper")
     }
-    cycle = _column(grid, _pick(series, __name__=queries.CYCLE_ANOMALIES))
-    with np.errstate(invalid="ignore"):
-        flagged = np.isfinite(actual) & (outside_band(actual, bounds["lower"], bounds["upper"]) | (cycle > 0))
-    anomalies = np.where(flagged, actual, np.nan)
+    counted = monitor_verdict(_column(grid, _pick(own, __name__=queries.ANOMALIES_TOTAL)))
+    flagged = counted > 0
+    # The mark sits on the actual line; where that has no sample at the point, on the forecast.
+    at = np.where(np.isfinite(actual), actual, bounds["expected"])
+    anomalies = np.where(flagged, at, np.nan)
     return {
         "timestamps": [float(t) for t in grid],
         "actual": _json_column(actual),
@@ -72,8 +97,11 @@ def band_payload(series: Sequence[Series]) -> dict[str, Any]:
         "expected": _json_column(bounds["expected"]),
         "upper": _json_column(bounds["upper"]),
         "anomalies": _json_column(anomalies),
-        "anomaly_count": int(flagged.sum()),
+        "anomaly_count": round(float(counted.sum())),
         "samples": int(np.isfinite(actual).sum()),
+        "source": "scrape" if source is not None else "monitor",
+        "series_count": count,
+        "shown": {k: v for k, v in key if k != "metric"},
     }
 
 
@@ -95,60 +123,67 @@ def severity_label(value: float | None) -> str:
     return SEVERITY_LABELS.get(int(value), f"severity {int(value)}")
 
 
-def derive_incidents(
-    timestamps: np.ndarray,
-    severity: np.ndarray,
-    scores: Mapping[str, np.ndarray],
-    threshold: np.ndarray,
-) -> list[dict[str, Any]]:
-    """Incidents as the detector's severity gauge shows them over time, newest first.
+def _own_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in sorted(labels.items()) if k not in queries.RESERVED_LABELS}
 
-    An incident is a run of samples with a non-zero severity; its severity is the worst one seen (Sev 1
-    beats Sev 2). Its metrics are those whose score passed the threshold during the run. A missing sample
-    (the detector was not scraped) ends a run: the page shows only what Prometheus knows. A run still
-    going at the last sample is ``ongoing`` with no end.
-    """
-    out: list[dict[str, Any]] = []
-    n = len(timestamps)
-    i = 0
-    while i < n:
-        if not (math.isfinite(severity[i]) and severity[i] > 0):
-            i += 1
+
+def top_payload(result: Sequence[Series]) -> list[dict[str, Any]]:
+    """The ``topk`` rows, highest anomaly score first; each names its series as the page sends it back."""
+    rows = []
+    for s in result:
+        if not len(s) or not math.isfinite(float(s.values[-1])):
             continue
-        j = i
-        while j + 1 < n and math.isfinite(severity[j + 1]) and severity[j + 1] > 0:
-            j += 1
-        run = severity[i : j + 1]
-        worst = int(run.min())  # 1 is worse than 2
-        ongoing = j == n - 1
-        metrics = []
-        for name, col in sorted(scores.items()):
-            with np.errstate(invalid="ignore"):
-                if np.any(col[i : j + 1] > threshold[i : j + 1]):
-                    metrics.append(name)
-        end = None if ongoing else float(timestamps[j + 1])
-        out.append(
+        labels = _own_labels(s.labels)
+        shown = ",".join(f'{k}="{v}"' for k, v in labels.items() if k not in ("job", "instance"))
+        rows.append(
             {
-                "start": float(timestamps[i]),
-                "end": end,
-                "ongoing": ongoing,
-                "duration_s": float((timestamps[j] if ongoing else timestamps[j + 1]) - timestamps[i]),
-                "severity": worst,
-                "severity_label": severity_label(worst),
-                "metrics": metrics,
+                "metric": s.labels.get("metric", ""),
+                "labels": labels,
+                "name": f"{s.labels.get('metric', '')}{{{shown}}}" if shown else s.labels.get("metric", ""),
+                "score": float(s.values[-1]),
             }
         )
-        i = j + 1
-    out.reverse()
-    return out
+    rows.sort(key=lambda r: (-r["score"], r["name"]))
+    return rows
 
 
-def incidents_payload(series: Sequence[Series], metrics: Sequence[str]) -> list[dict[str, Any]]:
-    grid = _grid(series)
-    severity = _column(grid, _pick(series, __name__=queries.SEVERITY))
-    threshold = _column(grid, _pick(series, __name__=queries.THRESHOLD))
-    scores = {m: _column(grid, _pick(series, __name__=queries.SCORE, metric=m)) for m in metrics}
-    return derive_incidents(grid, severity, scores, threshold)
+def _incident_row(doc: Mapping[str, Any], ongoing: bool) -> dict[str, Any]:
+    worst = int(doc.get("peak_severity") or doc.get("severity") or 0)
+    return {
+        "incident_id": doc.get("incident_id"),
+        "start": doc.get("started_at"),
+        "end": None if ongoing else doc.get("ended_at"),
+        "ongoing": ongoing,
+        "duration_s": doc.get("duration_s"),
+        "severity": worst,
+        "severity_label": severity_label(worst),
+        # Every metric in trouble during the incident (an older detector's state has only the last ones).
+        "metrics": list(doc.get("all_metrics") or doc.get("metrics") or []),
+        "series": [s.get("name", "") for s in doc.get("series") or []],
+        "series_in_trouble": int(doc.get("series_in_trouble") or 0),
+    }
+
+
+def incidents_payload(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Banner and incident list from one ``/state`` of the incident detector: its own times and metrics.
+
+    Both come from the same document, so the banner cannot say "Sev 2" while naming no metric, and the
+    start times are the incident log's, the same on every refresh.
+    """
+    current = state.get("current")
+    incidents = [_incident_row(current, True)] if current else []
+    incidents += [_incident_row(doc, False) for doc in state.get("recent") or []]
+    severity = int(state.get("severity") or 0) if current else 0
+    return {
+        "time": state.get("time"),
+        "severity": severity,
+        "severity_label": severity_label(severity),
+        "metrics": list(current.get("metrics") or []) if current else [],
+        "series": [s.get("name", "") for s in state.get("series_in_trouble") or []] if current else [],
+        "series_in_trouble": int(state.get("series_in_trouble_count") or 0) if current else 0,
+        "prometheus_up": state.get("prometheus_up"),
+        "incidents": incidents,
+    }
 
 
 def _latest(series: Sequence[Series], **labels: str) -> float | None:

@@ -25,8 +25,9 @@ log = logging.getLogger("incident")
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="incident_detector.py",
-        description="Turn the monitors' anomaly counts into Sev 1 / Sev 2 incidents: decaying per-metric "
-        "scores, an append-only incident log, and metrics for Prometheus alerting rules.",
+        description="Turn the monitors' anomaly counts into Sev 1 / Sev 2 incidents: a decaying score per "
+        "series (never summed per metric), an append-only incident log, and metrics for Prometheus "
+        "alerting rules.",
     )
     p.add_argument("--config", help="TOML file with any IncidentConfig keys (flags win over the file)")
     p.add_argument("--port", type=int, help="port for /metrics, /state and /healthz (default 8110)")
@@ -69,8 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "watching %s via %s every %gs: half-life %gs, threshold %g (clear below %g), Sev 1 at %d metrics; "
         "metrics on http://%s:%d/metrics, log %s",
-        ",".join(cfg.metrics), cfg.prometheus_url, cfg.interval, r.half_life_s, r.threshold,
-        r.clear_threshold, r.sev1_min_metrics, cfg.host, cfg.port, cfg.log,
+        ",".join(cfg.metrics) or "every metric's series", cfg.prometheus_url, cfg.interval, r.half_life_s,
+        r.threshold, r.clear_threshold, r.sev1_min_metrics, cfg.host, cfg.port, cfg.log,
     )  # fmt: skip
     try:
         watcher.run()

@@ -6,15 +6,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from incident.log import check_rotation
-from incident.severity import Rules
+from incident.severity import Rules, SeriesLimits
 from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
 from streamwatch.config import check_interval
 from streamwatch.promapi import check_base_url
 
-DEFAULT_METRICS = ["energy_consumption", "energy_price"]
+# Empty: every metric the monitors export (the ``metric`` label of their anomaly counter) is watched.
+DEFAULT_METRICS: list[str] = []
 # Counting from the counter (not the per-cycle gauge) counts every anomaly exactly once, whatever the
-# monitors' cycle and our poll interval are. ``sum by (metric)`` folds several monitors of one metric.
-DEFAULT_QUERY = "sum by (metric) (streamwatch_monitor_anomalies_total)"
+# monitors' cycle and our poll interval are. Every series is read on its own, never summed: each keeps
+# its own score (docs/incidents-many-series.md).
+DEFAULT_QUERY = "streamwatch_monitor_anomalies_total"
 # When each monitor last completed a cycle: after a Prometheus outage, scores hold until every watched
 # metric's monitor has completed one (their counters are not news before that).
 DEFAULT_MONITORS_QUERY = "max by (metric) (streamwatch_monitor_last_success_timestamp_seconds)"
@@ -26,7 +28,10 @@ class IncidentConfig:
     query: str = DEFAULT_QUERY
     monitors_query: str = DEFAULT_MONITORS_QUERY
     metric_label: str = "metric"  # the label of the queries' results that names the watched metric
-    # The state machine's numbers: their defaults are written once, in incident.severity.Rules.
+    # The limits and the state machine's numbers: their defaults are written once, in incident.severity.
+    top_series: int = SeriesLimits.top_series  # series named in each incident log line, then "+N more"
+    forget_series_after_s: float = SeriesLimits.forget_after_s  # a series unseen this long is dropped
+    max_series: int = SeriesLimits.max_series  # series kept at most; more are refused (counted, logged once)
     half_life_s: float = Rules.half_life_s
     threshold: float = Rules.threshold
     clear_threshold: float | None = None  # None: half the threshold
@@ -49,8 +54,6 @@ class IncidentConfig:
     recent_incidents: int = 20
 
     def __post_init__(self) -> None:
-        if not self.metrics:
-            raise ValueError("metrics must name at least one watched metric")
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics has duplicates: {self.metrics}")
         for name in ("query", "monitors_query"):
@@ -72,11 +75,15 @@ class IncidentConfig:
         # sev1_min_metrics), and the service and its start-up line use this same value.
         clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold
         self._rules = Rules(self.half_life_s, self.threshold, clear, self.sev1_min_metrics)
-        if self.sev1_min_metrics > len(self.metrics):
+        self.limits()  # range checks
+        if self.metrics and self.sev1_min_metrics > len(self.metrics):
             raise ValueError(
                 f"sev1_min_metrics ({self.sev1_min_metrics}) is more than the {len(self.metrics)} watched "
                 "metrics, so Sev 1 could never be raised"
             )
+
+    def limits(self) -> SeriesLimits:
+        return SeriesLimits(self.top_series, self.forget_series_after_s, self.max_series)
 
     def rules(self) -> Rules:
         """The state machine's slice of this config (validated when the config was made)."""

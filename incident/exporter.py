@@ -11,18 +11,47 @@ from streamwatch.health import QueryHealth
 
 disable_created_metrics()
 
+# Series exported by name per metric in trouble: enough for an alert to say where to look, few enough
+# that thousands of series in trouble stay a handful of children.
+TROUBLED_SERIES_SHOWN = 3
+
 
 class IncidentMetrics:
     def __init__(self, metrics: tuple[str, ...], registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.score = Gauge(
-            "streamwatch_incident_score", "Decayed anomaly score per watched metric", ["metric"], registry=r
+            "streamwatch_incident_score",
+            "Decayed anomaly score per watched metric: the score of its worst series",
+            ["metric"],
+            registry=r,
         )
         self.in_trouble = Gauge(
             "streamwatch_incident_metric_in_trouble",
-            "1 while the metric's score counts as trouble (reached threshold, not yet below clear_threshold)",
+            "1 while a series of the metric counts as trouble (reached threshold, not yet below "
+            "clear_threshold)",
             ["metric"],
+            registry=r,
+        )
+        self.series = Gauge(
+            "streamwatch_incident_series",
+            "Series of streamwatch_monitor_anomalies_total scored per metric (each has its own score)",
+            ["metric"],
+            registry=r,
+        )
+        self.series_in_trouble = Gauge(
+            "streamwatch_incident_series_in_trouble", "Series in trouble per metric", ["metric"], registry=r
+        )
+        self.troubled_series = Gauge(
+            "streamwatch_incident_troubled_series_score",
+            f"Score of the worst series in trouble per metric (at most {TROUBLED_SERIES_SHOWN} per metric; "
+            "series: its labels)",
+            ["metric", "series"],
+            registry=r,
+        )
+        self.series_refused = Gauge(
+            "streamwatch_incident_series_refused",
+            "New series the last cycle could not score because max_series were kept already",
             registry=r,
         )
         self.threshold = Gauge(
@@ -87,24 +116,50 @@ class IncidentMetrics:
             self.opened.labels(severity=str(sev))
         for kind in ("opened", "escalated", "de-escalated", "changed", "resolved"):
             self.events.labels(event=kind)
+        self.exported: set[str] = set()  # metrics with children now
+        self.troubled_children: set[tuple[str, str]] = set()
         for m in metrics:
-            self.nonfinite.labels(metric=m)
-            self.score.labels(metric=m).set(0)
-            self.in_trouble.labels(metric=m).set(0)
+            self._add_metric(m)
+
+    def _add_metric(self, metric: str) -> None:
+        for gauge in (self.score, self.in_trouble, self.series, self.series_in_trouble):
+            gauge.labels(metric=metric).set(0)
+        self.nonfinite.labels(metric=metric)  # a counter: kept when the metric's series go
+        self.exported.add(metric)
 
     def update_state(self, tracker: IncidentTracker, ts: float) -> None:
         self.threshold.set(tracker.rules.threshold)
         self.clear_threshold.set(tracker.rules.clear_threshold)
-        self._scores(tracker.score_values(ts), tracker)
+        self._scores(tracker.score_values(ts), tracker, ts)
         cur = tracker.current
         self.severity.set(tracker.severity)
         self.open.set(1 if cur else 0)
         self.started.set(cur.started_at if cur else 0)
+        self.series_refused.set(len(tracker.refused))
 
-    def _scores(self, values: Mapping[str, float], tracker: IncidentTracker) -> None:
+    def _scores(self, values: Mapping[str, float], tracker: IncidentTracker, ts: float) -> None:
+        for metric in self.exported - values.keys():  # its last series was dropped: so are its children
+            for gauge in (self.score, self.in_trouble, self.series, self.series_in_trouble):
+                gauge.remove(metric)
+            self.exported.discard(metric)
+        worst = tracker.worst_per_metric(ts, TROUBLED_SERIES_SHOWN)
+        counts: dict[str, int] = {}
+        for sid, st in tracker.series.items():
+            if st.in_trouble:
+                counts[sid.metric] = counts.get(sid.metric, 0) + 1
         for metric, value in values.items():
+            if metric not in self.exported:
+                self._add_metric(metric)
             self.score.labels(metric=metric).set(value)
             self.in_trouble.labels(metric=metric).set(1 if metric in tracker.in_trouble else 0)
+            self.series.labels(metric=metric).set(tracker.per_metric.get(metric, 0))
+            self.series_in_trouble.labels(metric=metric).set(counts.get(metric, 0))
+        children = {(m, sid.label_text() or m): v for m, pairs in worst.items() for sid, v in pairs}
+        for key in self.troubled_children - children.keys():
+            self.troubled_series.remove(*key)
+        for (metric, series), v in children.items():
+            self.troubled_series.labels(metric=metric, series=series).set(v)
+        self.troubled_children = set(children)
 
     def record(self, event: IncidentEvent) -> None:
         self.events.labels(event=event.event).inc()

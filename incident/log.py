@@ -188,14 +188,21 @@ def iter_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        torn = False
         try:
             doc = json.loads(line)
-        except ValueError:
+        except ValueError as exc:
             doc = None
+            # Cut short, the parser runs out of text: it fails at the very end of the line
+            text = line.decode("utf-8", "replace").rstrip()
+            # (in a string, or in a number or literal the cut left half: "12.", "tru").
+            scalar_start = len(text.rstrip("0123456789.+-eEtruflsan"))
+            ended = getattr(exc, "pos", 0) >= scalar_start or str(exc).startswith("Unterminated string")
+            torn = text.startswith("{") and ended
         if not isinstance(doc, dict):
             # The writer terminates a torn line on restart, so it can sit mid-file: skip it if it was the
-            # line just before a restart (no valid JSON start), report anything else.
-            if line.lstrip().startswith(b"{") and not line.rstrip().endswith(b"}"):
+            # line just before a restart (a JSON object cut short), report anything else.
+            if torn:
                 continue
             raise DataError(f"{p}:{number}: not a JSON incident event")
         yield doc

@@ -13,7 +13,7 @@ from incident.config import IncidentConfig
 from incident.counts import CounterDeltas
 from incident.exporter import IncidentMetrics
 from incident.log import IncidentLog, dumps
-from incident.severity import IncidentTracker, severity_label
+from incident.severity import IncidentTracker, SeriesId, severity_label
 from incident.state import StateFile
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
@@ -52,8 +52,10 @@ class IncidentWatcher:
         self.unwritten: list[str] = []
         saved = state_file.load() if state_file else None
         if saved is None:
-            self.tracker = IncidentTracker(tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents)
-            self.deltas = CounterDeltas(cfg.metrics)
+            self.tracker = IncidentTracker(
+                tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents, cfg.limits()
+            )
+            self.deltas: CounterDeltas[SeriesId] = CounterDeltas()  # series found in each reading
         else:
             self.tracker, self.deltas, pending = self._resume(saved)
             # Events saved as pending may have reached the log just before the restart: not twice.
@@ -65,19 +67,27 @@ class IncidentWatcher:
         self.holding = False
         self.back_at: float | None = None  # when Prometheus answered again after the failure
         self.log_failing = False  # say so once per streak of failed writes, not every cycle
+        self.refusing = False  # say so once per streak of refused series, not every cycle
         self.nonfinite_streak: set[str] = set()  # metrics whose count was +Inf or NaN last cycle
         self.lock = threading.Lock()
         self.metrics.update_state(self.tracker, clock.time())
 
-    def _resume(self, saved: dict[str, Any]) -> tuple[IncidentTracker, CounterDeltas, list[str]]:
+    def _resume(self, saved: dict[str, Any]) -> tuple[IncidentTracker, CounterDeltas[SeriesId], list[str]]:
         """Continue from the saved state: the open incident stays open, the counters' gains since the
         saved reading are the news of the first cycle (spread over the gap, as after an outage)."""
         assert self.state_file is not None
         try:
             tracker = IncidentTracker.from_dict(
-                saved["tracker"], tuple(self.cfg.metrics), self.cfg.rules(), self.cfg.recent_incidents
-            )
-            deltas = CounterDeltas.from_dict(saved["deltas"], self.cfg.metrics)
+                saved["tracker"], tuple(self.cfg.metrics), self.cfg.rules(), self.cfg.recent_incidents,
+                self.cfg.limits(),
+            )  # fmt: skip
+            deltas: CounterDeltas[SeriesId] = CounterDeltas()
+            if all(k.startswith("[") for k in saved["deltas"]["last"]):
+                deltas = CounterDeltas.from_dict(
+                    saved["deltas"], decode=SeriesId.from_key, keep=lambda sid: sid in tracker.series
+                )
+            # else: saved when counters were read per metric. Their totals cannot be split per series,
+            # so the first reading is a fresh baseline (the downtime's anomalies are not counted).
             pending = [str(line) for line in saved["unwritten"]]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(
@@ -88,13 +98,13 @@ class IncidentWatcher:
         log.info("resumed from %s: %s", self.state_file.path, what)
         return tracker, deltas, pending
 
-    def read(self) -> dict[str, float]:
-        """The latest cumulative anomaly count per watched metric (missing metrics are left out)."""
-        out: dict[str, float] = {}
+    def read(self) -> dict[SeriesId, float]:
+        """The latest cumulative anomaly count per series of a watched metric, keyed by its labels."""
+        out: dict[SeriesId, float] = {}
         for series in self.client.query(self.cfg.query):
-            name = series.labels.get(self.cfg.metric_label)
-            if name in self.tracker.scores and len(series.values):
-                out[name] = out.get(name, 0.0) + float(series.values[-1])
+            sid = SeriesId.of(series.labels, self.cfg.metric_label)
+            if sid.metric and self.tracker.watches(sid.metric) and len(series.values):
+                out[sid] = float(series.values[-1])
         return out
 
     def cycle(self) -> float:
@@ -127,7 +137,10 @@ class IncidentWatcher:
                 self.holding, self.back_at = False, None
                 self.metrics.holding.set(0)
             events = self.tracker.observe(now, self.deltas.update(reading))
-            self.note_nonfinite(self.deltas.nonfinite)
+            self.deltas.forget(self.tracker.dropped)
+            self.deltas.forget(self.tracker.refused)  # memory stays bounded by max_series
+            self.note_refused()
+            self.note_nonfinite(sorted({sid.metric for sid in self.deltas.nonfinite}))
             for event in events:
                 self.metrics.record(event)
                 log.warning("%s", event.one_line())
@@ -171,7 +184,8 @@ class IncidentWatcher:
             name = series.labels.get(self.cfg.metric_label)
             if name is not None and len(series.values):
                 done[name] = max(done.get(name, float("-inf")), float(series.values[-1]))
-        behind = [m for m in self.tracker.metrics if not done.get(m, float("-inf")) > self.back_at]
+        # The watched metrics: the configured ones, or every one whose series are scored.
+        behind = [m for m in self.tracker.known_metrics() if not done.get(m, float("-inf")) > self.back_at]
         if not behind:
             log.info("monitors have caught up after the gap; scores move again")
             return True
@@ -195,7 +209,7 @@ class IncidentWatcher:
             return
         doc = {
             "tracker": self.tracker.to_dict(),
-            "deltas": self.deltas.to_dict(),
+            "deltas": self.deltas.to_dict(SeriesId.to_key),
             "unwritten": list(self.unwritten),
         }
         try:
@@ -213,6 +227,18 @@ class IncidentWatcher:
         if self.state_failing:
             log.info("incident state %s saved again", self.state_file.path)
         self.state_failing = False
+
+    def note_refused(self) -> None:
+        refused = len(self.tracker.refused)
+        if refused and not self.refusing:
+            log.warning(
+                "%d new series not scored: %d series kept already (max_series); more are refused "
+                "until series go away (streamwatch_incident_series_refused)",
+                refused, len(self.tracker.series),
+            )  # fmt: skip
+        elif not refused and self.refusing:
+            log.info("scoring every series again")
+        self.refusing = refused > 0
 
     def write_log(self) -> None:
         """Write the waiting events in order; on a failure keep them (and the rest) for the next cycle.
@@ -254,7 +280,7 @@ class IncidentWatcher:
                 doc["scores"] = {m: round(v, 3) for m, v in held.items()}
         doc["prometheus_up"] = self.prometheus_up
         doc["holding"] = self.holding
-        doc["metrics"] = list(self.cfg.metrics)
+        doc["metrics"] = list(self.tracker.known_metrics())
         return doc
 
 

@@ -1,6 +1,6 @@
 """The incident detector's saved state: one JSON file beside the incident log, replaced atomically.
 
-It holds what a restart needs to continue instead of starting over: the open incident, the per-metric
+It holds what a restart needs to continue instead of starting over: the open incident, the per-series
 scores and the last counter values with the time they were read. Written when it changed: after every
 cycle that read Prometheus (the reading time is part of it, so a restart spreads what the counters
 gained while it was down over the real gap), never while the detector is blind.

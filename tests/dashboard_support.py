@@ -32,6 +32,7 @@ class ServiceMetrics:
     threshold: Gauge
     severity: Gauge
     open: Gauge
+    raw: dict[str, Gauge]  # the watched series itself, as the simulator exports it: <metric>_metric
     _server: Any
 
     def set_band(self, metric: str, actual: float, lower: float, expected: float, upper: float) -> None:
@@ -60,10 +61,12 @@ def start_service_metrics(metrics: Sequence[str]) -> ServiceMetrics:
         threshold=Gauge("streamwatch_incident_threshold", "Score threshold", registry=reg),
         severity=Gauge("streamwatch_incident_severity", "0 none, 1 Sev 1, 2 Sev 2", registry=reg),
         open=Gauge("streamwatch_incident_open", "Open incidents", registry=reg),
+        raw={m: Gauge(f"{m}_metric", f"The watched {m}", registry=reg) for m in metrics},
         _server=None,
     )
     for metric in metrics:
         exporter.set_band(metric, 50, 40, 50, 60)
+        exporter.raw[metric].set(50)
         exporter.score.labels(metric=metric).set(0)
         exporter.anomalies_total.labels(metric=metric)
     exporter.threshold.set(2.0)

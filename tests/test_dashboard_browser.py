@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from streamwatch.net import free_port, wait_until
 from tests import quickstack
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ScrapeTarget
+from tests.fleet_support import start_fleet
 from tests.procs import ManagedProcess, python_argv
 
 # Never let Playwright fetch a browser of its own: the system chromium is the one under test.
@@ -25,7 +27,7 @@ TIMING = quickstack.TIMING
 METRICS = ["energy_consumption", "energy_price"]
 
 # JavaScript run in the page: how many pixels each chart's canvas has painted (uPlot draws on a canvas).
-PAINTED = """() => Array.from(document.querySelectorAll('.chart')).map(el => {
+PAINTED = """sel => Array.from(document.querySelectorAll(sel)).map(el => {
   const c = el.querySelector('canvas');
   if (!c) return [el.id, Number(el.dataset.samples), 0];
   const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -81,14 +83,20 @@ def test_live_page_charts_data_and_turns_sev1_then_normal(stack: quickstack.Quic
 
     # Every chart has samples from Prometheus and has painted them.
     page.wait_for_function(
-        "() => Array.from(document.querySelectorAll('.chart')).every(el => Number(el.dataset.samples) > 1)",
+        "() => Array.from(document.querySelectorAll('.metric .chart'))"
+        ".every(el => Number(el.dataset.samples) > 1)",
         timeout=20_000,
     )
-    charts = page.evaluate(PAINTED)
+    charts = page.evaluate(PAINTED, ".metric .chart")
     assert [c[0] for c in charts] == [f"{kind}-{m}" for m in METRICS for kind in ("band", "score")]
     for chart_id, samples, painted in charts:
         assert samples > 1 and painted > 500, (chart_id, samples, painted)
     assert page.locator(".overlay:visible").count() == 0  # no "no data" or "unreachable" notice
+    # The actual line is the simulator's series at its 2 s scrape, not the monitor's once-a-cycle copy.
+    band = requests.get(
+        f"{url}/api/series", params={"name": "band", "metric": "energy_price"}, timeout=5
+    ).json()
+    assert band["source"] == "scrape" and band["step_s"] == 2.0
     assert page.locator("#error").is_hidden()
 
     banner_is(page, "normal", 60)
@@ -133,7 +141,7 @@ def test_page_says_prometheus_is_unreachable_and_keeps_retrying(tmp_path: Path, 
         error.wait_for(state="visible", timeout=10_000)
         assert error.inner_text().startswith("Prometheus unreachable, retrying every 2 s")
         # Each chart says why it is empty instead of staying blank.
-        overlays = page.locator(".chart .overlay")
+        overlays = page.locator(".metric .chart .overlay")
         assert overlays.count() == 4
         assert all(t == "Prometheus unreachable, retrying" for t in overlays.all_inner_texts())
         assert page.locator("#inject").is_hidden()  # no simulator, no buttons
@@ -142,3 +150,61 @@ def test_page_says_prometheus_is_unreachable_and_keeps_retrying(tmp_path: Path, 
             pass
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def fleet_page(tmp_path: Path, start_prometheus: Any) -> Iterator[tuple[Any, str]]:
+    """50 series of one metric (tests.fleet_support) scraped by a real Prometheus, and the live page on it."""
+    fleet = start_fleet(tmp_path, "cpu", 50)
+    prom = start_prometheus([ScrapeTarget("fleet", fleet.address)])
+    port = free_port()
+    argv = python_argv(
+        "-m", "dashboard", "--port", str(port), "--prometheus-url", prom.url, "--metric", "cpu",
+        "--simulator-url", f"http://127.0.0.1:{free_port()}", "--incident-url", f"http://127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    proc = ManagedProcess("dashboard", argv, tmp_path / "dashboard.log", cwd=ROOT)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
+        yield fleet, f"http://127.0.0.1:{port}/"
+    finally:
+        proc.stop()
+        fleet.process.stop()
+
+
+def test_top_series_table_picks_a_series_and_draws_its_chart(
+    fleet_page: tuple[Any, str], browser: Any
+) -> None:
+    fleet, url = fleet_page
+    fleet.add({"31": 2}, scores={"31": 7.5, "8": 3.0})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = watch_console(page)
+    page.goto(url)
+    # Highest score first, the monitor's own score shown.
+    page.wait_for_function(
+        "() => document.querySelectorAll('#top-body tr.top-row').length === 20", timeout=30_000
+    )
+    rows = page.locator("#top-body tr.top-row")
+    assert rows.nth(0).inner_text().split("\t")[0] == 'cpu{cpu="31"}'
+    assert rows.nth(1).inner_text().split("\t")[0] == 'cpu{cpu="8"}'
+    assert "7.50" in rows.nth(0).inner_text()
+    assert page.locator("#selected").is_hidden()
+    # The per-metric card as before, drawing one of the 50 series whole and saying so.
+    note = page.locator('.metric[data-metric="cpu"] [data-field="series_note"]')
+    note.wait_for(state="visible", timeout=20_000)
+    assert "one of 50 series" in note.inner_text()
+
+    rows.nth(1).click()
+    page.wait_for_function(
+        "() => Number(document.getElementById('band-selected').dataset.samples) > 1", timeout=20_000
+    )
+    assert page.locator("#selected-name").inner_text() == 'cpu{cpu="8"}'
+    assert "selected" in (rows.nth(1).get_attribute("class") or "")
+    [(chart_id, samples, painted)] = page.evaluate(PAINTED, "#band-selected")
+    assert chart_id == "band-selected" and samples > 1 and painted > 500
+    # The picked series' own values (its level is 100 + 8), not another series'.
+    actual = page.evaluate("() => window.streamwatch.charts['band-selected'].data[4].filter(v => v !== null)")
+    assert actual and set(actual) == {108}
+    # No incident detector here: the banner says so, the charts and table still update.
+    assert "No answer from the incident detector" in page.locator("#banner").inner_text()
+    # Chromium logs each 503 from /api/incidents (expected here); nothing else may go wrong.
+    assert [p for p in problems if "status of 503" not in p] == []

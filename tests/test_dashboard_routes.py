@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,11 +14,18 @@ from flask.testing import FlaskClient
 
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig
+from incident.config import IncidentConfig
+from incident.log import IncidentLog, read_events
+from incident.service import IncidentWatcher, serve
+from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, wait_until
+from streamwatch.promapi import PrometheusClient
 from tests.conftest import PrometheusFactory, ScrapeTarget
 from tests.dashboard_support import ServiceMetrics, start_service_metrics
+from tests.fleet_support import start_fleet
 
 METRICS = ["energy_consumption", "energy_price"]
+T0 = 1_700_000_000.0
 
 
 def client_for(**kwargs: Any) -> FlaskClient:
@@ -49,6 +58,12 @@ def exporter() -> Iterator[ServiceMetrics]:
         ("/api/series?name=band&metric=energy_price&range=2d", "range must be one of 5m, 30m, 1h"),
         ("/api/series?query=up&metric=energy_price", "name must be one of"),
         ("/api/summary?range=10s", "range must be one of"),
+        ('/api/series?name=band&metric=cpu&series={"a b":"1"}', "not a label that tells series apart"),
+        (
+            '/api/series?name=band&metric=cpu"}or vector(1) or up{a="&series={"cpu":"1"}',
+            "must be a metric name",
+        ),
+        ("/api/series?name=band&metric=cpu&series=cpu=1", "series must be a JSON object"),
     ],
 )
 def test_bad_parameters_are_rejected_with_400_json(url: str, message: str) -> None:
@@ -148,7 +163,7 @@ def test_page_lists_each_watched_metric_and_loads_everything_from_its_own_origin
         "/api/series?name=band&metric=energy_price",
         "/api/series?name=score&metric=energy_price",
         "/api/summary",
-        "/api/incidents",
+        "/api/top",
     ],
 )
 def test_prometheus_unreachable_is_a_503_that_says_so(url: str) -> None:
@@ -165,6 +180,7 @@ def test_series_and_summary_come_from_prometheus(
     start_prometheus: PrometheusFactory, exporter: ServiceMetrics
 ) -> None:
     exporter.set_band("energy_price", actual=150, lower=90, expected=100, upper=110)  # above the band
+    exporter.raw["energy_price"].set(151)  # the watched series itself, scraped: what the chart draws
     exporter.score.labels(metric="energy_price").set(3.0)
     exporter.anomalies_total.labels(metric="energy_price").inc(5)
     exporter.mae.labels(metric="energy_price").set(12.5)
@@ -181,10 +197,16 @@ def test_series_and_summary_come_from_prometheus(
     assert wait_until(lambda: band("energy_price")["samples"] >= 2, 20), band("energy_price")
     price = band("energy_price")
     values = [v for v in price["actual"] if v is not None]
-    assert set(values) == {150.0}
+    assert set(values) == {151.0} and price["source"] == "scrape"
     assert {v for v in price["upper"] if v is not None} == {110.0}
-    assert price["anomaly_count"] == price["samples"] and price["anomalies"] == price["actual"]
-    assert price["step_s"] == 1.0 and price["end"] - price["start"] == 300
+    # Outside the band, but the monitor's counter has not moved in range: the page marks nothing.
+    assert price["anomaly_count"] == 0 and all(v is None for v in price["anomalies"])
+    assert price["step_s"] == 2.0 and price["end"] - price["start"] == 300  # the scrape step (2 s)
+    # The monitor counts 3 more: one mark where its counter rose, on the actual line.
+    exporter.anomalies_total.labels(metric="energy_price").inc(3)
+    assert wait_until(lambda: band("energy_price")["anomaly_count"] == 3, 20), band("energy_price")
+    marks = [v for v in band("energy_price")["anomalies"] if v is not None]
+    assert marks == [151.0]
 
     consumption = band("energy_consumption")
     assert consumption["samples"] >= 1 and consumption["anomaly_count"] == 0
@@ -204,7 +226,7 @@ def test_series_and_summary_come_from_prometheus(
     assert summary["severity"] == 2 and summary["severity_label"] == "Sev 2" and summary["threshold"] == 2.0
     price_stats = summary["metrics"]["energy_price"]
     assert (
-        price_stats["anomalies_total"] == 5
+        price_stats["anomalies_total"] == 8  # 5, then the 3 the monitor counted during the test
         and price_stats["mae"] == 12.5
         and price_stats["mape_ratio"] == 0.04
     )
@@ -213,41 +235,89 @@ def test_series_and_summary_come_from_prometheus(
 
 
 @pytest.mark.e2e
-def test_incidents_follow_the_detector_severity_over_time(
-    start_prometheus: PrometheusFactory, exporter: ServiceMetrics
+def test_banner_and_incidents_are_the_detectors_own_state(
+    start_prometheus: PrometheusFactory, exporter: ServiceMetrics, tmp_path: Path
 ) -> None:
-    exporter.severity.set(0)
+    """A real incident watcher reads the counters; the page shows its /state and re-derives nothing."""
     prom = start_prometheus([ScrapeTarget("streamwatch", exporter.address)])
-    c = client_for(prometheus_url=prom.url, max_points=3600)  # 1 s steps over the lookback
+    clock = FakeClock(T0)
+    cfg = IncidentConfig(prometheus_url=prom.url, interval=5, half_life_s=10, threshold=10)
+    with IncidentLog(tmp_path / "incidents.log") as ilog:
+        watcher = IncidentWatcher(cfg, PrometheusClient(prom.url), clock, ilog)
+        port = free_port()
+        server = serve(watcher, "127.0.0.1", port)
+        try:
+            c = client_for(prometheus_url=prom.url, incident_url=f"http://127.0.0.1:{port}")
+            assert wait_until(lambda: len(prom.client.query("streamwatch_monitor_anomalies_total")) == 2, 20)
+            watcher.cycle()
+            assert c.get("/api/incidents").json["incidents"] == []
 
-    def summary() -> dict[str, Any]:
-        return c.get("/api/summary").json
+            counter = exporter.anomalies_total.labels(metric="energy_price")
+            counter.inc(12)
+            q = 'streamwatch_monitor_anomalies_total{metric="energy_price"}'
+            assert wait_until(lambda: prom.client.query(q)[0].values[-1] == 12, 20)
+            clock.advance(5)
+            watcher.cycle()
+            doc = c.get("/api/incidents").json
+            assert (doc["severity"], doc["severity_label"], doc["metrics"]) == (2, "Sev 2", ["energy_price"])
+            [row] = doc["incidents"]
+            [opened] = read_events(tmp_path / "incidents.log")
+            assert row["ongoing"] and row["start"] == opened["time"] == T0 + 5  # the log's own time
+            clock.advance(3)
+            assert c.get("/api/incidents").json["incidents"][0]["start"] == T0 + 5  # and it stays so
 
-    def incidents() -> list[dict[str, Any]]:
-        resp = c.get("/api/incidents")
-        assert resp.status_code == 200, resp.json
-        return resp.json["incidents"]
+            clock.advance(120)
+            watcher.cycle()
+            doc = c.get("/api/incidents").json
+            # Right after the resolve: normal, naming nothing; the incident ended at the log's time.
+            assert (doc["severity"], doc["metrics"], doc["series"]) == (0, [], [])
+            [row] = doc["incidents"]
+            resolved = read_events(tmp_path / "incidents.log")[-1]
+            assert not row["ongoing"] and row["end"] == resolved["time"] and row["start"] == T0 + 5
+        finally:
+            server.shutdown()
+        server.server_close()
+    # The detector gone: the incidents answer says so (503), the rest of the page keeps working.
+    resp = c.get("/api/incidents")
+    assert resp.status_code == 503 and resp.json["source"] == "incident detector"
+    assert c.get("/api/summary").status_code == 200
 
-    assert wait_until(lambda: summary().get("severity") == 0, 20)
-    assert incidents() == []
 
-    exporter.score.labels(metric="energy_consumption").set(5)
-    exporter.score.labels(metric="energy_price").set(4)
-    exporter.severity.set(1)
-    exporter.open.set(1)
-    assert wait_until(lambda: any(i["ongoing"] for i in incidents()), 20)
-    ongoing = incidents()[0]
-    assert ongoing["severity_label"] == "Sev 1" and ongoing["end"] is None
-    assert ongoing["metrics"] == METRICS
+@pytest.mark.e2e
+def test_top_series_table_and_a_picked_series_chart(
+    start_prometheus: PrometheusFactory, tmp_path: Path
+) -> None:
+    fleet = start_fleet(tmp_path, "cpu", 50)
+    try:
+        prom = start_prometheus([ScrapeTarget("fleet", fleet.address)])
+        c = client_for(prometheus_url=prom.url, top_k=5)
+        fleet.add({"17": 4}, scores={"17": 6.5, "3": 2.0, "40": 1.5})
 
-    for m in METRICS:
-        exporter.score.labels(metric=m).set(0)
-    exporter.severity.set(0)
-    exporter.open.set(0)
-    assert wait_until(lambda: incidents() and not incidents()[0]["ongoing"], 20)
-    resolved = incidents()[0]
-    assert resolved["end"] is not None and resolved["end"] > resolved["start"]
-    assert summary()["severity_label"] == "normal"
+        def top() -> list[dict[str, Any]]:
+            return c.get("/api/top").json["series"]
+
+        assert wait_until(lambda: top() and top()[0]["score"] == 6.5, 20), top()
+        rows = top()
+        assert len(rows) == 5 and [r["name"] for r in rows[:3]] == [
+            'cpu{cpu="17"}',
+            'cpu{cpu="3"}',
+            'cpu{cpu="40"}',
+        ]
+        assert rows[0]["labels"] == {"cpu": "17", "instance": fleet.address, "job": "fleet"}
+
+        def picked() -> dict[str, Any]:
+            resp = c.get("/api/series", query_string={"name": "band", "metric": "cpu", "range": "5m",
+                                                       "series": json.dumps(rows[0]["labels"])})  # fmt: skip
+            assert resp.status_code == 200, resp.json
+            return resp.json
+
+        assert wait_until(lambda: picked()["samples"] >= 2, 20), picked()
+        band = picked()
+        # Only that series: its own level (100 + 17) and band, not another series' or a mix.
+        assert {v for v in band["actual"] if v is not None} == {117.0}
+        assert {v for v in band["upper"] if v is not None} == {127.0} and band["source"] == "monitor"
+    finally:
+        fleet.process.stop()
 
 
 @pytest.mark.e2e

@@ -7,12 +7,26 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from stack.render import GRAFANA_DATASOURCE_UID
-from tests.grafana_support import DASHBOARD_DIR, ROOT, load, panels, targets
+from streamwatch.net import wait_until
+from tests.conftest import ScrapeTarget
+from tests.fleet_support import start_fleet
+from tests.grafana_support import (
+    DASHBOARD_DIR,
+    ROOT,
+    load,
+    panels,
+    query_result_values,
+    substitute,
+    targets,
+    variable,
+)
 
 DASHBOARD = load()
 DATASOURCES = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
@@ -44,14 +58,52 @@ def test_every_panel_and_query_uses_the_provisioned_datasource() -> None:
         assert panel["targets"], f"{panel['title']} has no query"
     for title, target in targets(DASHBOARD):
         assert target["datasource"]["uid"] == GRAFANA_DATASOURCE_UID, title
-    (var,) = DASHBOARD["templating"]["list"]
-    assert var["datasource"]["uid"] == GRAFANA_DATASOURCE_UID
+    for var in DASHBOARD["templating"]["list"]:
+        assert var["datasource"]["uid"] == GRAFANA_DATASOURCE_UID
 
 
 def test_metric_variable_lists_the_watched_metrics() -> None:
-    (var,) = DASHBOARD["templating"]["list"]
-    assert var["name"] == "metric"
+    var = variable(DASHBOARD, "metric")
     assert var["query"]["query"] == "label_values(streamwatch_monitor_actual, metric)"
+    assert [v["name"] for v in DASHBOARD["templating"]["list"]] == ["metric", "series"]
+
+
+def test_many_series_top_table_and_one_chart_per_picked_series() -> None:
+    (table,) = [p for p in panels(DASHBOARD) if p["type"] == "table"]
+    assert [t["expr"] for t in table["targets"]] == ["topk(20, streamwatch_monitor_anomaly_score)"]
+    assert table["targets"][0]["instant"] and table["options"]["sortBy"][0]["desc"]
+    (per_series,) = [p for p in panels(DASHBOARD) if p.get("repeat") == "series"]
+    # :raw, because Grafana regex-escapes a multi-value variable (127.0.0.1 would become 127\\.0\\.0\\.1).
+    assert all("{${series:raw}" in t["expr"] for t in per_series["targets"])
+    var = variable(DASHBOARD, "series")
+    assert var["multi"] and "topk(20, streamwatch_monitor_anomaly_score)" in var["query"]["query"]
+
+
+@pytest.mark.e2e
+def test_series_panels_queries_return_each_picked_series(tmp_path: Path, start_prometheus: Any) -> None:
+    """Every query of the many-series panels, run as Grafana would against 50 series of one metric."""
+    fleet = start_fleet(tmp_path, "cpu", 50)
+    try:
+        prom = start_prometheus([ScrapeTarget("fleet", fleet.address)])
+        fleet.add({}, scores={"12": 9.0, "30": 4.0})
+        series_var = variable(DASHBOARD, "series")
+
+        def values() -> list[str]:
+            return query_result_values(series_var, prom.client)
+
+        assert wait_until(lambda: len(values()) == 20 and "12" in values()[0], 20), values()
+        first, second = values()[:2]
+        assert first == f'cpu="12",instance="{fleet.address}",job="fleet",metric="cpu"'
+        assert 'cpu="30"' in second  # highest score first
+        (table,) = [p for p in panels(DASHBOARD) if p["type"] == "table"]
+        assert len(prom.client.query(table["targets"][0]["expr"])) == 20
+        (per_series,) = [p for p in panels(DASHBOARD) if p.get("repeat") == "series"]
+        for target in per_series["targets"]:
+            expr = substitute(target["expr"], {"series": first})
+            result = prom.client.query(expr)
+            assert len(result) == 1 and result[0].labels["cpu"] == "12", expr
+    finally:
+        fleet.process.stop()
 
 
 def test_queries_use_only_metric_names_from_the_contract() -> None:
@@ -79,6 +131,8 @@ def test_queries_use_only_metric_names_from_the_contract() -> None:
         "streamwatch_incident_open",
         "streamwatch_monitor_prometheus_up",
         "streamwatch_incident_prometheus_up",
+        "streamwatch_incident_series_in_trouble",
+        "topk(20, streamwatch_monitor_anomaly_score)",
     ],
 )
 def test_overview_shows(needle: str) -> None:

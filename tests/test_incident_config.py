@@ -18,10 +18,13 @@ from tests.conftest import ROOT, PrometheusFactory
 
 def test_defaults_are_the_documented_numbers() -> None:
     cfg = IncidentConfig()
-    assert cfg.metrics == DEFAULT_METRICS
+    assert cfg.metrics == DEFAULT_METRICS == []  # every metric the monitors export
     assert (cfg.half_life_s, cfg.threshold, cfg.sev1_min_metrics, cfg.interval) == (60.0, 10.0, 2, 5.0)
     assert cfg.rules().clear_threshold == 5.0  # half the threshold unless set
     assert "streamwatch_monitor_anomalies_total" in cfg.query and cfg.port == 8110
+    # Every series is read on its own: a sum per metric would add quiet series' false alarms together.
+    assert "sum" not in cfg.query
+    assert (cfg.top_series, cfg.forget_series_after_s, cfg.max_series) == (5, 900.0, 100_000)
 
 
 def test_file_then_flags(tmp_path: Path) -> None:
@@ -45,7 +48,10 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("interval = nan\n", "'interval' must be a finite number"),
         ("half_life_s = inf\n", "'half_life_s' must be a finite number"),
         ("log_max_bytes = -5\n", "log_max_bytes must be 0"),
-        ("metrics = []\n", "metrics must name at least one"),
+        ('metrics = ["a", "a"]\n', "metrics has duplicates"),
+        ("top_series = 0\n", "top_series must be at least 1"),
+        ("forget_series_after_s = 0\n", "forget_series_after_s must be positive"),
+        ("max_series = 0\n", "max_series must be at least 1"),
         ("sev1_min_metrics = 0\n", "sev1_min_metrics must be at least 1"),
         ('log_format = "xml"\n', "'log_format' must be one of"),
         ("interval = 0\n", "interval must be positive"),

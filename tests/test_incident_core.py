@@ -12,11 +12,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from incident.counts import CounterDeltas
 from incident.decay import DecayingScore, decay_factor, spread_weight, steady_state
-from incident.severity import NONE, SEV1, SEV2, IncidentTracker, Rules, severity_for
+from incident.severity import NONE, SEV1, SEV2, IncidentTracker, Rules, SeriesId, SeriesLimits, severity_for
 from streamwatch.clock import FakeClock
 
 METRICS = ("energy_consumption", "energy_price")
@@ -228,6 +229,10 @@ def test_lifecycle_events_once_per_change() -> None:
     assert tr.current is None and tr.recent[0].ended_at == t
     snap = tr.snapshot(t)
     assert snap["severity"] == 0 and snap["current"] is None and snap["recent"][0]["peak_severity"] == 1
+    # The last event names only price; the incident as a whole had both in trouble.
+    assert snap["recent"][0]["metrics"] == ["energy_price"] and snap["recent"][0]["all_metrics"] == list(
+        METRICS
+    )
 
 
 def test_hold_freezes_scores_over_a_blind_spell_and_still_spreads_its_lump() -> None:
@@ -410,3 +415,203 @@ def test_background_noise_stays_quiet() -> None:
     spikes = [Spike(m, float(t), 2) for m in METRICS for t in range(37, 3600, 200)]
     _, events = run_pipeline(spikes, 3600)
     assert events == []
+
+
+# --- many series: a score per series, never summed ---------------------------------------------------
+
+
+def sid(metric: str, **labels: str) -> SeriesId:
+    return SeriesId.of({"metric": metric, "job": "monitor", "instance": "127.0.0.1:8200", **labels})
+
+
+def test_series_id_keeps_every_label_and_reads_without_the_target_labels() -> None:
+    s = SeriesId.of({"__name__": "streamwatch_monitor_anomalies_total", "metric": "cpu", "cpu": "1",
+                     "mode": "user", "job": "monitor", "instance": "h:1"})  # fmt: skip
+    assert s.metric == "cpu" and dict(s.labels) == {
+        "cpu": "1",
+        "mode": "user",
+        "job": "monitor",
+        "instance": "h:1",
+    }
+    assert str(s) == 'cpu{cpu="1",mode="user"}' and str(SeriesId("energy_price")) == "energy_price"
+    # Two monitors of one series are two keys: each keeps its own score.
+    assert s != SeriesId.of(
+        {"metric": "cpu", "cpu": "1", "mode": "user", "job": "monitor", "instance": "h:2"}
+    )
+
+
+def test_counter_deltas_find_series_from_the_reading_and_forget() -> None:
+    a, b = sid("cpu", cpu="0"), sid("cpu", cpu="1")
+    d: CounterDeltas[SeriesId] = CounterDeltas()
+    assert d.update({a: 5.0}) == {a: 0.0}  # baseline
+    assert d.update({a: 7.0, b: 2.0}) == {a: 2.0, b: 2.0}  # b appeared later: counted from 0
+    d.forget([a])
+    assert len(d) == 1 and d.update({a: 9.0, b: 2.0}) == {a: 9.0, b: 0.0}
+
+
+def run_fleet(
+    n: int, rate_per_sample: float, minutes: float, seed: int, summed: bool, rules: Rules | None = None
+) -> tuple[IncidentTracker, list, float]:
+    """``n`` series of one metric, each sample (every 2 s) a false alarm with ``rate_per_sample``,
+    read every 5 s. ``summed`` feeds their total under one key instead, as a per-metric sum would."""
+    rng = np.random.default_rng(seed)
+    tracker = IncidentTracker((), rules or Rules())
+    keys = [sid("cpu", cpu=str(i)) for i in range(n)]
+    events: list = []
+    total = 0.0
+    for step in range(int(minutes * 60 / 5) + 1):
+        counts = rng.poisson(2.5 * rate_per_sample, size=n) if step else np.zeros(n)  # 2.5 samples a poll
+        total += float(counts.sum())
+        if summed:
+            reading = {SeriesId("cpu"): float(counts.sum())}
+        else:
+            reading = dict(zip(keys, counts.astype(float), strict=True))
+        events += tracker.observe(T0 + 5 * step, reading)
+    return tracker, events, total
+
+
+def test_a_thousand_quiet_series_with_rare_false_alarms_open_nothing() -> None:
+    """1,000 series at a 0.1 % false-alarm rate: 0.5 anomalies/s for the metric, one per 33 min per series."""
+    tracker, events, total = run_fleet(1000, 0.001, 30, seed=1, summed=False)
+    assert total > 700  # the fleet did raise its false alarms (0.5/s for 30 min, about 900)
+    assert events == [] and tracker.severity == NONE
+    assert max(tracker.series_values(T0 + 1800).values()) < Rules().clear_threshold
+    assert len(tracker.series) == 1000
+    # The same anomalies summed into one number per metric: a steady 0.5/s settles at 43, far past 10.
+    summed, summed_events, _ = run_fleet(1000, 0.001, 30, seed=1, summed=True)
+    assert [e.event for e in summed_events][:1] == ["opened"] and summed.severity == SEV2
+
+
+def test_a_spike_on_one_series_of_fifty_opens_sev2_naming_that_series() -> None:
+    keys = [sid("cpu", cpu=str(i)) for i in range(50)]
+    tr = IncidentTracker(
+        (), Rules(half_life_s=10, threshold=10, clear_threshold=5), limits=SeriesLimits(top_series=3)
+    )
+    tr.observe(T0, dict.fromkeys(keys, 0.0))
+    [opened] = tr.observe(T0 + 5, {**dict.fromkeys(keys, 1.0), keys[17]: 14.0})
+    assert (opened.event, opened.severity, opened.metrics) == ("opened", SEV2, ("cpu",))
+    assert [s for s, _ in opened.series] == [keys[17]] and opened.series_in_trouble == 1
+    assert 'cpu{cpu="17"}=' in opened.one_line() and "more" not in opened.one_line()
+    doc = opened.to_dict()
+    assert doc["series"][0]["labels"]["cpu"] == "17" and doc["series"][0]["name"] == 'cpu{cpu="17"}'
+    assert doc["scores"] == {"cpu": pytest.approx(14 * spread_weight(5, 10), abs=1e-3)}
+
+
+def test_many_series_in_trouble_are_named_bounded_worst_first() -> None:
+    keys = [sid("cpu", cpu=str(i)) for i in range(50)]
+    tr = IncidentTracker(
+        (), Rules(half_life_s=10, threshold=10, clear_threshold=5), limits=SeriesLimits(top_series=3)
+    )
+    tr.observe(T0, dict.fromkeys(keys, 0.0))
+    [opened] = tr.observe(T0, {k: 20.0 + i for i, k in enumerate(keys[:8])})
+    assert [s for s, _ in opened.series] == [keys[7], keys[6], keys[5]]
+    assert opened.series_in_trouble == 8 and opened.one_line().count("cpu{") == 3
+    assert "(+5 more)" in opened.one_line() and opened.severity == SEV2  # one metric, however many series
+
+
+def test_series_of_two_metrics_in_trouble_is_sev1_and_resolve_names_the_last_series() -> None:
+    cpu, disk = sid("cpu", cpu="3"), sid("disk", device="sda")
+    tr = IncidentTracker((), Rules(half_life_s=10, threshold=10, clear_threshold=5))
+    tr.observe(T0, {cpu: 0.0, disk: 0.0, sid("cpu", cpu="4"): 0.0})
+    [opened] = tr.observe(T0, {cpu: 12.0, disk: 12.0})
+    assert (opened.event, opened.severity, opened.metrics) == ("opened", SEV1, ("cpu", "disk"))
+    [resolved] = tr.observe(T0 + 60, {})
+    assert resolved.event == "resolved" and {s for s, _ in resolved.series} == {cpu, disk}
+    assert tr.snapshot(T0 + 60)["series_per_metric"] == {"cpu": 2, "disk": 1}
+
+
+def test_a_fixed_metrics_list_filters_what_is_watched() -> None:
+    tr = IncidentTracker(("cpu",), Rules(half_life_s=10, threshold=10, clear_threshold=5))
+    assert tr.observe(T0, {sid("disk", device="sda"): 50.0}) == []
+    assert tr.score_values(T0) == {"cpu": 0.0} and not tr.series and tr.watches("cpu")
+    assert not tr.watches("disk")
+
+
+def test_series_gone_for_long_are_dropped_and_memory_is_bounded() -> None:
+    limits = SeriesLimits(forget_after_s=60, max_series=100)
+    tr = IncidentTracker((), Rules(half_life_s=10, threshold=10, clear_threshold=5), limits=limits)
+    old = [sid("cpu", cpu=str(i)) for i in range(80)]
+    tr.observe(T0, dict.fromkeys(old, 0.0))
+    # 40 more arrive while the old ones are still remembered: 20 fit, 20 are refused.
+    new = [sid("cpu", cpu=f"n{i}") for i in range(40)]
+    tr.observe(T0 + 30, dict.fromkeys(new, 1.0))
+    assert len(tr.series) == 100 and len(tr.refused) == 20
+    # The old ones are not seen again: a minute later they are gone, room for the refused ones.
+    tr.observe(T0 + 91, dict.fromkeys(new, 0.0))
+    assert set(tr.dropped) == set(old) and len(tr.series) == 40 and tr.refused == []
+    assert tr.score_values(T0 + 91).keys() == {"cpu"} and tr.per_metric == {"cpu": 40}
+    tr.observe(T0 + 200, {})
+    assert tr.series == {} and tr.score_values(T0 + 200) == {}  # a discovered metric goes with its series
+
+
+def test_many_series_state_survives_a_restart_as_never_stopped() -> None:
+    rules = Rules(half_life_s=10, threshold=10, clear_threshold=5)
+    keys = [sid("cpu", cpu=str(i)) for i in range(20)] + [sid("disk", device="sda")]
+    steady, steady_d = IncidentTracker((), rules), CounterDeltas[SeriesId]()
+    moved, moved_d = IncidentTracker((), rules), CounterDeltas[SeriesId]()
+    totals = dict.fromkeys(keys, 0.0)
+    got, want = [], []
+    for i in range(12):
+        if 1 <= i <= 3:
+            totals[keys[4]] += 8.0  # one cpu series spikes, then the disk with it
+            totals[keys[-1]] += 10.0 if i > 1 else 0.0
+        ts = T0 + 5 * i
+        want += [e.to_dict() for e in steady.observe(ts, steady_d.update(totals))]
+        got += [e.to_dict() for e in moved.observe(ts, moved_d.update(totals))]
+        saved = json.loads(json.dumps({"t": moved.to_dict(), "d": moved_d.to_dict(SeriesId.to_key)}))
+        moved = IncidentTracker.from_dict(saved["t"], (), rules)
+        moved_d = CounterDeltas.from_dict(saved["d"], decode=SeriesId.from_key)
+        assert moved.snapshot(ts) == steady.snapshot(ts)
+    assert [e["event"] for e in want][:2] == ["opened", "escalated"] and got == want
+    assert want[0]["series"][0]["labels"]["cpu"] == "4"
+
+
+def test_a_state_saved_per_metric_resumes_as_one_series_metrics() -> None:
+    saved = {
+        "last_ts": T0,
+        "scores": {
+            "energy_price": {"value": 12.0, "updated_at": T0},
+            "gone": {"value": 3.0, "updated_at": T0},
+        },
+        "in_trouble": ["energy_price"],
+        "current": {
+            "incident_id": "x",
+            "started_at": T0 - 5,
+            "ended_at": None,
+            "severity": 2,
+            "peak_severity": 2,
+            "metrics": ["energy_price"],
+            "duration_s": 5.0,
+        },
+        "recent": [],
+    }
+    tr = IncidentTracker.from_dict(saved, METRICS, Rules(half_life_s=10, threshold=10, clear_threshold=5))
+    assert tr.in_trouble == {"energy_price"} and tr.score_values(T0) == {
+        "energy_consumption": 0,
+        "energy_price": 12,
+    }
+    assert tr.current is not None and tr.current.all_metrics == ("energy_price",)
+    [resolved] = tr.observe(T0 + 60, {})
+    assert resolved.event == "resolved" and resolved.incident_id == "x"
+
+
+def test_hold_freezes_every_series_and_a_blind_spell_forgets_none() -> None:
+    limits = SeriesLimits(forget_after_s=60)
+    tr = IncidentTracker((), Rules(half_life_s=10, threshold=10, clear_threshold=5), limits=limits)
+    keys = [sid("cpu", cpu=str(i)) for i in range(3)]
+    tr.observe(T0, dict.fromkeys(keys, 0.0))
+    tr.observe(T0 + 5, {keys[0]: 14.0, keys[1]: 0.0, keys[2]: 0.0})
+    before = tr.series_values(T0 + 5)
+    tr.hold(T0 + 305)  # five minutes blind, much longer than forget_after_s
+    assert tr.series_values(T0 + 305) == pytest.approx(before)
+    # Back: only cpu 0 and 1 report in the first reading; cpu 2 is not forgotten for the blind spell.
+    tr.observe(T0 + 305, {keys[0]: 0.0, keys[1]: 0.0})
+    assert set(tr.series) == set(keys) and tr.severity == SEV2
+
+
+def test_a_non_finite_count_on_one_series_leaves_the_others_counted() -> None:
+    a, b = sid("cpu", cpu="0"), sid("cpu", cpu="1")
+    d: CounterDeltas[SeriesId] = CounterDeltas()
+    d.update({a: 1.0, b: 1.0})
+    assert d.update({a: math.inf, b: 4.0}) == {a: 0.0, b: 3.0} and d.nonfinite == [a]
+    assert d.update({a: 3.0, b: 4.0}) == {a: 2.0, b: 0.0} and d.nonfinite == []  # resumes from its last value

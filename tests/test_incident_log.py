@@ -117,6 +117,17 @@ def test_text_format_is_readable(tmp_path: Path) -> None:
     assert not lines[0].startswith("{")
 
 
+def test_a_line_cut_anywhere_is_torn_not_corrupt(tmp_path: Path) -> None:
+    # Events now end in nested series objects ("...,"score":12.0}],...}"), so a cut can leave a line
+    # ending in "}" or in half a number: each is still recognised as cut short, never as corruption.
+    path = tmp_path / "incidents.log"
+    for event in lifecycle():
+        line = IncidentLog(tmp_path / "fmt.log").format(event)
+        for cut in range(1, len(line) - 1):
+            path.write_text(line[:-cut] + "\n" + line + "\n")
+            assert [d["event"] for d in iter_events(path)] == [event.event], line[:-cut]
+
+
 WRITE_UNDER_A_SIZE_LIMIT = """
 import os, resource, sys
 from incident.log import IncidentLog

@@ -180,7 +180,7 @@ def test_the_dashboard_page_injects_and_a_foreign_page_cannot(stack: Stack) -> N
     """In a real browser: the button's same-origin JSON fetch works; the same fetch from another origin
     (the simulator's page stands in for a foreign site) does not reach the simulator."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    from dashboard import quickstack
+    from tests import quickstack
 
     if not Path(quickstack.CHROMIUM).exists():
         pytest.fail(f"{quickstack.CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")

@@ -4,7 +4,7 @@
   "use strict";
 
   const config = JSON.parse(document.getElementById("dashboard-config").textContent);
-  const state = { range: config.range, charts: {}, timer: null, injecting: false };
+  const state = { range: config.range, charts: {}, timer: null, injecting: false, selected: null };
   const colors = {
     axis: "#8b95a5", grid: "rgba(139,149,165,0.14)", actual: "#e6edf3", expected: "#58a6ff",
     band: "rgba(88,166,255,0.22)", bound: "rgba(88,166,255,0.45)", anomaly: "#ff5d6c",
@@ -148,32 +148,81 @@
     for (const el of document.querySelectorAll(".chart")) overlay(el, why);
   }
 
-  function renderBanner(summary) {
+  // The banner and the incident list come from one /state of the incident detector (via /api/incidents):
+  // the severity, the metrics it names and the start times are the incident log's own.
+  function renderBanner(doc) {
     const banner = $("#banner");
-    const sev = summary.severity;
-    const inTrouble = config.metrics.filter((m) => {
-      const s = summary.metrics[m].score;
-      return s !== null && summary.threshold !== null && s > summary.threshold;
-    });
     let cls, label, detail;
-    if (sev === null) {
-      cls = "unknown"; label = "No data from the incident detector";
-      detail = "streamwatch_incident_severity has no recent sample in Prometheus.";
-    } else if (sev === 0) {
-      cls = "normal"; label = "Normal"; detail = "No open incident. Every metric's score is under the threshold.";
-    } else if (sev === 1) {
-      cls = "sev1"; label = "Sev 1 incident";
-      detail = "Several metrics in trouble" + (inTrouble.length ? ": " + inTrouble.join(", ") : "") + ".";
-    } else if (sev === 2) {
-      cls = "sev2"; label = "Sev 2 incident";
-      detail = "One metric in trouble" + (inTrouble.length ? ": " + inTrouble.join(", ") : "") + ".";
+    if (!doc) {
+      cls = "unknown"; label = "No answer from the incident detector";
+      detail = "Its /state could not be read; retrying.";
+    } else if (doc.severity === 0) {
+      cls = "normal"; label = "Normal"; detail = "No open incident. Every series' score is under the threshold.";
+    } else if (doc.severity === 1 || doc.severity === 2) {
+      cls = doc.severity === 1 ? "sev1" : "sev2"; label = doc.severity_label + " incident";
+      const what = doc.severity === 1 ? "Several metrics in trouble: " : "One metric in trouble: ";
+      detail = what + doc.metrics.join(", ") + ".";
+      if (doc.series.length) {
+        const more = doc.series_in_trouble - doc.series.length;
+        detail += " Series: " + doc.series.slice(0, 5).join(", ") + (more > 0 ? " and " + more + " more" : "") + ".";
+      }
     } else {
-      cls = "unknown"; label = "Severity " + sev; detail = "";
+      cls = "unknown"; label = "Severity " + doc.severity; detail = "";
     }
     banner.className = "banner " + cls;
     banner.dataset.severity = cls;
     $("#banner-label").textContent = label;
     $("#banner-detail").textContent = detail;
+  }
+
+  function renderTop(doc) {
+    const body = $("#top-body");
+    body.textContent = "";
+    if (!doc.series.length) {
+      const td = body.insertRow().insertCell();
+      td.colSpan = 3; td.className = "muted"; td.textContent = "No series scored yet.";
+      return;
+    }
+    for (const row of doc.series) {
+      const tr = body.insertRow();
+      tr.className = "top-row";
+      tr.dataset.name = row.name;
+      tr.tabIndex = 0;
+      tr.classList.toggle("selected", !!state.selected && state.selected.name === row.name);
+      tr.insertCell().textContent = row.name;
+      tr.insertCell().textContent = row.metric;
+      const score = tr.insertCell();
+      score.textContent = fmtNumber(row.score, 2);
+      score.classList.toggle("hot", row.score > 1);  // above 1: outside the band, as the monitor says
+      const pick = () => select(row);
+      tr.addEventListener("click", pick);
+      tr.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(); });
+    }
+  }
+
+  function select(row) {
+    state.selected = row;
+    $("#selected").hidden = false;
+    $("#selected-name").textContent = row.name;
+    for (const tr of document.querySelectorAll(".top-row")) tr.classList.toggle("selected", tr.dataset.name === row.name);
+    refreshSelected();
+  }
+
+  async function refreshSelected() {
+    const row = state.selected;
+    if (!row) return;
+    const q = "/api/series?name=band&metric=" + encodeURIComponent(row.metric) + "&range=" +
+      encodeURIComponent(state.range) + "&series=" + encodeURIComponent(JSON.stringify(row.labels));
+    try {
+      const band = await getJson(q);
+      if (state.selected !== row) return;  // another row was picked meanwhile
+      draw("band-selected", bandOptions,
+        [band.timestamps, band.lower, band.upper, band.expected, band.actual, band.anomalies], band.samples,
+        "No data yet for " + row.name + " in this range.");
+      $("#selected-count").textContent = fmtCount(band.anomaly_count);
+    } catch (e) {
+      overlay(document.getElementById("band-selected"), "Could not load " + row.name + ": " + e.message);
+    }
   }
 
   function renderStats(summary) {
@@ -199,24 +248,32 @@
   function renderIncidents(doc) {
     const body = $("#incidents-body");
     body.textContent = "";
-    $("#incidents-note").textContent = "last " + fmtDuration(doc.lookback_s);
+    if (!doc) {
+      const td = body.insertRow().insertCell();
+      td.colSpan = 5; td.className = "muted"; td.textContent = "The incident detector does not answer.";
+      return;
+    }
     if (!doc.incidents.length) {
-      const tr = body.insertRow();
-      const td = tr.insertCell();
-      td.colSpan = 5; td.className = "muted"; td.textContent = "No incidents in this period.";
+      const td = body.insertRow().insertCell();
+      td.colSpan = 5; td.className = "muted"; td.textContent = "No incidents since the detector started.";
       return;
     }
     for (const inc of doc.incidents.slice(0, 10)) {
       const tr = body.insertRow();
+      tr.dataset.incident = inc.incident_id;
       const sev = tr.insertCell();
       const pill = document.createElement("span");
       pill.className = "pill " + (inc.severity === 1 ? "sev1" : "sev2");
       pill.textContent = inc.severity_label;
       sev.appendChild(pill);
-      tr.insertCell().textContent = fmtTime(inc.start);
+      const started = tr.insertCell();
+      started.textContent = fmtTime(inc.start);
+      started.dataset.time = String(inc.start);
       tr.insertCell().textContent = inc.ongoing ? "ongoing" : fmtTime(inc.end);
       tr.insertCell().textContent = fmtDuration(inc.duration_s);
-      tr.insertCell().textContent = inc.metrics.join(", ") || "–";
+      const more = inc.series_in_trouble - inc.series.length;
+      tr.insertCell().textContent = (inc.metrics.join(", ") || "–") +
+        (inc.series.length ? " (" + inc.series.join(", ") + (more > 0 ? " +" + more : "") + ")" : "");
     }
   }
 
@@ -266,24 +323,36 @@
 
   async function refresh() {
     const range = encodeURIComponent(state.range);
-    const jobs = [getJson("/api/summary?range=" + range), getJson("/api/incidents")];
+    // The incident detector is a peer of its own: when it does not answer, the charts still update.
+    const incidents = getJson("/api/incidents").catch(() => null);
+    const jobs = [getJson("/api/summary?range=" + range), getJson("/api/top")];
     for (const m of config.metrics) {
       const q = "&metric=" + encodeURIComponent(m) + "&range=" + range;
       jobs.push(getJson("/api/series?name=band" + q), getJson("/api/series?name=score" + q));
     }
     try {
-      const [summary, incidents, ...series] = await Promise.all(jobs);
-      renderBanner(summary);
+      const [summary, top, ...series] = await Promise.all(jobs);
+      const doc = await incidents;
+      renderBanner(doc);
       renderStats(summary);
-      renderIncidents(incidents);
+      renderIncidents(doc);
+      renderTop(top);
       config.metrics.forEach((m, i) => {
         const band = series[2 * i], score = series[2 * i + 1];
         draw("band-" + m, bandOptions,
           [band.timestamps, band.lower, band.upper, band.expected, band.actual, band.anomalies], band.samples,
-          "No data yet: the monitor for " + m + " has not exported streamwatch_monitor_actual in this range.");
+          "No data yet: neither " + m + " nor its monitor's band is in Prometheus for this range.");
+        // A query with several series: the card draws one of them whole; the table below has the rest.
+        const note = document.querySelector('.metric[data-metric="' + m + '"] [data-field="series_note"]');
+        const shown = Object.entries(band.shown || {}).filter(([k]) => k !== "job" && k !== "instance")
+          .map(([k, v]) => k + '="' + v + '"').join(",");  // named as in the table: without the target labels
+        note.hidden = !(band.series_count > 1);
+        note.textContent = band.series_count > 1 ? "Showing " + m + "{" + shown + "}, one of " +
+          band.series_count + " series; pick any in the table below." : "";
         draw("score-" + m, scoreOptions, [score.timestamps, score.score, score.threshold], score.samples,
           "No data yet: the incident detector has not exported a score for " + m + " in this range.");
       });
+      await refreshSelected();
       showError(null);
       $("#updated").textContent = "updated " + fmtTime(Date.now() / 1000);
     } catch (e) {
