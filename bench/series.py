@@ -187,7 +187,8 @@ def part_prophet(work: Path, stack: Stack, n: int, workers: Sequence[int], fit_w
             f"fit_window = {fit_window}\nmax_series = {n}"
         )
         began = time.monotonic()
-        mon = start_monitor(work, f"prophet-{w}", stack.url, 30.0, query, workers=w)
+        # A short interval: finished fits are installed at each cycle, so it bounds the time's resolution.
+        mon = start_monitor(work, f"prophet-{w}", stack.url, 5.0, query, workers=w)
         marker = f'streamwatch_monitor_fits_total{{metric="price"}} {float(n)}'
         loads = []
 
@@ -200,7 +201,9 @@ def part_prophet(work: Path, stack: Stack, n: int, workers: Sequence[int], fit_w
         rss = rss_mib(mon.process.proc.pid)
         status = "" if ok else " (NOT all fitted: timed out)"
         print(f"\nprophet, {n} series, fit_workers {w}: every series fitted {took:.0f} s after start{status}")
+        flat = mon.log.read_text(errors="replace").count("no repeating shape")
         print(f"  ({n / took:.2f} fits/s; monitor RSS {rss:.0f} MiB, workers not counted)")
+        print(f"  {n - flat} fitted with a season, {flat} without (no significant season in the history)")
         print(f"  load average (1, 5, 15 min) at the start / end: {loads[0]} / {loads[-1]}")
         mon.process.stop()
 
@@ -252,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=30.0)
     p.add_argument("--prophet-series", type=int, default=1000)
     p.add_argument("--workers", default="1,2", help="fit_workers values to time (default 1,2)")
-    p.add_argument("--fit-window", type=float, default=300.0, help="Prophet history in seconds (default 300)")
+    p.add_argument("--fit-window", type=float, default=600.0, help="Prophet history in seconds (default 600)")
     p.add_argument("--churn-series", type=int, default=10_000)
     p.add_argument("--churn-count", type=int, default=1000)
     p.add_argument("--churn-every", type=float, default=600.0)
