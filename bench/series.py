@@ -6,8 +6,9 @@ and ``monitor.py --config`` watching ``energy_price_metric`` as a subprocess. Th
 - ``ema``: N series (default 10,000), the EMA detector, ``--interval`` (default 30 s): the first cycle
   (which trains every series), then the median and worst of ``--cycles`` cycles (read, score, export,
   from the monitor's own log line), the monitor's RSS, and how long a scrape of its /metrics takes.
-- ``prophet``: the first ``--prophet-series`` of them (default 1,000; ``max_series`` picks them) with
-  Prophet: time until every series is fitted, for each ``--workers`` count (default 1,2).
+- ``prophet``: a fleet of ``--prophet-series`` series (default 1,000) with Prophet, once Prometheus
+  holds ``--fit-window`` of history: time until every series is fitted, for each ``--workers``
+  count (default 1,2).
 - ``churn``: a second simulator renames ``--churn-count`` series every ``--churn-every`` seconds for
   ``--churn-duration``: RSS after each period, and exported children against the series that exist.
 
@@ -171,7 +172,16 @@ def part_ema(work: Path, stack: Stack, n: int, cycles: int, interval: float) -> 
     mon.process.stop()
 
 
-def part_prophet(work: Path, stack: Stack, n: int, workers: Sequence[int], fit_window: float) -> None:
+def part_prophet(work: Path, n: int, workers: Sequence[int], fit_window: float) -> None:
+    # Its own fleet of n series: a history read of the whole ema fleet would be timed as well.
+    stack = start_stack(work, "prophet", n)
+    try:
+        _prophet(work, stack, n, workers, fit_window)
+    finally:
+        stack.stop()
+
+
+def _prophet(work: Path, stack: Stack, n: int, workers: Sequence[int], fit_window: float) -> None:
     client = PrometheusClient(stack.url, timeout_s=30)
     needed = int(0.9 * fit_window / SCRAPE_S)
 
@@ -184,7 +194,7 @@ def part_prophet(work: Path, stack: Stack, n: int, workers: Sequence[int], fit_w
     for w in workers:
         query = (
             f'name = "price"\nexpr = "energy_price_metric"\ndetector = "prophet"\nstep = {SCRAPE_S}\n'
-            f"fit_window = {fit_window}\nmax_series = {n}"
+            f"fit_window = {fit_window}"
         )
         began = time.monotonic()
         # A short interval: finished fits are installed at each cycle, so it bounds the time's resolution.
@@ -267,16 +277,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with TemporaryDirectory(prefix="bench-series-") as tmp:
         work = Path(tmp)
-        if parts & {"ema", "prophet"}:
-            stack = start_stack(work, "main", args.series)
+        if "ema" in parts:
+            stack = start_stack(work, "ema", args.series)
             try:
-                if "ema" in parts:
-                    part_ema(work, stack, args.series, args.cycles, args.interval)
-                if "prophet" in parts:
-                    workers = [int(w) for w in args.workers.split(",")]
-                    part_prophet(work, stack, args.prophet_series, workers, args.fit_window)
+                part_ema(work, stack, args.series, args.cycles, args.interval)
             finally:
                 stack.stop()
+        if "prophet" in parts:
+            workers = [int(w) for w in args.workers.split(",")]
+            part_prophet(work, args.prophet_series, workers, args.fit_window)
         if "churn" in parts:
             part_churn(work, args.churn_series, args.churn_count, args.churn_every, args.churn_duration)
     return 0
