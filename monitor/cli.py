@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = MonitorConfig()
     p = ArgumentParser(
         prog="monitor.py",
-        description="Forecast one Prometheus metric with Prophet; export its band, anomalies, MAE and MAPE.",
+        description="Forecast one Prometheus metric with Prophet; export its band, anomalies, MAE and MAPE. "
+        "Or, with no positional arguments and --config FILE holding [[monitor.queries]] tables: watch every "
+        "series of any PromQL queries, one detector each (docs/many-series.md).",
     )
     # All three, or none with a --config whose [[monitor.queries]] watch every series (monitor.fleetcli).
     p.add_argument(
