@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.config import MonitorConfig, QueryConfig
+from monitor.config import MAX_RANGE_POINTS, MonitorConfig, QueryConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector
 from monitor.fitpool import FitPool
@@ -64,6 +64,7 @@ class QueryReader:
         step = self.query.step
         last = math.floor(now / step) * step
         start = min(math.floor(since / step) * step + step, last)
+        start = max(start, last - (MAX_RANGE_POINTS - 1) * step)  # what Prometheus answers at most
         return self.client.query_range(self.query.expr, start, last, step)
 
     def history(self, now: float) -> list[Series]:
