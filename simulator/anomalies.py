@@ -47,6 +47,7 @@ class Anomaly:
     magnitude: float
     start: float
     duration_s: float
+    series: int | None = None  # one series of a fleet (simulator --series N); None: every series
 
     @property
     def end(self) -> float:
@@ -56,7 +57,14 @@ class Anomaly:
         return self.start <= t < self.end
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "end": self.end}
+        doc = {**asdict(self), "end": self.end}
+        if self.series is None:  # the document stays as it was before fleets existed
+            del doc["series"]
+        return doc
+
+    def hits(self, metric: str, series: int | None) -> bool:
+        """Whether this anomaly applies to ``series`` (None: the only one) of ``metric``."""
+        return self.metric == metric and (self.series is None or series is None or self.series == series)
 
 
 def _number(raw: Any, field: str) -> float:
@@ -101,10 +109,20 @@ def validate(request: Any, metrics: Mapping[str, MetricSpec]) -> tuple[str, str,
             f"a {kind}'s magnitude may move {metric} by at most {limit:g} ({MAX_SHIFT_RANGES:g} times its "
             f"range), got {magnitude:g}",
         )
-    extra = sorted(set(request) - {"metric", "kind", "magnitude", "duration_s"})
+    extra = sorted(set(request) - {"metric", "kind", "magnitude", "duration_s", "series"})
     if extra:
         raise AnomalyError(extra[0], f"unknown field '{extra[0]}'")
     return metric, kind, magnitude, duration_s
+
+
+def validate_series(request: Mapping[str, Any], count: int) -> int | None:
+    """The optional ``series`` field of an injection: one series' index, or None (all of them)."""
+    raw = request.get("series")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < count:
+        raise AnomalyError("series", f"series must be an integer from 0 to {count - 1}, got {raw!r}")
+    return raw
 
 
 def apply(value: float, t: float, anomaly: Anomaly, spec: MetricSpec) -> float:
@@ -122,12 +140,14 @@ def apply(value: float, t: float, anomaly: Anomaly, spec: MetricSpec) -> float:
     raise ValueError(f"unknown anomaly kind {anomaly.kind!r}")
 
 
-def apply_all(value: float, t: float, anomalies: Iterable[Anomaly], spec: MetricSpec) -> float:
-    """Lay every anomaly of ``spec``'s metric over ``value`` in start order.
+def apply_all(
+    value: float, t: float, anomalies: Iterable[Anomaly], spec: MetricSpec, series: int | None = None
+) -> float:
+    """Lay every anomaly of ``spec``'s metric (that hits ``series``) over ``value`` in start order.
 
     A metric that cannot be negative (min >= 0) is floored at 0, so a downward shift ends at zero.
     """
-    for anomaly in sorted((a for a in anomalies if a.metric == spec.name), key=lambda a: a.start):
+    for anomaly in sorted((a for a in anomalies if a.hits(spec.name, series)), key=lambda a: a.start):
         # Many capped spikes stacked could still overflow: clamp at each step, so no +Inf (or the NaN
         # of a later x0 spike) ever reaches a scrape.
         value = min(max(apply(value, t, anomaly, spec), -sys.float_info.max), sys.float_info.max)

@@ -41,6 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default 5000)")
     serve.add_argument("--config", type=Path, help="TOML file with seed, tick_s and [[metrics]]")
     serve.add_argument("--seed", type=int, help="noise seed (default 0)")
+    serve.add_argument(
+        "--series",
+        type=int,
+        help="serve each metric as N series told apart by a `series` label, each with its own phase and "
+        "amplitude (default 1: one series, no label)",
+    )
+    serve.add_argument(
+        "--churn-every",
+        type=float,
+        help="with --series: rename --churn-count series every N seconds (benchmarks)",
+    )
+    serve.add_argument("--churn-count", type=int, help="how many series --churn-every renames (default 0)")
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     serve.add_argument("--allowed-host", action="append", dest="allowed_hosts", help=ALLOWED_HOST_HELP)
     # The serve flags work without the word "serve" too, so the top-level help shows them, taken from
@@ -101,7 +113,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from streamwatch.wsgi import serve
 
     cfg = load_config(
-        args.config, host=args.host, port=args.port, seed=args.seed, allowed_hosts=args.allowed_hosts
+        args.config,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        allowed_hosts=args.allowed_hosts,
+        series=args.series,
+        churn_every=args.churn_every,
+        churn_count=args.churn_count,
     )
     setup_logging(args.log_format)
     clock = SystemClock()
