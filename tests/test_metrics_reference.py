@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from prometheus_client import generate_latest
@@ -18,9 +19,14 @@ from incident.exporter import IncidentMetrics
 from incident.log import AppendOnlyLog
 from incident.webhook import WebhookConfig
 from incident.webhook import create_app as create_receiver
+from monitor.config import QueryConfig
+from monitor.detectors import registry
 from monitor.exporter import MonitorMetrics
+from monitor.fleet import QueryFleet
+from monitor.fleetexport import FleetMetrics, render_series
 from simulator.app import create_app as create_simulator
 from simulator.config import SimulatorConfig
+from streamwatch.series import Series
 from tests.conftest import ROOT
 
 REFERENCE = ROOT / "docs" / "metrics.md"
@@ -51,12 +57,34 @@ def types_in(exposition: str) -> dict[str, str]:
 
 def test_the_reference_has_one_row_per_metric_of_every_service() -> None:
     sources = {src for _, src in documented().values()}
-    assert sources == {"simulator", "monitor", "incident detector", "alert receiver", "Prometheus"}
+    assert sources == {
+        "simulator",
+        "monitor",
+        "monitor (--config)",
+        "incident detector",
+        "alert receiver",
+        "Prometheus",
+    }
 
 
 def test_the_monitor_exports_exactly_its_rows() -> None:
     metrics = MonitorMetrics("energy_price")
     assert types_in(generate_latest(metrics.registry).decode()) == documented_by("monitor")
+
+
+def test_the_many_series_monitor_exports_its_rows_and_only_documented_ones() -> None:
+    fleet = QueryFleet(QueryConfig(name="cpu", expr="rate(x[1m])"))
+    ts = 1_700_000_000.0 + np.arange(30.0)
+    fleet.observe([Series({"cpu": "0"}, ts, np.ones(30))], ts[-1])
+    for key in fleet.waiting():
+        fleet.install(key, registry.create("ema", {}), ts[10])
+    fleet.observe([Series({"cpu": "0"}, ts + 30, np.ones(30))], ts[-1] + 30)
+    metrics = FleetMetrics(["cpu"])
+    metrics.series_text = render_series([fleet])
+    exported = types_in(metrics.exposition().decode())
+    own = documented_by("monitor (--config)")
+    assert own.items() <= exported.items()
+    assert exported.items() <= (own | documented_by("monitor")).items()
 
 
 def test_the_incident_detector_exports_exactly_its_rows() -> None:
@@ -87,7 +115,9 @@ def test_every_recording_rule_has_its_row() -> None:
     assert records == set(documented_by("Prometheus"))
 
 
-@pytest.mark.parametrize("source", ["monitor", "incident detector", "alert receiver", "simulator"])
+@pytest.mark.parametrize(
+    "source", ["monitor", "monitor (--config)", "incident detector", "alert receiver", "simulator"]
+)
 def test_exported_names_follow_the_conventions(source: str) -> None:
     for name, typ in documented_by(source).items():
         assert re.fullmatch(r"[a-z_<>]+", name), name
