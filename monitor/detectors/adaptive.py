@@ -31,8 +31,11 @@ Other signals on the same scale, the score being the largest:
   slow one (``drift_slow``), over its own scale and its own decaying peak;
 - **new range** (Numenta's "spatial anomaly"): how far the value lies beyond the range of all values
   seen, in units of ``range_margin`` times that range (:func:`range_score`);
-- **the day's shape**: the daily profile's surprise over ``season_margin`` times its own decaying peak
-  (:func:`season_score`), for a day that departs from its shape where each step looks ordinary.
+- **the shape**: a second per-phase profile over ``shape_days`` periods (a week of 336 half-hour bins by
+  default; real metrics have weekly seasons too: weekends, holidays), its own surprise over
+  ``season_margin`` times its own decaying peak (:func:`season_score`), used once the whole profile has
+  been seen: a day that departs from its usual shape for that weekday where each step looks ordinary
+  (a daily jump that did not happen, a holiday's traffic on a working day).
 
 An alarm's surprises are not learnt as normal (the peaks are capped at their value before it), so one
 incident does not raise the bar for the next.
@@ -41,11 +44,11 @@ Never alarms: the first ``warmup`` points (scores 0, no band), and the ``suppres
 (scores 0, band kept), because one incident is one alarm. Scales are floored at ``1e-6`` of the series'
 typical magnitude, so a flat line that moves at all is a surprise, but rounding is not.
 
-Complexity: O(1) time per point and O(bins + period) memory (2 to 4 KiB of state; the warm-up's values
-are kept until its end, then dropped). Vectorised path: every recurrence is a first-order linear filter
-(``scipy.signal.lfilter``), a per-phase one, or a running maximum (``np.maximum.accumulate`` in log space);
-only the suppression walks the alarms, which are few. A batch that crosses the warm-up's end is split
-there, so the period is found at the same point on every path.
+Complexity: O(1) time per point and O(bins * shape_days + period) memory (4 to 6 KiB of state; the
+warm-up's values are kept until its end, then dropped). Vectorised path: every recurrence is a
+first-order linear filter (``scipy.signal.lfilter``), a per-phase one, or a running maximum
+(``np.maximum.accumulate`` in log space); only the suppression walks the alarms, which are few. A batch
+that crosses the warm-up's end is split there, so the period is found at the same point on every path.
 
 >>> import numpy as np
 >>> x = 10 + np.sin(np.arange(600) / 5.0)
@@ -58,6 +61,8 @@ there, so the period is found at the same point on every path.
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import MutableSequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +102,8 @@ class AdaptiveParams(DetectorOptions):
     suppress: int = 200  # points after an alarm that never alarm
     drift_fast: float = 0.02  # weights of a new value in the drift's fast and slow means
     drift_slow: float = 0.002
-    season_margin: float = 2.0  # the daily profile's own alarm: its surprise over this times its recent peak
+    season_margin: float = 1.5  # the shape's alarm: its profile's surprise over this times its recent peak
+    shape_days: int = 7  # the shape's profile covers this many periods (7: the week's shape, 1: the day's)
     min_surprise: float = 4.0  # the alarm threshold on a surprise is never below this many typical errors
     range_margin: float = 0.02  # a value beyond the range seen so far by this fraction of it alarms (0: off)
 
@@ -119,6 +125,8 @@ class AdaptiveParams(DetectorOptions):
             raise ValueError("warmup and suppress must be >= 0")
         if not self.season_margin > 0:
             raise ValueError(f"season_margin must be positive, got {self.season_margin}")
+        if self.shape_days < 1:
+            raise ValueError(f"shape_days must be >= 1, got {self.shape_days}")
         if not self.min_surprise >= 0:
             raise ValueError(f"min_surprise must be >= 0, got {self.min_surprise}")
         if not self.range_margin >= 0:
@@ -197,8 +205,8 @@ class Adaptive(OnlineDetector):
         self.step_n = 0  # steps learnt
         self.step_scale = 0.0
         # Lists, not arrays: the streaming path reads one element at a time, much faster from a list.
-        self.profile = [0.0] * self.p.bins
-        self.seen = [False] * self.p.bins
+        # NaN: a phase not seen yet.
+        self.profile = [math.nan] * self.p.bins
         self.season_n = 0  # seasonal errors learnt
         self.season_scale = 0.0
         self.peak = 0.0  # decaying maximum of point surprises
@@ -206,7 +214,11 @@ class Adaptive(OnlineDetector):
         self.slow = 0.0
         self.drift_scale = 0.0
         self.drift_peak = 0.0
-        self.season_peak = 0.0  # decaying maximum of the daily profile's own surprises
+        # The shape's profile: shape_days periods of bins each (an array: 8 bytes a bin for a week's 336).
+        self.shape = array("d", [math.nan]) * (self.p.bins * self.p.shape_days)
+        self.shape_n = 0  # its errors learnt
+        self.shape_scale = 0.0
+        self.season_peak = 0.0  # decaying maximum of the shape profile's surprises
         self.quiet = 0  # points left in which an alarm is suppressed
         self.vmin, self.vmax = math.inf, -math.inf  # the range of the values seen
         # The warm-up's values, kept until its end to look for a period in samples (then dropped).
@@ -226,27 +238,28 @@ class Adaptive(OnlineDetector):
             self.p_scale = float(_scale_series(errs, 0, 0.0)[-1]) if len(errs) else 0.0
 
     # -- streaming ----------------------------------------------------------------------------------
-    def _evaluate(self, x: float, t: float) -> tuple[Score, float, int, float, float, float, float, float]:
+    def _evaluate(
+        self, x: float, t: float
+    ) -> tuple[Score, float, int, float, float, float, float, int, float, float]:
         """(score, point surprise, phase bin, seasonal error or NaN, drift, drift surprise, period error
-        or NaN, the daily profile's own surprise or 0), no learning."""
+        or NaN, the shape's bin, its error or NaN, its surprise or 0), no learning."""
         p = self.p
         b = phase_bin(t, p.period_s, p.bins)
+        hb = phase_bin(t, p.period_s * p.shape_days, p.bins * p.shape_days)
         if self.n == 0:
-            return finish_one(p, x, math.nan, math.nan, math.nan), 0.0, b, math.nan, 0.0, 0.0, math.nan, 0.0
+            none = finish_one(p, x, math.nan, math.nan, math.nan)
+            return none, 0.0, b, math.nan, 0.0, 0.0, math.nan, hb, math.nan, 0.0
         floor = max(SCALE_FLOOR * self.level, TINY)
         scale = max(self.step_scale, floor)
         expected = self.prev
         z = abs(x - self.prev) / scale
-        serr = math.nan
-        zs = sdev = 0.0
-        if self.seen[b]:
-            pred = self.profile[b]
-            serr = abs(x - pred)
-            if t - self.t0 > p.period_s:
-                sscale = max(self.season_scale, floor)
-                zs, sdev = serr / sscale, x - pred
-                if zs < z:
-                    z, scale, expected = zs, sscale, pred
+        pred = self.profile[b]
+        serr = abs(x - pred)  # NaN: a phase not seen yet
+        if serr == serr and t - self.t0 > p.period_s:
+            sscale = max(self.season_scale, floor)
+            zs = serr / sscale
+            if zs < z:
+                z, scale, expected = zs, sscale, pred
         perr = math.nan
         if self.period:
             pred = self.pprofile[self.n % self.period]
@@ -255,10 +268,16 @@ class Adaptive(OnlineDetector):
             # Only the reference (the recent worst surprise) learns the period model's surprise: the
             # deviation itself stays measured by the step and daily models (see the module docstring).
             z = min(z, perr / pscale)
+        # The shape: this value against its phase of the shape's profile, once the whole profile was seen.
+        herr = abs(x - self.shape[hb])
+        zh = hdev = 0.0
+        if herr == herr and t - self.t0 > p.period_s * p.shape_days:
+            zh, hdev = herr / max(self.shape_scale, floor), x - self.shape[hb]
         drift = self.fast + p.drift_fast * (x - self.fast) - self.slow
         zd = abs(drift) / max(self.drift_scale, floor)
         if self.n < p.warmup:
-            return finish_one(p, x, math.nan, math.nan, math.nan), z, b, serr, drift, zd, perr, zs
+            none = finish_one(p, x, math.nan, math.nan, math.nan)
+            return none, z, b, serr, drift, zd, perr, hb, herr, zh
         if self.peak > 0:
             half = max(p.margin * self.peak, p.min_surprise) * scale
             s = finish_one(p, x, expected, expected - half, expected + half)
@@ -267,13 +286,13 @@ class Adaptive(OnlineDetector):
         sd = max(
             drift_score(p, zd, drift, self.drift_peak),
             range_score(p, x, self.vmin, self.vmax),
-            season_score(p, zs, sdev, self.season_peak),
+            season_score(p, zh, hdev, self.season_peak),
         )
         if self.quiet > 0:
             s = Score(0.0, s.expected, s.lower, s.upper)
         elif sd > s.score:
             s = Score(sd, s.expected, s.lower, s.upper)
-        return s, z, b, serr, drift, zd, perr, zs
+        return s, z, b, serr, drift, zd, perr, hb, herr, zh
 
     def _learn(
         self,
@@ -286,7 +305,9 @@ class Adaptive(OnlineDetector):
         drift: float,
         zd: float,
         perr: float,
-        zs: float,
+        hb: int,
+        herr: float,
+        zh: float,
     ) -> None:
         p = self.p
         alarm = s.score > 1.0
@@ -304,17 +325,23 @@ class Adaptive(OnlineDetector):
         # not blind the detector to the next.
         if self.n >= SURPRISE_WARMUP:
             self.peak = max(min(z, self.peak) if alarm and self.peak > 0 else z, self.peak * p.decay)
-            capped = min(zs, self.season_peak) if alarm and self.season_peak > 0 else zs
+            capped = min(zh, self.season_peak) if alarm and self.season_peak > 0 else zh
             self.season_peak = max(capped, self.season_peak * p.decay)
         if self.n >= DRIFT_WARMUP:
             capped = min(zd, self.drift_peak) if alarm and self.drift_peak > 0 else zd
             self.drift_peak = max(capped, self.drift_peak * p.decay)
-        if self.seen[b]:
+        if serr == serr:
             self.season_n += 1
             self.season_scale += scale_weight(self.season_n) * (serr - self.season_scale)
             self.profile[b] += p.profile_alpha * (x - self.profile[b])
         else:
-            self.profile[b], self.seen[b] = x, True
+            self.profile[b] = x
+        if herr == herr:
+            self.shape_n += 1
+            self.shape_scale += scale_weight(self.shape_n) * (herr - self.shape_scale)
+            self.shape[hb] += p.profile_alpha * (x - self.shape[hb])
+        else:
+            self.shape[hb] = x
         if self.period:
             ph = self.n % self.period
             self.p_n += 1
@@ -380,24 +407,7 @@ class Adaptive(OnlineDetector):
         with np.errstate(invalid="ignore", divide="ignore"):
             z = step / scale
         # Seasonal model: per-bin exponential means, each point against its bin's mean before it.
-        bins = np.minimum(((ts % p.period_s) / p.period_s * p.bins).astype(np.int64), p.bins - 1)
-        pred = np.full(n, np.nan)
-        order = np.argsort(bins, kind="stable")
-        sb = bins[order]
-        starts = np.flatnonzero(np.concatenate(([True], sb[1:] != sb[:-1])))
-        ends = np.concatenate((starts[1:], [n]))
-        for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
-            b = int(sb[s0])
-            idx = order[s0:e0]
-            vals = xs[idx]
-            if self.seen[b]:
-                after = _ema(vals, p.profile_alpha, self.profile[b])
-                pred[idx[0]] = self.profile[b]
-                pred[idx[1:]] = after[:-1]
-            else:
-                after = np.concatenate(([vals[0]], _ema(vals[1:], p.profile_alpha, float(vals[0]))))
-                pred[idx[1:]] = after[:-1]
-            self.profile[b], self.seen[b] = float(after[-1]), True
+        pred = _bin_means(xs, _bins(ts, p.period_s, p.bins), self.profile, p.profile_alpha)
         serr = np.abs(xs - pred)
         has = ~np.isnan(serr)
         ss_after = _scale_series(serr[has], self.season_n, self.season_scale)
@@ -407,12 +417,24 @@ class Adaptive(OnlineDetector):
         active = has & (ts - self.t0 > p.period_s)
         with np.errstate(invalid="ignore", divide="ignore"):
             zs = serr / sscale
-        zsc = np.where(active, zs, 0.0)  # the daily profile's own surprise
-        sdev = xs - pred
         use = active & (zs < z)
         z = np.where(use, zs, z)
         scale = np.where(use, sscale, scale)
         expected = np.where(use, pred, expected)
+        # The shape's profile and its surprise (0 until the whole profile was seen).
+        hperiod = p.period_s * p.shape_days
+        hpred = _bin_means(xs, _bins(ts, hperiod, p.bins * p.shape_days), self.shape, p.profile_alpha)
+        herr = np.abs(xs - hpred)
+        hhas = ~np.isnan(herr)
+        hs_after = _scale_series(herr[hhas], self.shape_n, self.shape_scale)
+        hscale = np.full(n, np.nan)
+        hscale[hhas] = np.concatenate(([self.shape_scale], hs_after[:-1]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            zsc = np.where(hhas & (ts - self.t0 > hperiod), herr / np.maximum(hscale, floor), 0.0)
+        sdev = xs - hpred
+        self.shape_n += int(hhas.sum())
+        if len(hs_after):
+            self.shape_scale = float(hs_after[-1])
         # Period model (after the warm-up, when one was found), phases counted in samples.
         if self.period:
             ppred = _phase_means(xs, counts % self.period, self.pprofile, p.profile_alpha)
@@ -612,6 +634,34 @@ def range_scores(p: AdaptiveParams, x: np.ndarray, lo: np.ndarray, hi: np.ndarra
         down = np.where(x < lo, (lo - x) / unit, 0.0) if p.direction != "above" else 0.0
         s = np.maximum(up, down)
     return np.where(width > 0, s, 0.0)
+
+
+def _bins(ts: np.ndarray, period: float, bins: int) -> np.ndarray:
+    """Vectorised :func:`phase_bin`."""
+    return np.minimum(((ts % period) / period * bins).astype(np.int64), bins - 1)
+
+
+def _bin_means(xs: np.ndarray, bins: np.ndarray, profile: MutableSequence[float], alpha: float) -> np.ndarray:
+    """Each value's bin mean before it (NaN for a bin not seen yet: its first value seeds it), updating
+    ``profile`` (NaN: not seen)."""
+    pred = np.full(len(xs), np.nan)
+    order = np.argsort(bins, kind="stable")
+    sb = bins[order]
+    starts = np.flatnonzero(np.concatenate(([True], sb[1:] != sb[:-1])))
+    ends = np.concatenate((starts[1:], [len(xs)]))
+    for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
+        b = int(sb[s0])
+        idx = order[s0:e0]
+        vals = xs[idx]
+        if profile[b] == profile[b]:
+            after = _ema(vals, alpha, profile[b])
+            pred[idx[0]] = profile[b]
+            pred[idx[1:]] = after[:-1]
+        else:
+            after = np.concatenate(([vals[0]], _ema(vals[1:], alpha, float(vals[0]))))
+            pred[idx[1:]] = after[:-1]
+        profile[b] = float(after[-1])
+    return pred
 
 
 def _phase_means(xs: np.ndarray, phases: np.ndarray, profile: list[float], alpha: float) -> np.ndarray:
