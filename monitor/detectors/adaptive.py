@@ -13,10 +13,14 @@ Each model's surprise is ``z = error / scale``; the point's surprise is the *sma
 wave's daily jump is expected by the profile; a random walk's step is expected by the step model). The
 score is that surprise over ``margin`` times the largest surprise of the recent past, a running maximum
 that decays by ``1 - 1 / memory`` per point, and never over less than ``min_surprise``:
-``score = z / max(margin * Q, min_surprise)``. It is scale-free (the same threshold on a latency in ms and
-on a byte counter) and adapts to heavy tails (a series that often bursts has a large ``Q``); the floor
-keeps pure noise quiet once ``Q`` has faded (a running maximum of noise is otherwise exceeded now and
-then). The band is the chosen model's prediction +/- that threshold times ``scale``, so the score is the
+``score = z / max(margin * Q, min_surprise)``. ``Q`` is also never below the largest surprise seen at this
+time of day (the daily profile's bin), which fades by a factor e over the shape's length (a week): a
+surprise that recurs at the same time every day, such as a daily jump the half-hour profile only half
+explains, is that time's normal worst, though it has faded from the running maximum by the next day.
+The score is scale-free (the same threshold on a latency in ms and on a byte counter) and adapts to
+heavy tails (a series that often bursts has a large ``Q``); the floor keeps pure noise quiet once ``Q``
+has faded (a running maximum of noise is otherwise exceeded now and then). The band is the chosen model's
+prediction +/- that threshold times ``scale``, so the score is the
 common one: deviation over the band's half-width.
 
 A **short period** in samples is looked for once, in the warm-up's values (:func:`find_period`). If one
@@ -218,6 +222,10 @@ class Adaptive(OnlineDetector):
         self.shape = array("d", [math.nan]) * (self.p.bins * self.p.shape_days)
         self.shape_n = 0  # its errors learnt
         self.shape_scale = 0.0
+        # The largest surprise seen at each time of day (log, plus its age in shape lengths, so it decays
+        # by a factor e over a week without being touched): a surprise that recurs at the same time every
+        # day (a daily jump that falls inside a bin) is that time's normal worst.
+        self.bin_peak = [-math.inf] * self.p.bins
         self.season_peak = 0.0  # decaying maximum of the shape profile's surprises
         self.quiet = 0  # points left in which an alarm is suppressed
         self.vmin, self.vmax = math.inf, -math.inf  # the range of the values seen
@@ -278,8 +286,11 @@ class Adaptive(OnlineDetector):
         if self.n < p.warmup:
             none = finish_one(p, x, math.nan, math.nan, math.nan)
             return none, z, b, serr, drift, zd, perr, hb, herr, zh
+        ref = self.peak
+        if self.bin_peak[b] > -math.inf:
+            ref = max(ref, math.exp(self.bin_peak[b] - (t - self.t0) / (p.period_s * p.shape_days)))
         if self.peak > 0:
-            half = max(p.margin * self.peak, p.min_surprise) * scale
+            half = max(p.margin * ref, p.min_surprise) * scale
             s = finish_one(p, x, expected, expected - half, expected + half)
         else:
             s = finish_one(p, x, math.nan, math.nan, math.nan)
@@ -323,6 +334,9 @@ class Adaptive(OnlineDetector):
         self.quiet = p.suppress if alarm else max(self.quiet - 1, 0)
         # An alarm's surprise is not learnt as normal (capped at the current peak), so one incident does
         # not blind the detector to the next.
+        if self.n >= SURPRISE_WARMUP and z > 0 and not alarm:
+            lz = math.log(z) + (t - self.t0) / (p.period_s * p.shape_days)
+            self.bin_peak[b] = max(self.bin_peak[b], lz)
         if self.n >= SURPRISE_WARMUP:
             self.peak = max(min(z, self.peak) if alarm and self.peak > 0 else z, self.peak * p.decay)
             capped = min(zh, self.season_peak) if alarm and self.season_peak > 0 else zh
@@ -407,7 +421,8 @@ class Adaptive(OnlineDetector):
         with np.errstate(invalid="ignore", divide="ignore"):
             z = step / scale
         # Seasonal model: per-bin exponential means, each point against its bin's mean before it.
-        pred = _bin_means(xs, _bins(ts, p.period_s, p.bins), self.profile, p.profile_alpha)
+        bins = _bins(ts, p.period_s, p.bins)
+        pred = _bin_means(xs, bins, self.profile, p.profile_alpha)
         serr = np.abs(xs - pred)
         has = ~np.isnan(serr)
         ss_after = _scale_series(serr[has], self.season_n, self.season_scale)
@@ -465,8 +480,9 @@ class Adaptive(OnlineDetector):
         drift_scale = np.concatenate(([self.drift_scale], dr_after[:-1]))
         zd = np.abs(drift) / np.maximum(drift_scale, floor)
         warm = counts < p.warmup
+        age = (ts - self.t0) / (p.period_s * p.shape_days)  # for the bins' peaks
         score, expected, lower, upper = self._alarms(
-            xs, z, scale, expected, zd, drift, rs, zsc, sdev, counts, warm
+            xs, z, scale, expected, zd, drift, rs, zsc, sdev, counts, warm, bins, age
         )
         # Carry the state to the next batch.
         self.n += n
@@ -497,6 +513,8 @@ class Adaptive(OnlineDetector):
         sdev: np.ndarray,
         counts: np.ndarray,
         warm: np.ndarray,
+        bins: np.ndarray,
+        age: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scores from the decaying peaks, with suppression; updates the peaks and the quiet count.
 
@@ -523,7 +541,12 @@ class Adaptive(OnlineDetector):
             speak = np.concatenate(([self.season_peak], speak_all[:-1]))
             dpeak = np.concatenate(([self.drift_peak], dpeak_all[:-1]))
             ex = np.where(warm[sl] | (peak <= 0), np.nan, expected[sl])
-            half = np.maximum(p.margin * peak, p.min_surprise) * scale[sl]
+            ok = e_ok & (z[sl] > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                blz = np.where(ok, np.log(np.where(ok, z[sl], 1.0)) + age[sl], -np.inf)
+            prior, bin_after = _bin_prior(blz, bins[sl], self.bin_peak)
+            ref = np.maximum(peak, np.exp(prior - age[sl]))
+            half = np.maximum(p.margin * ref, p.min_surprise) * scale[sl]
             out = finish(p, xs[sl], ex, ex - half, ex + half)
             s = np.maximum(np.maximum(out.score, drift_scores(p, zd[sl], drift[sl], dpeak, warm[sl])), rs[sl])
             s = np.maximum(s, season_scores(p, zsc[sl], sdev[sl], speak, warm[sl]))
@@ -540,6 +563,7 @@ class Adaptive(OnlineDetector):
             )
             if hits.size:
                 i = k - 1  # the alarm, within the segment: its surprises are capped at the peaks
+                self.bin_peak = _bin_prior(blz[:i], bins[sl][:i], self.bin_peak)[1]  # the alarm: not learnt
                 self.peak = float(peak_all[i - 1]) if i else self.peak
                 self.season_peak = float(speak_all[i - 1]) if i else self.season_peak
                 self.drift_peak = float(dpeak_all[i - 1]) if i else self.drift_peak
@@ -561,6 +585,7 @@ class Adaptive(OnlineDetector):
             else:
                 self.peak, self.drift_peak = float(peak_all[-1]), float(dpeak_all[-1])
                 self.season_peak = float(speak_all[-1])
+                self.bin_peak = bin_after
                 self.quiet -= q
             pos = stop
         return score, exp_out, lo_out, hi_out
@@ -662,6 +687,26 @@ def _bin_means(xs: np.ndarray, bins: np.ndarray, profile: MutableSequence[float]
             pred[idx[1:]] = after[:-1]
         profile[b] = float(after[-1])
     return pred
+
+
+def _bin_prior(v: np.ndarray, bins: np.ndarray, state: list[float]) -> tuple[np.ndarray, list[float]]:
+    """Each point's running maximum of ``v`` over the earlier points of its bin, from ``state[bin]``, and
+    the state after all of them (``state`` itself is not changed)."""
+    prior = np.empty(len(v))
+    after = list(state)
+    if not len(v):
+        return prior, after
+    order = np.argsort(bins, kind="stable")
+    sb = bins[order]
+    starts = np.flatnonzero(np.concatenate(([True], sb[1:] != sb[:-1])))
+    ends = np.concatenate((starts[1:], [len(v)]))
+    for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
+        b = int(sb[s0])
+        idx = order[s0:e0]
+        cm = np.maximum.accumulate(np.concatenate(([state[b]], v[idx])))
+        prior[idx] = cm[:-1]
+        after[b] = float(cm[-1])
+    return prior, after
 
 
 def _phase_means(xs: np.ndarray, phases: np.ndarray, profile: list[float], alpha: float) -> np.ndarray:
