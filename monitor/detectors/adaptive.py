@@ -48,7 +48,7 @@ Never alarms: the first ``warmup`` points (scores 0, no band), and the ``suppres
 (scores 0, band kept), because one incident is one alarm. Scales are floored at ``1e-6`` of the series'
 typical magnitude, so a flat line that moves at all is a surprise, but rounding is not.
 
-Complexity: O(1) time per point and O(bins * shape_days + period) memory (4 to 6 KiB of state; the
+Complexity: O(1) time per point and O(bins * shape_days + period) memory (5 to 7 KiB of state; the
 warm-up's values are kept until its end, then dropped). Vectorised path: every recurrence is a
 first-order linear filter (``scipy.signal.lfilter``), a per-phase one, or a running maximum
 (``np.maximum.accumulate`` in log space); only the suppression walks the alarms, which are few. A batch
