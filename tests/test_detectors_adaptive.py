@@ -36,6 +36,13 @@ def nab_root() -> Path | None:
 # -- components ---------------------------------------------------------------------------------------
 
 
+def test_shape_days_must_cover_a_period() -> None:
+    with pytest.raises(ValueError, match="shape_days"):
+        AdaptiveParams(shape_days=0)
+    d = Adaptive(AdaptiveParams(bins=4, shape_days=3))
+    assert len(d.shape) == 12 and len(d.bin_peak) == 4  # the shape's bins, the time of day's peaks
+
+
 def test_phase_bin() -> None:
     assert adaptive.phase_bin(3600.0, 86400.0, 48) == 2  # 01:00 is the third half hour
     assert adaptive.phase_bin(86400.0 + 1799.0, 86400.0, 48) == 0
