@@ -13,10 +13,14 @@ Each model's surprise is ``z = error / scale``; the point's surprise is the *sma
 wave's daily jump is expected by the profile; a random walk's step is expected by the step model). The
 score is that surprise over ``margin`` times the largest surprise of the recent past, a running maximum
 that decays by ``1 - 1 / memory`` per point, and never over less than ``min_surprise``:
-``score = z / max(margin * Q, min_surprise)``. It is scale-free (the same threshold on a latency in ms and
-on a byte counter) and adapts to heavy tails (a series that often bursts has a large ``Q``); the floor
-keeps pure noise quiet once ``Q`` has faded (a running maximum of noise is otherwise exceeded now and
-then). The band is the chosen model's prediction +/- that threshold times ``scale``, so the score is the
+``score = z / max(margin * Q, min_surprise)``. ``Q`` is also never below the largest surprise seen at this
+time of day (the daily profile's bin), which fades by a factor e over the shape's length (a week): a
+surprise that recurs at the same time every day, such as a daily jump the half-hour profile only half
+explains, is that time's normal worst, though it has faded from the running maximum by the next day.
+The score is scale-free (the same threshold on a latency in ms and on a byte counter) and adapts to
+heavy tails (a series that often bursts has a large ``Q``); the floor keeps pure noise quiet once ``Q``
+has faded (a running maximum of noise is otherwise exceeded now and then). The band is the chosen model's
+prediction +/- that threshold times ``scale``, so the score is the
 common one: deviation over the band's half-width.
 
 A **short period** in samples is looked for once, in the warm-up's values (:func:`find_period`). If one
@@ -31,8 +35,11 @@ Other signals on the same scale, the score being the largest:
   slow one (``drift_slow``), over its own scale and its own decaying peak;
 - **new range** (Numenta's "spatial anomaly"): how far the value lies beyond the range of all values
   seen, in units of ``range_margin`` times that range (:func:`range_score`);
-- **the day's shape**: the daily profile's surprise over ``season_margin`` times its own decaying peak
-  (:func:`season_score`), for a day that departs from its shape where each step looks ordinary.
+- **the shape**: a second per-phase profile over ``shape_days`` periods (a week of 336 half-hour bins by
+  default; real metrics have weekly seasons too: weekends, holidays), its own surprise over
+  ``season_margin`` times its own decaying peak (:func:`season_score`), used once the whole profile has
+  been seen: a day that departs from its usual shape for that weekday where each step looks ordinary
+  (a daily jump that did not happen, a holiday's traffic on a working day).
 
 An alarm's surprises are not learnt as normal (the peaks are capped at their value before it), so one
 incident does not raise the bar for the next.
@@ -41,11 +48,11 @@ Never alarms: the first ``warmup`` points (scores 0, no band), and the ``suppres
 (scores 0, band kept), because one incident is one alarm. Scales are floored at ``1e-6`` of the series'
 typical magnitude, so a flat line that moves at all is a surprise, but rounding is not.
 
-Complexity: O(1) time per point and O(bins + period) memory (2 to 4 KiB of state; the warm-up's values
-are kept until its end, then dropped). Vectorised path: every recurrence is a first-order linear filter
-(``scipy.signal.lfilter``), a per-phase one, or a running maximum (``np.maximum.accumulate`` in log space);
-only the suppression walks the alarms, which are few. A batch that crosses the warm-up's end is split
-there, so the period is found at the same point on every path.
+Complexity: O(1) time per point and O(bins * shape_days + period) memory (5 to 7 KiB of state; the
+warm-up's values are kept until its end, then dropped). Vectorised path: every recurrence is a
+first-order linear filter (``scipy.signal.lfilter``), a per-phase one, or a running maximum
+(``np.maximum.accumulate`` in log space); only the suppression walks the alarms, which are few. A batch
+that crosses the warm-up's end is split there, so the period is found at the same point on every path.
 
 >>> import numpy as np
 >>> x = 10 + np.sin(np.arange(600) / 5.0)
@@ -58,6 +65,8 @@ there, so the period is found at the same point on every path.
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import MutableSequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +106,8 @@ class AdaptiveParams(DetectorOptions):
     suppress: int = 200  # points after an alarm that never alarm
     drift_fast: float = 0.02  # weights of a new value in the drift's fast and slow means
     drift_slow: float = 0.002
-    season_margin: float = 2.0  # the daily profile's own alarm: its surprise over this times its recent peak
+    season_margin: float = 1.5  # the shape's alarm: its profile's surprise over this times its recent peak
+    shape_days: int = 7  # the shape's profile covers this many periods (7: the week's shape, 1: the day's)
     min_surprise: float = 4.0  # the alarm threshold on a surprise is never below this many typical errors
     range_margin: float = 0.02  # a value beyond the range seen so far by this fraction of it alarms (0: off)
 
@@ -119,6 +129,8 @@ class AdaptiveParams(DetectorOptions):
             raise ValueError("warmup and suppress must be >= 0")
         if not self.season_margin > 0:
             raise ValueError(f"season_margin must be positive, got {self.season_margin}")
+        if self.shape_days < 1:
+            raise ValueError(f"shape_days must be >= 1, got {self.shape_days}")
         if not self.min_surprise >= 0:
             raise ValueError(f"min_surprise must be >= 0, got {self.min_surprise}")
         if not self.range_margin >= 0:
@@ -197,8 +209,8 @@ class Adaptive(OnlineDetector):
         self.step_n = 0  # steps learnt
         self.step_scale = 0.0
         # Lists, not arrays: the streaming path reads one element at a time, much faster from a list.
-        self.profile = [0.0] * self.p.bins
-        self.seen = [False] * self.p.bins
+        # NaN: a phase not seen yet.
+        self.profile = [math.nan] * self.p.bins
         self.season_n = 0  # seasonal errors learnt
         self.season_scale = 0.0
         self.peak = 0.0  # decaying maximum of point surprises
@@ -206,7 +218,15 @@ class Adaptive(OnlineDetector):
         self.slow = 0.0
         self.drift_scale = 0.0
         self.drift_peak = 0.0
-        self.season_peak = 0.0  # decaying maximum of the daily profile's own surprises
+        # The shape's profile: shape_days periods of bins each (an array: 8 bytes a bin for a week's 336).
+        self.shape = array("d", [math.nan]) * (self.p.bins * self.p.shape_days)
+        self.shape_n = 0  # its errors learnt
+        self.shape_scale = 0.0
+        # The largest surprise seen at each time of day (log, plus its age in shape lengths, so it decays
+        # by a factor e over a week without being touched): a surprise that recurs at the same time every
+        # day (a daily jump that falls inside a bin) is that time's normal worst.
+        self.bin_peak = [-math.inf] * self.p.bins
+        self.season_peak = 0.0  # decaying maximum of the shape profile's surprises
         self.quiet = 0  # points left in which an alarm is suppressed
         self.vmin, self.vmax = math.inf, -math.inf  # the range of the values seen
         # The warm-up's values, kept until its end to look for a period in samples (then dropped).
@@ -226,27 +246,28 @@ class Adaptive(OnlineDetector):
             self.p_scale = float(_scale_series(errs, 0, 0.0)[-1]) if len(errs) else 0.0
 
     # -- streaming ----------------------------------------------------------------------------------
-    def _evaluate(self, x: float, t: float) -> tuple[Score, float, int, float, float, float, float, float]:
+    def _evaluate(
+        self, x: float, t: float
+    ) -> tuple[Score, float, int, float, float, float, float, int, float, float]:
         """(score, point surprise, phase bin, seasonal error or NaN, drift, drift surprise, period error
-        or NaN, the daily profile's own surprise or 0), no learning."""
+        or NaN, the shape's bin, its error or NaN, its surprise or 0), no learning."""
         p = self.p
         b = phase_bin(t, p.period_s, p.bins)
+        hb = phase_bin(t, p.period_s * p.shape_days, p.bins * p.shape_days)
         if self.n == 0:
-            return finish_one(p, x, math.nan, math.nan, math.nan), 0.0, b, math.nan, 0.0, 0.0, math.nan, 0.0
+            none = finish_one(p, x, math.nan, math.nan, math.nan)
+            return none, 0.0, b, math.nan, 0.0, 0.0, math.nan, hb, math.nan, 0.0
         floor = max(SCALE_FLOOR * self.level, TINY)
         scale = max(self.step_scale, floor)
         expected = self.prev
         z = abs(x - self.prev) / scale
-        serr = math.nan
-        zs = sdev = 0.0
-        if self.seen[b]:
-            pred = self.profile[b]
-            serr = abs(x - pred)
-            if t - self.t0 > p.period_s:
-                sscale = max(self.season_scale, floor)
-                zs, sdev = serr / sscale, x - pred
-                if zs < z:
-                    z, scale, expected = zs, sscale, pred
+        pred = self.profile[b]
+        serr = abs(x - pred)  # NaN: a phase not seen yet
+        if serr == serr and t - self.t0 > p.period_s:
+            sscale = max(self.season_scale, floor)
+            zs = serr / sscale
+            if zs < z:
+                z, scale, expected = zs, sscale, pred
         perr = math.nan
         if self.period:
             pred = self.pprofile[self.n % self.period]
@@ -255,25 +276,34 @@ class Adaptive(OnlineDetector):
             # Only the reference (the recent worst surprise) learns the period model's surprise: the
             # deviation itself stays measured by the step and daily models (see the module docstring).
             z = min(z, perr / pscale)
+        # The shape: this value against its phase of the shape's profile, once the whole profile was seen.
+        herr = abs(x - self.shape[hb])
+        zh = hdev = 0.0
+        if herr == herr and t - self.t0 > p.period_s * p.shape_days:
+            zh, hdev = herr / max(self.shape_scale, floor), x - self.shape[hb]
         drift = self.fast + p.drift_fast * (x - self.fast) - self.slow
         zd = abs(drift) / max(self.drift_scale, floor)
         if self.n < p.warmup:
-            return finish_one(p, x, math.nan, math.nan, math.nan), z, b, serr, drift, zd, perr, zs
+            none = finish_one(p, x, math.nan, math.nan, math.nan)
+            return none, z, b, serr, drift, zd, perr, hb, herr, zh
+        ref = self.peak
+        if self.bin_peak[b] > -math.inf:
+            ref = max(ref, math.exp(self.bin_peak[b] - (t - self.t0) / (p.period_s * p.shape_days)))
         if self.peak > 0:
-            half = max(p.margin * self.peak, p.min_surprise) * scale
+            half = max(p.margin * ref, p.min_surprise) * scale
             s = finish_one(p, x, expected, expected - half, expected + half)
         else:
             s = finish_one(p, x, math.nan, math.nan, math.nan)
         sd = max(
             drift_score(p, zd, drift, self.drift_peak),
             range_score(p, x, self.vmin, self.vmax),
-            season_score(p, zs, sdev, self.season_peak),
+            season_score(p, zh, hdev, self.season_peak),
         )
         if self.quiet > 0:
             s = Score(0.0, s.expected, s.lower, s.upper)
         elif sd > s.score:
             s = Score(sd, s.expected, s.lower, s.upper)
-        return s, z, b, serr, drift, zd, perr, zs
+        return s, z, b, serr, drift, zd, perr, hb, herr, zh
 
     def _learn(
         self,
@@ -286,7 +316,9 @@ class Adaptive(OnlineDetector):
         drift: float,
         zd: float,
         perr: float,
-        zs: float,
+        hb: int,
+        herr: float,
+        zh: float,
     ) -> None:
         p = self.p
         alarm = s.score > 1.0
@@ -302,19 +334,28 @@ class Adaptive(OnlineDetector):
         self.quiet = p.suppress if alarm else max(self.quiet - 1, 0)
         # An alarm's surprise is not learnt as normal (capped at the current peak), so one incident does
         # not blind the detector to the next.
+        if self.n >= SURPRISE_WARMUP and z > 0 and not alarm:
+            lz = math.log(z) + (t - self.t0) / (p.period_s * p.shape_days)
+            self.bin_peak[b] = max(self.bin_peak[b], lz)
         if self.n >= SURPRISE_WARMUP:
             self.peak = max(min(z, self.peak) if alarm and self.peak > 0 else z, self.peak * p.decay)
-            capped = min(zs, self.season_peak) if alarm and self.season_peak > 0 else zs
+            capped = min(zh, self.season_peak) if alarm and self.season_peak > 0 else zh
             self.season_peak = max(capped, self.season_peak * p.decay)
         if self.n >= DRIFT_WARMUP:
             capped = min(zd, self.drift_peak) if alarm and self.drift_peak > 0 else zd
             self.drift_peak = max(capped, self.drift_peak * p.decay)
-        if self.seen[b]:
+        if serr == serr:
             self.season_n += 1
             self.season_scale += scale_weight(self.season_n) * (serr - self.season_scale)
             self.profile[b] += p.profile_alpha * (x - self.profile[b])
         else:
-            self.profile[b], self.seen[b] = x, True
+            self.profile[b] = x
+        if herr == herr:
+            self.shape_n += 1
+            self.shape_scale += scale_weight(self.shape_n) * (herr - self.shape_scale)
+            self.shape[hb] += p.profile_alpha * (x - self.shape[hb])
+        else:
+            self.shape[hb] = x
         if self.period:
             ph = self.n % self.period
             self.p_n += 1
@@ -380,24 +421,8 @@ class Adaptive(OnlineDetector):
         with np.errstate(invalid="ignore", divide="ignore"):
             z = step / scale
         # Seasonal model: per-bin exponential means, each point against its bin's mean before it.
-        bins = np.minimum(((ts % p.period_s) / p.period_s * p.bins).astype(np.int64), p.bins - 1)
-        pred = np.full(n, np.nan)
-        order = np.argsort(bins, kind="stable")
-        sb = bins[order]
-        starts = np.flatnonzero(np.concatenate(([True], sb[1:] != sb[:-1])))
-        ends = np.concatenate((starts[1:], [n]))
-        for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
-            b = int(sb[s0])
-            idx = order[s0:e0]
-            vals = xs[idx]
-            if self.seen[b]:
-                after = _ema(vals, p.profile_alpha, self.profile[b])
-                pred[idx[0]] = self.profile[b]
-                pred[idx[1:]] = after[:-1]
-            else:
-                after = np.concatenate(([vals[0]], _ema(vals[1:], p.profile_alpha, float(vals[0]))))
-                pred[idx[1:]] = after[:-1]
-            self.profile[b], self.seen[b] = float(after[-1]), True
+        bins = _bins(ts, p.period_s, p.bins)
+        pred = _bin_means(xs, bins, self.profile, p.profile_alpha)
         serr = np.abs(xs - pred)
         has = ~np.isnan(serr)
         ss_after = _scale_series(serr[has], self.season_n, self.season_scale)
@@ -407,12 +432,24 @@ class Adaptive(OnlineDetector):
         active = has & (ts - self.t0 > p.period_s)
         with np.errstate(invalid="ignore", divide="ignore"):
             zs = serr / sscale
-        zsc = np.where(active, zs, 0.0)  # the daily profile's own surprise
-        sdev = xs - pred
         use = active & (zs < z)
         z = np.where(use, zs, z)
         scale = np.where(use, sscale, scale)
         expected = np.where(use, pred, expected)
+        # The shape's profile and its surprise (0 until the whole profile was seen).
+        hperiod = p.period_s * p.shape_days
+        hpred = _bin_means(xs, _bins(ts, hperiod, p.bins * p.shape_days), self.shape, p.profile_alpha)
+        herr = np.abs(xs - hpred)
+        hhas = ~np.isnan(herr)
+        hs_after = _scale_series(herr[hhas], self.shape_n, self.shape_scale)
+        hscale = np.full(n, np.nan)
+        hscale[hhas] = np.concatenate(([self.shape_scale], hs_after[:-1]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            zsc = np.where(hhas & (ts - self.t0 > hperiod), herr / np.maximum(hscale, floor), 0.0)
+        sdev = xs - hpred
+        self.shape_n += int(hhas.sum())
+        if len(hs_after):
+            self.shape_scale = float(hs_after[-1])
         # Period model (after the warm-up, when one was found), phases counted in samples.
         if self.period:
             ppred = _phase_means(xs, counts % self.period, self.pprofile, p.profile_alpha)
@@ -443,8 +480,9 @@ class Adaptive(OnlineDetector):
         drift_scale = np.concatenate(([self.drift_scale], dr_after[:-1]))
         zd = np.abs(drift) / np.maximum(drift_scale, floor)
         warm = counts < p.warmup
+        age = (ts - self.t0) / (p.period_s * p.shape_days)  # for the bins' peaks
         score, expected, lower, upper = self._alarms(
-            xs, z, scale, expected, zd, drift, rs, zsc, sdev, counts, warm
+            xs, z, scale, expected, zd, drift, rs, zsc, sdev, counts, warm, bins, age
         )
         # Carry the state to the next batch.
         self.n += n
@@ -475,6 +513,8 @@ class Adaptive(OnlineDetector):
         sdev: np.ndarray,
         counts: np.ndarray,
         warm: np.ndarray,
+        bins: np.ndarray,
+        age: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scores from the decaying peaks, with suppression; updates the peaks and the quiet count.
 
@@ -501,7 +541,12 @@ class Adaptive(OnlineDetector):
             speak = np.concatenate(([self.season_peak], speak_all[:-1]))
             dpeak = np.concatenate(([self.drift_peak], dpeak_all[:-1]))
             ex = np.where(warm[sl] | (peak <= 0), np.nan, expected[sl])
-            half = np.maximum(p.margin * peak, p.min_surprise) * scale[sl]
+            ok = e_ok & (z[sl] > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                blz = np.where(ok, np.log(np.where(ok, z[sl], 1.0)) + age[sl], -np.inf)
+            prior, bin_after = _bin_prior(blz, bins[sl], self.bin_peak)
+            ref = np.maximum(peak, np.exp(prior - age[sl]))
+            half = np.maximum(p.margin * ref, p.min_surprise) * scale[sl]
             out = finish(p, xs[sl], ex, ex - half, ex + half)
             s = np.maximum(np.maximum(out.score, drift_scores(p, zd[sl], drift[sl], dpeak, warm[sl])), rs[sl])
             s = np.maximum(s, season_scores(p, zsc[sl], sdev[sl], speak, warm[sl]))
@@ -518,6 +563,7 @@ class Adaptive(OnlineDetector):
             )
             if hits.size:
                 i = k - 1  # the alarm, within the segment: its surprises are capped at the peaks
+                self.bin_peak = _bin_prior(blz[:i], bins[sl][:i], self.bin_peak)[1]  # the alarm: not learnt
                 self.peak = float(peak_all[i - 1]) if i else self.peak
                 self.season_peak = float(speak_all[i - 1]) if i else self.season_peak
                 self.drift_peak = float(dpeak_all[i - 1]) if i else self.drift_peak
@@ -539,6 +585,7 @@ class Adaptive(OnlineDetector):
             else:
                 self.peak, self.drift_peak = float(peak_all[-1]), float(dpeak_all[-1])
                 self.season_peak = float(speak_all[-1])
+                self.bin_peak = bin_after
                 self.quiet -= q
             pos = stop
         return score, exp_out, lo_out, hi_out
@@ -612,6 +659,54 @@ def range_scores(p: AdaptiveParams, x: np.ndarray, lo: np.ndarray, hi: np.ndarra
         down = np.where(x < lo, (lo - x) / unit, 0.0) if p.direction != "above" else 0.0
         s = np.maximum(up, down)
     return np.where(width > 0, s, 0.0)
+
+
+def _bins(ts: np.ndarray, period: float, bins: int) -> np.ndarray:
+    """Vectorised :func:`phase_bin`."""
+    return np.minimum(((ts % period) / period * bins).astype(np.int64), bins - 1)
+
+
+def _bin_means(xs: np.ndarray, bins: np.ndarray, profile: MutableSequence[float], alpha: float) -> np.ndarray:
+    """Each value's bin mean before it (NaN for a bin not seen yet: its first value seeds it), updating
+    ``profile`` (NaN: not seen)."""
+    pred = np.full(len(xs), np.nan)
+    order = np.argsort(bins, kind="stable")
+    sb = bins[order]
+    starts = np.flatnonzero(np.concatenate(([True], sb[1:] != sb[:-1])))
+    ends = np.concatenate((starts[1:], [len(xs)]))
+    for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
+        b = int(sb[s0])
+        idx = order[s0:e0]
+        vals = xs[idx]
+        if profile[b] == profile[b]:
+            after = _ema(vals, alpha, profile[b])
+            pred[idx[0]] = profile[b]
+            pred[idx[1:]] = after[:-1]
+        else:
+            after = np.concatenate(([vals[0]], _ema(vals[1:], alpha, float(vals[0]))))
+            pred[idx[1:]] = after[:-1]
+        profile[b] = float(after[-1])
+    return pred
+
+
+def _bin_prior(v: np.ndarray, bins: np.ndarray, state: list[float]) -> tuple[np.ndarray, list[float]]:
+    """Each point's running maximum of ``v`` over the earlier points of its bin, from ``state[bin]``, and
+    the state after all of them (``state`` itself is not changed)."""
+    prior = np.empty(len(v))
+    after = list(state)
+    if not len(v):
+        return prior, after
+    order = np.argsort(bins, kind="stable")
+    sb = bins[order]
+    starts = np.flatnonzero(np.concatenate(([True], sb[1:] != sb[:-1])))
+    ends = np.concatenate((starts[1:], [len(v)]))
+    for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
+        b = int(sb[s0])
+        idx = order[s0:e0]
+        cm = np.maximum.accumulate(np.concatenate(([state[b]], v[idx])))
+        prior[idx] = cm[:-1]
+        after[b] = float(cm[-1])
+    return prior, after
 
 
 def _phase_means(xs: np.ndarray, phases: np.ndarray, profile: list[float], alpha: float) -> np.ndarray:
