@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import errno
 import socket
+import threading
 import time
 from collections.abc import Callable
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import requests
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from streamwatch.errors import UserError
 
@@ -67,14 +70,48 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def start_metrics_server(registry: CollectorRegistry, host: str, port: int, what: str = "metrics") -> Any:
-    """Serve ``registry`` on ``http://host:port/metrics``; a busy port is a ``UserError``, not a traceback."""
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a slow scrape never holds the process open at exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # every scrape would be a log line
+        pass
+
+
+def metrics_app(registry: CollectorRegistry) -> Callable[..., Any]:
+    """``/healthz`` answers ``ok`` (for liveness and readiness probes, without rendering every series);
+    every other path serves ``registry`` as prometheus_client does."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        return metrics(environ, start_response)
+
+    return app
+
+
+def start_metrics_server(
+    registry: CollectorRegistry, host: str, port: int, what: str = "metrics"
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``registry`` on ``http://host:port/metrics`` and ``/healthz`` in a daemon thread.
+
+    A busy port is a ``UserError``, not a traceback. Returns the server (``shutdown()`` stops it) and
+    its thread.
+    """
+
+    class Server(_ThreadingServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
     try:
-        return start_http_server(port, addr=host, registry=registry)
+        httpd = make_server(host, port, metrics_app(registry), Server, handler_class=_QuietHandler)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UserError(f"{what}: port {port} on {host} is already in use") from None
-        raise UserError(f"{what}: cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise listen_error(exc, host, port, what) from None
+    thread = threading.Thread(target=httpd.serve_forever, name=f"{what}-http", daemon=True)
+    thread.start()
+    return httpd, thread
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
