@@ -40,9 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="monitor.py",
         description="Forecast one Prometheus metric with Prophet; export its band, anomalies, MAE and MAPE.",
     )
-    p.add_argument("metric", help="short name of the watched metric, e.g. energy_price (the `metric` label)")
-    p.add_argument("train_file", type=Path, help="training data: Prometheus API JSON (matrix/vector) or CSV")
-    p.add_argument("port", type=int, help="port to serve /metrics on")
+    # All three, or none with a --config whose [[monitor.queries]] watch every series (monitor.fleetcli).
+    p.add_argument(
+        "metric", nargs="?", help="short name of the watched metric, e.g. energy_price (the `metric` label)"
+    )
+    p.add_argument(
+        "train_file", nargs="?", type=Path, help="training data: Prometheus API JSON (matrix/vector) or CSV"
+    )
+    p.add_argument("port", nargs="?", type=int, help="port to serve /metrics on")
     p.add_argument("--prometheus-url", help=f"Prometheus to read samples from (default {d.prometheus_url})")
     p.add_argument("--query", help="PromQL selector to watch (default <metric>_metric)")
     p.add_argument("--interval", type=float, help=f"seconds between cycles (default {d.interval:g})")
@@ -55,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model-dir", type=Path, help=f"where fitted models are kept (default {d.model_dir})")
     p.add_argument("--log-format", choices=("text", "json"), help="log line format on stderr (default text)")
-    p.add_argument("--config", type=Path, help="TOML file with a [monitor] table of the same settings")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file with a [monitor] table of the same settings; with [[monitor.queries]] tables and no "
+        "positional arguments, every series of each query is watched (docs/many-series.md)",
+    )
     p.add_argument(
         "--detector",
         choices=registry.NAMES,
@@ -157,6 +167,12 @@ def build_detector(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.metric is None:
+        from monitor import fleetcli
+
+        return fleetcli.main(args)
+    if args.train_file is None or args.port is None:
+        raise UserError("give all of METRIC TRAIN_FILE PORT (or none, with --config and [[monitor.queries]])")
     cfg = load_config(args)
     setup_logging(cfg.log_format)
     logging.getLogger("prophet.plot").disabled = True  # "Importing plotly failed": we never plot

@@ -1,10 +1,51 @@
-"""The monitor's settings: one typed dataclass whose defaults are the original design's numbers."""
+"""The monitor's settings: one typed dataclass whose defaults are the original design's numbers.
+
+``MonitorConfig`` serves both forms: the positional ``monitor.py METRIC TRAIN_FILE PORT`` (one series,
+one detector) and ``monitor.py --config watch.toml`` whose ``[[monitor.queries]]`` tables each name a
+PromQL expression whose every series gets its own detector (``QueryConfig``). ``load_file`` reads such
+a file.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from streamwatch import config as swconfig
+from streamwatch.errors import ConfigError
+
+# Labels the monitor sets on what it exports; an input series' own label of that name is exported
+# as ``exported_<name>``, as Prometheus does for scraped labels that clash with target labels.
+RESERVED_LABELS: tuple[str, ...] = ("metric", "bound")
+
+
+@dataclass
+class QueryConfig:
+    """One ``[[monitor.queries]]`` table: a PromQL expression, and how each of its series is watched."""
+
+    name: str  # exported as the `metric` label
+    expr: str  # any PromQL expression: a selector, rate(...), sum by (...) (...), ...
+    detector: str = "ema"  # any registered detector (monitor.detectors.registry.NAMES)
+    params: dict[str, Any] = field(default_factory=dict)  # the detector's parameters
+    step: float = 15.0  # seconds between the points read with query_range (and of the training history)
+    fit_window: float = 3600.0  # seconds of Prometheus history a new series is trained on
+    stale_after: float = 600.0  # seconds without a new point before a series is dropped
+    max_series: int = 10_000  # series watched at most; further new ones are refused and counted
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "a").isalnum():
+            raise ValueError(f"query name must be letters, digits and _ (a label value), got {self.name!r}")
+        if not self.expr.strip():
+            raise ValueError(f"query {self.name}: expr must not be empty")
+        for key in ("step", "fit_window", "stale_after"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"query {self.name}: {key} must be positive, got {getattr(self, key)}")
+        if self.step > self.fit_window:
+            raise ValueError(f"query {self.name}: step {self.step:g} is longer than fit_window")
+        if self.max_series < 1:
+            raise ValueError(f"query {self.name}: max_series must be at least 1, got {self.max_series}")
 
 
 @dataclass
@@ -14,6 +55,7 @@ class MonitorConfig:
     interval: float = 30.0  # seconds between cycles, as in the original monitor
     prometheus_url: str = "http://127.0.0.1:9090"
     host: str = "127.0.0.1"
+    port: int | None = None  # /metrics port for --config runs (the positional form gives PORT)
     query: str | None = None  # None: "<metric>_metric"
     period: float | None = None  # seconds; None: detected from the training data
     k: float = 4.0  # band half-width in robust standard deviations of the training residuals
@@ -26,6 +68,9 @@ class MonitorConfig:
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
     backoff_max: float = 60.0  # longest wait between retries while Prometheus is failing
     min_train_points: int = 20
+    queries: list[QueryConfig] = field(default_factory=list)  # [[monitor.queries]]: one detector per series
+    fit_workers: int = 0  # worker processes fitting new series (Prophet); 0: one per CPU core
+    shard: str | None = None  # "INDEX/COUNT": watch only this shard's series (monitor.shard reads it)
 
     def __post_init__(self) -> None:
         for name in ("interval", "k", "retrain_window", "horizon", "max_catchup", "backoff_max"):
@@ -40,7 +85,47 @@ class MonitorConfig:
             raise ValueError(f"fourier_order must be at least 1, got {self.fourier_order}")
         if self.min_train_points < 4:
             raise ValueError(f"min_train_points must be at least 4, got {self.min_train_points}")
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if self.fit_workers < 0:
+            raise ValueError(f"fit_workers must be 0 (one per core) or more, got {self.fit_workers}")
+        names = [q.name for q in self.queries]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"query names must be unique, repeated: {', '.join(repeated)}")
         self.model_dir = Path(self.model_dir)
 
     def query_for(self, metric: str) -> str:
         return self.query or f"{metric}_metric"
+
+    @property
+    def workers(self) -> int:
+        """How many fit worker processes ``fit_workers`` means."""
+        return self.fit_workers or max(1, os.cpu_count() or 1)
+
+
+def load_file(path: str | os.PathLike[str], **overrides: Any) -> MonitorConfig:
+    """The ``[monitor]`` table of a TOML file (``overrides``: CLI flags given, None for absent ones).
+
+    Each query's detector and parameters are checked here, so a typo is one line at start-up rather
+    than an error when the first series appears.
+    """
+    cfg = swconfig.load(MonitorConfig, path, section="monitor", overrides=overrides)
+    for q in cfg.queries:
+        check_detector(q, f"{path} [monitor.queries] {q.name}")
+    return cfg
+
+
+def check_detector(q: QueryConfig, where: str) -> None:
+    from monitor.detectors import registry  # late: the registry imports scipy
+    from monitor.seasonal import ProfileParams
+
+    if q.detector not in registry.NAMES:
+        raise ConfigError(f"{where}: unknown detector {q.detector!r} (known: {', '.join(registry.NAMES)})")
+    try:
+        if q.detector == "prophet":
+            swconfig.from_mapping(ProfileParams, q.params, where=f"{where}: detector prophet")
+        else:
+            registry.create(q.detector, q.params)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

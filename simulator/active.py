@@ -15,8 +15,16 @@ class ActiveAnomalies:
         self._lock = threading.Lock()
         self._by_id: dict[str, Anomaly] = {}
 
-    def add(self, metric: str, kind: str, magnitude: float, duration_s: float, now: float) -> Anomaly:
-        anomaly = Anomaly(uuid.uuid4().hex[:12], metric, kind, magnitude, now, duration_s)
+    def add(
+        self,
+        metric: str,
+        kind: str,
+        magnitude: float,
+        duration_s: float,
+        now: float,
+        series: int | None = None,
+    ) -> Anomaly:
+        anomaly = Anomaly(uuid.uuid4().hex[:12], metric, kind, magnitude, now, duration_s, series)
         with self._lock:
             self._by_id[anomaly.id] = anomaly
         return anomaly

@@ -40,6 +40,7 @@ class Anomaly:
     magnitude: float
     start: float
     duration_s: float
+    series: int | None = None  # one series of a fleet (simulator --series N); None: every series
 
     @property
     def end(self) -> float:
@@ -49,7 +50,14 @@ class Anomaly:
         return self.start <= t < self.end
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "end": self.end}
+        doc = {**asdict(self), "end": self.end}
+        if self.series is None:  # the document stays as it was before fleets existed
+            del doc["series"]
+        return doc
+
+    def hits(self, metric: str, series: int | None) -> bool:
+        """Whether this anomaly applies to ``series`` (None: the only one) of ``metric``."""
+        return self.metric == metric and (self.series is None or series is None or self.series == series)
 
 
 def _number(raw: Any, field: str) -> float:
@@ -85,10 +93,20 @@ def validate(request: Any, metrics: Mapping[str, MetricSpec]) -> tuple[str, str,
         raise AnomalyError(
             "magnitude", f"a spike's magnitude is a factor and must not be negative, got {magnitude:g}"
         )
-    extra = sorted(set(request) - {"metric", "kind", "magnitude", "duration_s"})
+    extra = sorted(set(request) - {"metric", "kind", "magnitude", "duration_s", "series"})
     if extra:
         raise AnomalyError(extra[0], f"unknown field '{extra[0]}'")
     return metric, kind, magnitude, duration_s
+
+
+def validate_series(request: Mapping[str, Any], count: int) -> int | None:
+    """The optional ``series`` field of an injection: one series' index, or None (all of them)."""
+    raw = request.get("series")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < count:
+        raise AnomalyError("series", f"series must be an integer from 0 to {count - 1}, got {raw!r}")
+    return raw
 
 
 def apply(value: float, t: float, anomaly: Anomaly, spec: MetricSpec) -> float:
@@ -106,11 +124,13 @@ def apply(value: float, t: float, anomaly: Anomaly, spec: MetricSpec) -> float:
     raise ValueError(f"unknown anomaly kind {anomaly.kind!r}")
 
 
-def apply_all(value: float, t: float, anomalies: Iterable[Anomaly], spec: MetricSpec) -> float:
-    """Lay every anomaly of ``spec``'s metric over ``value`` in start order.
+def apply_all(
+    value: float, t: float, anomalies: Iterable[Anomaly], spec: MetricSpec, series: int | None = None
+) -> float:
+    """Lay every anomaly of ``spec``'s metric (that hits ``series``) over ``value`` in start order.
 
     A metric that cannot be negative (min >= 0) is floored at 0, so a downward shift ends at zero.
     """
-    for anomaly in sorted((a for a in anomalies if a.metric == spec.name), key=lambda a: a.start):
+    for anomaly in sorted((a for a in anomalies if a.hits(spec.name, series)), key=lambda a: a.start):
         value = apply(value, t, anomaly, spec)
     return max(value, 0.0) if spec.min >= 0 else value

@@ -16,7 +16,7 @@ from prometheus_client import (
 )
 
 from simulator.active import ActiveAnomalies
-from simulator.anomalies import AnomalyError, validate
+from simulator.anomalies import AnomalyError, validate, validate_series
 from simulator.config import SimulatorConfig
 from simulator.exporter import build_registry
 from streamwatch.clock import Clock, SystemClock
@@ -70,12 +70,14 @@ def create_app(config: SimulatorConfig | None = None, clock: Clock | None = None
             return error(400, "body must be a JSON object", "body")
         try:
             metric, kind, magnitude, duration_s = validate(body, specs)
+            series = validate_series(body, config.series)
         except AnomalyError as exc:
             return error(400, str(exc), exc.field)
-        anomaly = anomalies.add(metric, kind, magnitude, duration_s, clock.time())
+        anomaly = anomalies.add(metric, kind, magnitude, duration_s, clock.time(), series)
         injected.labels(metric, kind).inc()
+        target = metric if series is None else f'{metric}{{series="{series}"}}'
         log.info(
-            "injected %s on %s: magnitude %g for %gs (id %s)", kind, metric, magnitude, duration_s, anomaly.id
+            "injected %s on %s: magnitude %g for %gs (id %s)", kind, target, magnitude, duration_s, anomaly.id
         )
         return jsonify(anomaly.to_json()), 201
 

@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default 5000)")
     serve.add_argument("--config", type=Path, help="TOML file with seed, tick_s and [[metrics]]")
     serve.add_argument("--seed", type=int, help="noise seed (default 0)")
+    serve.add_argument(
+        "--series",
+        type=int,
+        help="serve each metric as N series told apart by a `series` label, each with its own phase and "
+        "amplitude (default 1: one series, no label)",
+    )
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     # The serve flags work without the word "serve" too, so the top-level help shows them, taken from
     # the serve parser itself so the two never disagree.
@@ -98,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from simulator.app import create_app
     from streamwatch.wsgi import serve
 
-    cfg = load_config(args.config, host=args.host, port=args.port, seed=args.seed)
+    cfg = load_config(args.config, host=args.host, port=args.port, seed=args.seed, series=args.series)
     setup_logging(args.log_format)
     clock = SystemClock()
     app = create_app(cfg, clock)

@@ -22,6 +22,7 @@ _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 DEFAULT_NOISE = 0.02  # sigma as a fraction of the range: visible, but far below one step
 DEFAULT_TICK_S = 2.0  # the original design: a new value every 2 s
+MAX_SERIES = 100_000  # per metric: a fleet for benchmarks, not a memory exhaustion by typo
 # Labels a real scrape of a simulator at its default address adds (training data carries them too).
 DEFAULT_JOB = "flask_app"
 DEFAULT_INSTANCE = "127.0.0.1:5000"
@@ -73,6 +74,7 @@ class SimulatorConfig:
     seed: int = 0  # fixed by default so `generate` and two simulators agree without flags
     tick_s: float = DEFAULT_TICK_S
     metrics: list[MetricSpec] = field(default_factory=default_metrics)
+    series: int = 1  # series per metric, told apart by a `series` label when more than one
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -81,6 +83,8 @@ class SimulatorConfig:
             raise ValueError(f"seed must not be negative, got {self.seed}")
         if not (math.isfinite(self.tick_s) and self.tick_s > 0):
             raise ValueError(f"tick_s must be positive, got {self.tick_s}")
+        if not 1 <= self.series <= MAX_SERIES:
+            raise ValueError(f"series must be between 1 and {MAX_SERIES}, got {self.series}")
         if not self.metrics:
             raise ValueError("metrics must list at least one metric")
         names = [m.name for m in self.metrics]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,3 +63,37 @@ def values(
 ) -> np.ndarray:
     """``value`` at each timestamp, for training data and tests."""
     return np.array([value(spec, float(t), seed, tick_s) for t in np.asarray(timestamps)], dtype=np.float64)
+
+
+# --- fleets (simulator --series N) ----------------------------------------------------------------
+# Series i of a metric is the same triangle shifted by its own number of ticks and scaled about ``min``
+# by its own amplitude, so a fleet holds different waves, not copies; both are fixed by (seed, name).
+FLEET_AMPLITUDE = (0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class FleetShape:
+    offsets: np.ndarray  # ticks each series' wave is shifted by
+    amplitudes: np.ndarray  # fraction of (max - min) each series spans
+
+
+def fleet_shape(spec: MetricSpec, n: int, seed: int = 0) -> FleetShape:
+    rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode("utf-8")), 1 << 40])
+    offsets = rng.integers(0, period_ticks(spec), size=n)
+    amplitudes = rng.uniform(*FLEET_AMPLITUDE, size=n)
+    return FleetShape(offsets, amplitudes)
+
+
+def fleet_values(
+    spec: MetricSpec, shape: FleetShape, t: float, seed: int = 0, tick_s: float = DEFAULT_TICK_S
+) -> np.ndarray:
+    """Every series' value at ``t`` without anomalies (noise: one draw per series and tick)."""
+    n = steps_each_way(spec)
+    tick = tick_of(t, tick_s)
+    phase = (tick + shape.offsets) % (2 * n)
+    k = np.where(phase <= n, phase, 2 * n - phase)
+    clean = np.minimum(spec.min + spec.step * k, spec.max)
+    rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode("utf-8")), tick % (1 << 63), 1])
+    noisy = clean + spec.sigma * rng.standard_normal(shape.offsets.size)
+    top = spec.min + (spec.max - spec.min) * shape.amplitudes
+    return np.clip(spec.min + (noisy - spec.min) * shape.amplitudes, spec.min, top)

@@ -41,18 +41,26 @@ class QueryHealth:
             registry=registry,
         )
         self._labelvalues = tuple(labelvalues) if labelnames else None
-        self._child(self.errors)  # a zero, so rate() sees no gap before the first failure
-        self._child(self.up).set(0)  # until the first query answers
+        # With label names but no values, the caller tracks several label sets (``track`` each one).
+        if self._labelvalues != ():
+            self.track(self._labelvalues)
+
+    def track(self, labelvalues: Sequence[str] | None = None) -> None:
+        """Make one label set's series exist: errors at 0 and up at 0 until the first query answers."""
+        self._child(self.errors, labelvalues)  # a zero, so rate() sees no gap before the first failure
+        self._child(self.up, labelvalues).set(0)
         # A labelled last-success series appears only with the first success: the stall rules tell
         # "never read Prometheus" from "stopped reading it" by its absence.
 
-    def _child(self, metric: Gauge | Counter) -> Gauge | Counter:
-        return metric if self._labelvalues is None else metric.labels(*self._labelvalues)
+    def _child(self, metric: Gauge | Counter, labelvalues: Sequence[str] | None = None) -> Gauge | Counter:
+        values = labelvalues if labelvalues is not None else self._labelvalues
+        return metric if values is None else metric.labels(*values)
 
-    def succeeded(self, now: float) -> None:
-        self._child(self.up).set(1)
-        self._child(self.last_success).set(now)
+    def succeeded(self, now: float, labelvalues: Sequence[str] | None = None) -> None:
+        """``labelvalues``: which tracked label set (default: the one given at construction)."""
+        self._child(self.up, labelvalues).set(1)
+        self._child(self.last_success, labelvalues).set(now)
 
-    def failed(self) -> None:
-        self._child(self.errors).inc()
-        self._child(self.up).set(0)
+    def failed(self, labelvalues: Sequence[str] | None = None) -> None:
+        self._child(self.errors, labelvalues).inc()
+        self._child(self.up, labelvalues).set(0)

@@ -1,0 +1,127 @@
+"""Prophet for many series: fit in a worker process, keep only one period of the forecast.
+
+The monitor's Prophet model has flat growth and one seasonality, so its forecast repeats exactly every
+period. A worker fits it and returns the forecast over one period on a fine phase grid (``PROFILE_POINTS``
+values): a few kilobytes that pickle cheaply, where the fitted model (its training frame, Stan state)
+would not, and a detector that needs no model and no grid extension to score any time. A series with
+no repeating shape is not an error: it gets a flat profile (its median) and the reason is kept for a
+log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.detectors.base import Score, Scores
+from monitor.detectors.options import DetectorOptions, finish, finish_one
+
+PROFILE_POINTS = 512
+
+
+@dataclass(frozen=True)
+class ProfileParams(DetectorOptions):
+    """``params`` of a query whose detector is ``prophet``."""
+
+    k: float = 4.0  # band half-width in robust standard deviations of the training residuals
+    fourier_order: int = 12
+    period: float = 0.0  # seconds; 0: detected from each series' history
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.k > 0:
+            raise ValueError(f"k must be positive, got {self.k}")
+        if self.fourier_order < 1:
+            raise ValueError(f"fourier_order must be at least 1, got {self.fourier_order}")
+        if self.period < 0:
+            raise ValueError(f"period must be 0 (detect) or positive, got {self.period}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a fit leaves: ``values`` over one period from ``anchor`` (period 0: flat), and the band."""
+
+    period: float  # 0.0: no season, ``values`` holds one level
+    anchor: float
+    values: np.ndarray
+    half_width: float
+    fit_seconds: float
+    no_season: str = ""  # why the series was fitted without a season, when it was
+
+    def expected(self, ts: np.ndarray) -> np.ndarray:
+        ts = np.asarray(ts, dtype=np.float64)
+        if self.period == 0.0:
+            return np.full(ts.shape, float(self.values[0]))
+        phase = np.mod(ts - self.anchor, self.period)
+        grid = np.arange(self.values.size) * (self.period / self.values.size)
+        return np.interp(phase, grid, self.values, period=self.period)
+
+
+def fit_profile(ts: np.ndarray, vs: np.ndarray, params: ProfileParams) -> Profile:
+    """Detect the period (unless given) and fit Prophet; a flat profile when there is no season.
+
+    Runs in a worker process: plain arrays in, a small picklable ``Profile`` out.
+    """
+    from monitor import forecast
+    from monitor.period import PeriodError, detect_period, sampling_step
+
+    ts = np.asarray(ts, dtype=np.float64)
+    vs = np.asarray(vs, dtype=np.float64)
+    began = time.perf_counter()
+    try:
+        period = params.period or detect_period(ts, vs)
+    except PeriodError as exc:
+        level = float(np.median(vs))
+        return Profile(
+            0.0,
+            float(ts[-1]),
+            np.array([level]),
+            params.k * _floor_sigma(forecast.robust_sigma(vs - level), vs),
+            time.perf_counter() - began,
+            no_season=str(exc),
+        )
+    logging.getLogger("prophet").setLevel(logging.ERROR)
+    fitted = forecast.fit(ts, vs, period, sampling_step(ts), k=params.k, fourier_order=params.fourier_order)
+    anchor = float(ts[-1])
+    grid = anchor + np.arange(PROFILE_POINTS) * (period / PROFILE_POINTS)
+    values = forecast.predict_expected(fitted.model, grid)
+    return Profile(period, anchor, values, fitted.k * fitted.sigma, time.perf_counter() - began)
+
+
+def _floor_sigma(sigma: float, vs: np.ndarray) -> float:
+    # A constant series still needs a non-zero band to score against (as forecast.fit does).
+    return max(sigma, 1e-9 * max(1.0, float(np.max(np.abs(vs)))))
+
+
+class ProfileBandDetector:
+    """The forecast band of a fitted ``Profile``: ``expected +/- half_width``; learns nothing online."""
+
+    def __init__(self, profile: Profile, options: DetectorOptions | None = None) -> None:
+        self.profile = profile
+        self.p = options or DetectorOptions()
+
+    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
+        expected = self.profile.expected(ts)
+        hw = self.profile.half_width
+        return finish(self.p, np.asarray(xs, dtype=np.float64), expected, expected - hw, expected + hw)
+
+    def score_one(self, x: float, t: float) -> Score:
+        e = float(self.profile.expected(np.array([t]))[0])
+        hw = self.profile.half_width
+        return finish_one(self.p, float(x), e, e - hw, e + hw)
+
+    def learn_one(self, x: float, t: float) -> None:
+        return None
+
+    def update_one(self, x: float, t: float) -> Score:
+        return self.score_one(x, t)
+
+    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
+        return self.score_many(xs, ts)
+
+
+def options_of(params: ProfileParams) -> DetectorOptions:
+    return DetectorOptions(direction=params.direction, min_deviation=params.min_deviation)
