@@ -184,6 +184,31 @@ class QueryFleet:
         state.trained_until = max(state.trained_until, trained_until)
         return True
 
+    def restore(
+        self,
+        labels: Mapping[str, str],
+        detector: Detector,
+        trained_until: float,
+        now: float,
+        samples: int = 0,
+        anomalies: int = 0,
+    ) -> bool:
+        """Watch a series again with the detector it had before a restart (``monitor.snapshot``).
+
+        It passes the same ``accept`` and ``max_series`` checks as a new series, and scores from the
+        point after ``trained_until``. False when it is not this process' to watch.
+        """
+        key: LabelKey = tuple(sorted(labels.items()))
+        if key in self.series or (self.accept is not None and not self.accept(labels)):
+            return False
+        if len(self.series) >= self.query.max_series:
+            return False
+        text = label_text(exported_labels(self.query.name, labels))
+        self.series[key] = SeriesState(
+            dict(labels), text, now, trained_until, detector, samples=samples, anomalies=anomalies
+        )
+        return True
+
     def fail(self, key: LabelKey) -> None:
         """A series whose model could not be made is forgotten; it is admitted afresh when read again."""
         self.series.pop(key, None)
