@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,7 @@ def build_detector(
     name: str,
     use_store: bool = True,
     options: DetectorOptions | None = None,
+    on_save_error: Callable[[], None] | None = None,
 ) -> Detector:
     """The ONE place a detector is constructed (at start-up and when retraining).
 
@@ -163,7 +164,16 @@ def build_detector(
     if fitted is None:
         fitted = forecast.fit(ts, vs, period, step, k=cfg.k, fourier_order=cfg.fourier_order)
         if use_store:
-            modelstore.save(path, fitted)
+            try:
+                modelstore.save(path, fitted)
+            except OSError as exc:  # a full disk must not stop a monitor that holds its model in memory
+                log.error(
+                    "cannot save the model to %s (%s): running on the model in memory",
+                    path,
+                    exc.strerror or exc,
+                )
+                if on_save_error is not None:
+                    on_save_error()
     log.info(
         "%s model: period %.6g s, band +/- %.4g, %s",
         name,
@@ -199,19 +209,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     require_free_port(cfg.host, args.port, "monitor")
     if args.detector == "prophet":  # only Prophet keeps fitted models
         prepare_model_dir(cfg.model_dir)
-    training = load_training(args.train_file, cfg.min_train_points)
+    training = load_training(args.train_file, cfg.min_train_points, cfg.max_train_points)
     check_series_name(metric, query, training, args.train_file)
     # Prophet takes only the options every detector honours here; its model settings come from --config.
     options = registry.options_from_cli("prophet", args.param) if args.detector == "prophet" else None
+    metrics = MonitorMetrics(metric)
     try:
         if args.detector == "prophet":
-            detector = build_detector(cfg, training, metric, options=options)
+            detector = build_detector(
+                cfg,
+                training,
+                metric,
+                options=options,
+                on_save_error=lambda: metrics.record_save_error("model"),
+            )
         else:  # a streaming detector, warmed on the training data so it scores from the first sample
             detector = registry.warm_start(args.detector, args.param, training.timestamps, training.values)
     except PeriodError as exc:
         raise DataError(f"{args.train_file}: {exc}") from None
 
-    metrics = MonitorMetrics(metric)
     if isinstance(detector, ProphetBandDetector):
         metrics.record_fit(detector.fit_seconds)
     server = start_metrics_server(metrics.registry, cfg.host, args.port, "monitor")

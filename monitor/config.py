@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
 from streamwatch import config as swconfig
 from streamwatch.errors import ConfigError
 
@@ -67,7 +68,8 @@ class MonitorConfig:
     horizon: float = 6 * 3600.0  # seconds of band computed ahead at fit time (and per extension)
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
     backoff_max: float = 60.0  # longest wait between retries while Prometheus is failing
-    min_train_points: int = 20
+    min_train_points: int = DEFAULT_MIN_POINTS
+    max_train_points: int = DEFAULT_MAX_POINTS  # a larger training file is refused before it is read
     queries: list[QueryConfig] = field(default_factory=list)  # [[monitor.queries]]: one detector per series
     fit_workers: int = 0  # worker processes fitting new series (Prophet); 0: one per CPU core
     shard: str | None = None  # "INDEX/COUNT" or "auto/COUNT": watch only this shard's series (monitor.shard)
@@ -102,6 +104,11 @@ class MonitorConfig:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"query names must be unique, repeated: {', '.join(repeated)}")
+        if self.max_train_points < self.min_train_points:
+            raise ValueError(
+                f"max_train_points must be at least min_train_points ({self.min_train_points}), "
+                f"got {self.max_train_points}"
+            )
         self.model_dir = Path(self.model_dir)
 
     def query_for(self, metric: str) -> str:

@@ -10,6 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from monitor.scoring import CycleStats
 from streamwatch.health import QueryHealth
 
+# The files the monitor writes, as the ``file`` label of its save-error counter.
+SAVED_FILES = ("model", "position")
+
 
 class MonitorMetrics:
     """One watched metric's gauges and counters; every series carries ``metric=<short name>``."""
@@ -34,6 +37,12 @@ class MonitorMetrics:
             "streamwatch_monitor_anomalies", "Samples found outside the forecast band.", m, registry=r
         )
         self.samples = Counter("streamwatch_monitor_samples_scored", "Samples scored.", m, registry=r)
+        self.nonfinite = Counter(
+            "streamwatch_monitor_samples_nonfinite",
+            "Samples whose value was NaN (not scored) or +/-Inf (scored as anomalies).",
+            m,
+            registry=r,
+        )
         self.mae = Gauge(
             "streamwatch_monitor_mae",
             "Mean absolute error of the last cycle, in the watched metric's unit.",
@@ -55,10 +64,18 @@ class MonitorMetrics:
         self.fit_duration = Gauge(
             "streamwatch_monitor_fit_duration_seconds", "Duration of the last model fit.", m, registry=r
         )
+        self.save_errors = Counter(
+            "streamwatch_monitor_save_errors",
+            "Failed writes of the monitor's files (file: model or position); it runs on from memory.",
+            ("metric", "file"),
+            registry=r,
+        )
         self.health = QueryHealth("streamwatch_monitor", r, m, (metric,))
         # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
-        for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.score):
+        for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.score, self.nonfinite):
             metric_child.labels(metric)
+        for file in SAVED_FILES:
+            self.save_errors.labels(metric, file)
 
     def record_fit(self, seconds: float) -> None:
         self.fit_duration.labels(self.metric).set(seconds)
@@ -84,6 +101,12 @@ class MonitorMetrics:
             self.forecast.labels(mm, "expected").set(expected)
             self.forecast.labels(mm, "upper").set(upper)
         self.health.succeeded(now)
+
+    def record_nonfinite(self, n: int) -> None:
+        self.nonfinite.labels(self.metric).inc(n)
+
+    def record_save_error(self, file: str) -> None:
+        self.save_errors.labels(self.metric, file).inc()
 
     def record_error(self) -> None:
         self.health.failed()

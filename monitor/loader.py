@@ -21,14 +21,26 @@ from streamwatch.promapi import FormatError, parse_response
 from streamwatch.series import Series
 
 DEFAULT_MIN_POINTS = 20
+DEFAULT_MAX_POINTS = 5_000_000
+# A sample takes about 30 bytes in Prometheus' JSON and 25 in CSV; 100 leaves room for indentation and
+# long labels. A file larger than max_points * this cannot hold an acceptable series, so it is refused
+# from its size alone, before it is read: reading one of 5 million points grew past 8 GiB.
+MAX_BYTES_PER_POINT = 100
 # Epoch seconds stay below 1e11 until the year 5138, and epoch milliseconds are above it since 1973: a
 # larger timestamp is milliseconds, which would make every period and interval 1000 times too long.
 MAX_EPOCH_SECONDS = 1e11
 
 
-def load_training(path: str | os.PathLike[str], min_points: int = DEFAULT_MIN_POINTS) -> Series:
-    """Read one series from ``path``; the format follows the content (JSON object or CSV lines)."""
+def load_training(
+    path: str | os.PathLike[str], min_points: int = DEFAULT_MIN_POINTS, max_points: int = DEFAULT_MAX_POINTS
+) -> Series:
+    """Read one series from ``path``; the format follows the content (JSON object or CSV lines).
+
+    At most ``max_points`` samples (``max_train_points``); identical duplicates are merged, but one
+    timestamp with two different values is refused: which one is the truth cannot be guessed.
+    """
     p = Path(path)
+    _check_size(p, max_points)
     text = read_text(p, "training file", DataError)
     if p.suffix.lower() == ".csv" or (text.lstrip()[:1] not in ("{", "[")):
         series = _parse_csv(p, text)
@@ -39,11 +51,41 @@ def load_training(path: str | os.PathLike[str], min_points: int = DEFAULT_MIN_PO
     finite = np.isfinite(series.values)
     # NaN samples carry no information for a fit; dropping them is what Prometheus' own functions do.
     series = Series(series.labels, series.timestamps[finite], series.values[finite])
+    _check_conflicts(p, series)
     _, unique = np.unique(series.timestamps, return_index=True)
     series = Series(series.labels, series.timestamps[unique], series.values[unique])
+    if len(series) > max_points:
+        raise DataError(
+            f"{p}: too many points to train on ({len(series)}, at most {max_points}: max_train_points)"
+        )
     if len(series) < min_points:
         raise DataError(f"{p}: too few points to train on ({len(series)}, need at least {min_points})")
     return series
+
+
+def _check_size(p: Path, max_points: int) -> None:
+    try:
+        size = p.stat().st_size
+    except OSError:
+        return  # read_text names what is wrong with the path
+    limit = max_points * MAX_BYTES_PER_POINT
+    if size > limit:
+        raise DataError(
+            f"{p}: training file is {size:,} bytes, more than {max_points} points can take "
+            f"({limit:,} bytes at {MAX_BYTES_PER_POINT} a point; raise max_train_points to allow it)"
+        )
+
+
+def _check_conflicts(p: Path, series: Series) -> None:
+    """Refuse a timestamp that carries two different values (the series is sorted by time)."""
+    ts, vs = series.timestamps, series.values
+    clash = np.flatnonzero((ts[1:] == ts[:-1]) & (vs[1:] != vs[:-1]))
+    if clash.size:
+        i = int(clash[0])
+        raise DataError(
+            f"{p}: timestamp {ts[i]:.3f} has two different values ({vs[i]:g} and {vs[i + 1]:g}); "
+            f"{clash.size} such conflict{'s' if clash.size > 1 else ''} in all"
+        )
 
 
 def _parse_json(p: Path, text: str) -> Series:
@@ -52,6 +94,9 @@ def _parse_json(p: Path, text: str) -> Series:
     except json.JSONDecodeError as exc:
         # Some of json's messages end in "at" already ("Invalid control character at").
         raise DataError(f"{p}: not valid JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno})") from None
+    except RecursionError:
+        # json's parser recurses once per bracket: 100,000 nested brackets exhaust the stack.
+        raise DataError(f"{p}: not valid JSON for training data (nested too deeply)") from None
     try:
         found = parse_response(doc)
     except FormatError as exc:

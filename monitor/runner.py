@@ -109,21 +109,35 @@ class Runner:
         return True
 
     def score(self, batches: list[Series]) -> tuple[CycleStats, tuple[float, float, float, float] | None]:
-        """Score the new samples in time order; ``last`` is the newest's (actual, lower, expected, upper)."""
+        """Score the new samples in time order; ``last`` is the newest finite one's (actual, lower,
+        expected, upper).
+
+        Non-finite samples are counted. NaN (a target exporting NaN) has nothing to score and is left out;
+        +Inf and -Inf are as far from any band as a value can be, so they count as anomalies with an
+        infinite score, but no detector learns them (one infinite value would ruin every running mean).
+        """
         if not batches:
             return cycle_stats(np.empty(0), np.empty(0), np.empty(0)), None
         ts = np.concatenate([b.timestamps for b in batches])
         xs = np.concatenate([b.values for b in batches])
         order = np.argsort(ts, kind="stable")
         ts, xs = ts[order], xs[order]
-        finite = np.isfinite(xs)  # a NaN sample (a target exporting NaN) has nothing to score
-        ts, xs = ts[finite], xs[finite]
-        if ts.size == 0:
-            return cycle_stats(np.empty(0), np.empty(0), np.empty(0)), None
-        scores = self.detector.update_many(xs, ts)
-        stats = cycle_stats(xs, scores.expected, scores.score)
-        i = -1
-        last = (float(xs[i]), float(scores.lower[i]), float(scores.expected[i]), float(scores.upper[i]))
+        finite = np.isfinite(xs)
+        infinite = np.isinf(xs)
+        if not finite.all():
+            self.metrics.record_nonfinite(int(np.count_nonzero(~finite)))
+        scored = finite | infinite
+        score = np.full(xs.size, np.inf)
+        expected, lower, upper = (np.full(xs.size, np.nan) for _ in range(3))
+        if finite.any():
+            scores = self.detector.update_many(xs[finite], ts[finite])
+            score[finite] = scores.score
+            expected[finite], lower[finite], upper[finite] = scores.expected, scores.lower, scores.upper
+        stats = cycle_stats(xs[scored], expected[scored], score[scored])
+        if not finite.any():
+            return stats, None
+        i = int(np.flatnonzero(finite)[-1])
+        last = (float(xs[i]), float(lower[i]), float(expected[i]), float(upper[i]))
         return stats, last
 
     def retrain(self, now: float) -> None:

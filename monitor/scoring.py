@@ -36,12 +36,15 @@ def mape(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def cycle_stats(actual: np.ndarray, expected: np.ndarray, scores: np.ndarray) -> CycleStats:
+    """Flags and errors of one cycle; an infinite actual value is a flag but has no error to average."""
     s = np.asarray(scores, dtype=np.float64)
     finite = s[~np.isnan(s)]
+    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    ok = np.isfinite(a)
     return CycleStats(
         samples=int(s.size),
         anomalies=int(np.count_nonzero(s > 1.0)),
-        mae=mae(actual, expected),
-        mape=mape(actual, expected),
+        mae=mae(a[ok], e[ok]),
+        mape=mape(a[ok], e[ok]),
         max_score=float(finite.max()) if finite.size else 0.0,
     )

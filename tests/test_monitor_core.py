@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +242,33 @@ def test_build_detector_loads_instead_of_fitting_the_second_time(tmp_path: Path)
     assert len(list(tmp_path.glob("energy_consumption-*.json"))) == 1
     probe = ts[-1] + grid(0, 300)
     np.testing.assert_allclose(first.band.lookup(probe)[0], second.band.lookup(probe)[0])
+
+
+def test_a_model_save_that_fails_is_one_error_line_and_the_model_stays_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    from monitor.cli import build_detector
+
+    def disk_full(path: object, text: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(modelstore, "atomic_write_text", disk_full)
+    ts = grid(START, 1800)
+    training = Series({}, ts, CONSUMPTION.noisy(ts))
+    failures: list[str] = []
+    with caplog.at_level(logging.ERROR, logger="monitor"):
+        det = build_detector(
+            MonitorConfig(model_dir=tmp_path),
+            training,
+            "energy_consumption",
+            on_save_error=lambda: failures.append("x"),
+        )
+    assert failures == ["x"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "in memory" in errors[0]
+    assert list(tmp_path.iterdir()) == []
+    probe = ts[-1] + grid(0, 60)
+    assert not det.update_many(CONSUMPTION.clean(probe), probe).anomalous.any()
 
 
 def test_the_monitors_prophet_band_honours_direction_and_min_deviation(tmp_path: Path):

@@ -87,6 +87,27 @@ def test_nan_samples_and_duplicate_timestamps_are_dropped(tmp_path: Path):
     assert np.all(np.diff(s.timestamps) > 0)
 
 
+def test_a_timestamp_with_two_different_values_is_refused(tmp_path: Path):
+    vs = VS.copy()
+    f = tmp_path / "train.json"
+    ts = np.concatenate([TS, TS[7:8]])
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, ts, np.concatenate([vs, vs[7:8] + 1.0]))])))
+    with pytest.raises(DataError, match=rf"train\.json: timestamp {TS[7]:.3f} has two different values"):
+        load_training(f)
+
+
+def test_more_points_than_max_train_points_is_refused(tmp_path: Path):
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    assert len(load_training(f, max_points=TS.size)) == TS.size
+    with pytest.raises(DataError, match=rf"too many points to train on \({TS.size}, at most 150"):
+        load_training(f, max_points=150)
+    with pytest.raises(
+        DataError, match=r"training file is 7,\d{3} bytes, more than 50 points can take \(5,000 bytes"
+    ):
+        load_training(f, max_points=50)  # refused from its size, unread
+
+
 def test_rejections_are_data_errors_naming_the_file(tmp_path: Path):
     f = tmp_path / "few.csv"
     f.write_text("1,2\n3,4\n")
@@ -168,6 +189,27 @@ def test_rejected_training_file(tmp_path: Path, name: str):
     else:
         f.write_text(text)
     assert_one_line_error(run_monitor("energy_price", str(f), "PORT"), str(f), problem)
+
+
+@pytest.mark.e2e
+def test_deeply_nested_json_is_one_line(tmp_path: Path):
+    f = tmp_path / "nested.json"
+    f.write_text("[" * 100_000 + "]" * 100_000)
+    assert_one_line_error(run_monitor("energy_price", str(f), "PORT"), str(f), "nested too deeply")
+
+
+@pytest.mark.e2e
+def test_a_huge_training_file_is_refused_before_it_is_read(tmp_path: Path):
+    f = tmp_path / "huge.json"
+    with f.open("wb") as fh:  # sparse: 2 GB that take no disk, and would take seconds and GiBs to read
+        fh.truncate(2_000_000_000)
+    done = run_monitor("energy_price", str(f), "PORT")
+    assert_one_line_error(done, str(f), "2,000,000,000 bytes", "5000000 points", "max_train_points")
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text("[monitor]\nmax_train_points = 1000\n")
+    assert_one_line_error(
+        run_monitor("energy_price", str(f), "PORT", "--config", str(cfg)), "max_train_points"
+    )
 
 
 @pytest.mark.e2e

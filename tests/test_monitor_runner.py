@@ -68,6 +68,7 @@ class Recording:
     def __init__(self, inner: ProphetBandDetector):
         self.inner = inner
         self.ts: list[float] = []
+        self.values: list[float] = []
 
     def score_one(self, x: float, t: float):
         return self.inner.score_one(x, t)
@@ -81,6 +82,7 @@ class Recording:
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
         self.ts.extend(float(t) for t in ts)
+        self.values.extend(float(x) for x in xs)
         return self.inner.update_many(xs, ts)
 
 
@@ -305,6 +307,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
         "streamwatch_monitor_cycle_anomalies",
         "streamwatch_monitor_anomalies_total",
         "streamwatch_monitor_samples_scored_total",
+        "streamwatch_monitor_samples_nonfinite_total",
         "streamwatch_monitor_mae",
         "streamwatch_monitor_mape_ratio",
         "streamwatch_monitor_anomaly_score",
@@ -312,6 +315,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
         "streamwatch_monitor_last_success_timestamp_seconds",
         "streamwatch_monitor_prometheus_errors_total",
         "streamwatch_monitor_prometheus_up",
+        "streamwatch_monitor_save_errors_total",
     }
     assert 'streamwatch_monitor_anomalies_total{metric="energy_price"} 1.0' in text
     assert 'streamwatch_monitor_samples_scored_total{metric="energy_price"} 2.0' in text
@@ -342,3 +346,27 @@ def test_catch_up_is_capped_at_max_catchup_and_said_once(start_prometheus, targe
         assert runner.run_cycle()
     assert len(caplog.records) == 1 and "max_catchup" in caplog.records[0].getMessage()
     assert rec.ts == sorted(set(rec.ts))
+
+
+@pytest.mark.e2e
+def test_non_finite_samples_are_counted_and_infinities_are_anomalies(start_prometheus, target):
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 1)
+    began = newest_stored(prom.client)
+    for v in (math.nan, math.inf, -math.inf, NORMAL):
+        target.gauge.set(v)
+        wait_for_samples_after(prom.client, newest_stored(prom.client), 2)
+    clock = FakeClock(time.time())
+    rec = Recording(constant_detector())
+    runner, _, metrics = make_runner(prom.url, rec, clock, first_window=clock.now - began + 1.0)
+    assert runner.run_cycle()
+    found = prom.client.query(f"{QUERY}[{math.ceil(clock.now - began) + 2}s]", at=clock.now)[0]
+    vs = found.values[found.timestamps >= began - 1.0]  # what the first window covered
+    n_nan, n_inf = int(np.isnan(vs).sum()), int(np.isinf(vs).sum())
+    assert n_nan >= 2 and n_inf >= 4
+    assert value(metrics, "streamwatch_monitor_samples_nonfinite_total") == n_nan + n_inf
+    assert value(metrics, "streamwatch_monitor_anomalies_total") == n_inf
+    assert value(metrics, "streamwatch_monitor_samples_scored_total") == vs.size - n_nan
+    assert all(math.isfinite(x) for x in rec.values)  # the detector never learns an infinity
+    assert value(metrics, "streamwatch_monitor_actual") == NORMAL
+    assert math.isfinite(value(metrics, "streamwatch_monitor_mae"))
