@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from incident.cli import build_parser as incident_parser
-from monitor.config import MonitorConfig
-from streamwatch import config as swconfig
+from incident.config import IncidentConfig
+from monitor.cli import build_parser
+from monitor.config import load_file
 from tests.conftest import ROOT
 
 K8S = ROOT / "deploy" / "kubernetes"
@@ -145,6 +146,20 @@ def test_monitor_replicas_match_the_shard_count(base: list[dict[str, Any]]) -> N
     assert statefulset["spec"]["serviceName"] == statefulset["metadata"]["name"]
 
 
+def test_monitor_command_is_one_the_monitor_accepts(base: list[dict[str, Any]]) -> None:
+    container = pod_spec(one(base, "StatefulSet", "streamwatch-monitor"))["containers"][0]
+    command = container["command"]
+    assert command[:2] == ["python", "monitor.py"] and (ROOT / "monitor.py").exists()
+    args = build_parser().parse_args(command[2:])  # a flag it does not know is a UserError
+    assert args.metric is None  # the many-series form: everything from --config
+    assert args.host == "0.0.0.0"  # reachable by Prometheus from outside the pod
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.port_option == ports["metrics"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert args.model_dir.is_relative_to(mounts["state"])
+    assert args.config == Path(mounts["config"]) / "monitor.toml"
+
+
 def test_state_lives_on_a_volume_claim_per_replica(base: list[dict[str, Any]]) -> None:
     statefulset = one(base, "StatefulSet", "streamwatch-monitor")
     claims = [c["metadata"]["name"] for c in statefulset["spec"]["volumeClaimTemplates"]]
@@ -242,8 +257,11 @@ def test_config_map_is_monitor_toml_mounted_by_the_statefulset(base: list[dict[s
 def test_config_map_toml_loads_with_the_monitors_config_loader(tmp_path: Path) -> None:
     path = tmp_path / "monitor.toml"
     path.write_text(one(render(BASE), "ConfigMap", "streamwatch-monitor-config")["data"]["monitor.toml"])
-    cfg = swconfig.load(MonitorConfig, path, section="monitor")
+    cfg = load_file(path)  # the monitor's own loader: unknown keys, types, detectors and params checked
     assert cfg.prometheus_url.startswith("http://") and ".svc" in cfg.prometheus_url
+    assert cfg.queries and cfg.shard is None  # each replica's shard comes from its flag, not the shared file
+    # The incident detector watches the metrics the monitors export (its default list).
+    assert {q.name for q in cfg.queries} == set(IncidentConfig().metrics)
 
 
 # --- the Prometheus Operator component -------------------------------------------------------------
