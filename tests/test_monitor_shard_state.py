@@ -11,8 +11,10 @@ from monitor import snapshot
 from monitor.config import QueryConfig
 from monitor.detectors import registry
 from monitor.fleet import QueryFleet
+from monitor.fleetexport import FleetMetrics
 from monitor.shard import belongs
 from streamwatch.series import Series
+from tests.conftest import assert_promtool_metrics_ok
 
 T0 = 1_700_000_000.0
 QUERY = QueryConfig(name="price", expr="energy_price_metric", detector="ema")
@@ -96,3 +98,13 @@ def test_a_snapshot_of_other_settings_or_version_or_damaged_is_not_used(tmp_path
     path.write_bytes(b"not a pickle")
     assert snapshot.load(path, QUERY) == []
     assert snapshot.load(tmp_path / "missing.pickle", QUERY) == []
+
+
+def test_shard_and_restore_metrics_pass_promtool() -> None:
+    metrics = FleetMetrics(["price"])
+    metrics.shard_info.labels("1", "3").set(1)
+    metrics.restored.labels("price").inc(7)
+    text = metrics.exposition().decode()
+    assert 'streamwatch_monitor_shard_info{shard="1",shards="3"} 1.0' in text
+    assert 'streamwatch_monitor_series_restored_total{metric="price"} 7.0' in text
+    assert_promtool_metrics_ok(text)
