@@ -258,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.detector == "prophet"
             else registry.warm_start(args.detector, args.param, s.timestamps, s.values)
         ),
+        prefer=training.labels,
     )
     log.info("watching %s every %g s, serving http://%s:%d/metrics", query, cfg.interval, cfg.host, args.port)
     try:

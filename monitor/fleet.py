@@ -154,25 +154,31 @@ class QueryFleet:
         return state
 
     def _score(self, state: SeriesState, ts: np.ndarray, xs: np.ndarray, report: CycleReport) -> None:
+        """As the positional runner scores: NaN (an exporter's NaN, 0/0 in a ratio) is left out; +/-Inf
+        is an anomaly with an infinite score that no detector learns."""
         assert state.detector is not None
-        finite = np.isfinite(xs)  # a NaN sample (an exporter's NaN, 0/0 in a rate ratio) has nothing to score
-        report.nonfinite += int(ts.size - np.count_nonzero(finite))
         state.trained_until = float(ts[-1])
-        ts, xs = ts[finite], xs[finite]
-        if ts.size == 0:
-            return
-        scores = state.detector.update_many(xs, ts)
-        flagged = int(np.count_nonzero(scores.score > 1.0))
-        finite_scores = scores.score[~np.isnan(scores.score)]
-        state.samples += int(ts.size)
+        finite = np.isfinite(xs)
+        infinite = int(np.count_nonzero(np.isinf(xs)))
+        report.nonfinite += int(xs.size - np.count_nonzero(finite))
+        state.score = math.inf if infinite else 0.0
+        flagged = infinite
+        if finite.any():
+            ts, xs = ts[finite], xs[finite]
+            scores = state.detector.update_many(xs, ts)
+            flagged += int(np.count_nonzero(scores.score > 1.0))
+            known = scores.score[~np.isnan(scores.score)]
+            if known.size:
+                state.score = max(state.score, float(known.max()))
+            state.actual = float(xs[-1])
+            state.expected = float(scores.expected[-1])
+            state.lower = float(scores.lower[-1])
+            state.upper = float(scores.upper[-1])
+        n = int(np.count_nonzero(finite)) + infinite
+        state.samples += n
         state.anomalies += flagged
         state.cycle_anomalies = flagged
-        state.score = float(finite_scores.max()) if finite_scores.size else 0.0
-        state.actual = float(xs[-1])
-        state.expected = float(scores.expected[-1])
-        state.lower = float(scores.lower[-1])
-        state.upper = float(scores.upper[-1])
-        report.scored += int(ts.size)
+        report.scored += n
         report.anomalies += flagged
 
     def install(self, key: LabelKey, detector: Detector, trained_until: float) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from monitor.fleet import QueryFleet, SeriesState
+from monitor.fleet import CycleReport, QueryFleet, SeriesState
 from streamwatch.health import QueryHealth
 
 CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
@@ -101,6 +101,12 @@ class FleetMetrics:
             m,
             registry=r,
         )
+        self.nonfinite = Counter(
+            "streamwatch_monitor_samples_nonfinite",
+            "Samples whose value was NaN (not scored) or +/-Inf (scored as anomalies), per query.",
+            m,
+            registry=r,
+        )
         self.dropped = Counter(
             "streamwatch_monitor_series_dropped",
             "Series dropped after stale_after without a new point.",
@@ -135,15 +141,16 @@ class FleetMetrics:
         )
         self.health = QueryHealth("streamwatch_monitor", r, m)
         for q in queries:
-            for metric in (self.series, self.refused, self.dropped, self.fits, self.restored):
+            for metric in (self.series, self.refused, self.dropped, self.fits, self.nonfinite, self.restored):
                 metric.labels(q)
             self.health.track((q,))
         self.series_text = b""
 
-    def record_query(self, fleet: QueryFleet, now: float, refused: int, dropped: int) -> None:
+    def record_query(self, fleet: QueryFleet, now: float, report: CycleReport, dropped: int) -> None:
         name = fleet.query.name
         self.series.labels(name).set(len(fleet.series))
-        self.refused.labels(name).inc(refused)
+        self.refused.labels(name).inc(report.refused)
+        self.nonfinite.labels(name).inc(report.nonfinite)
         self.dropped.labels(name).inc(dropped)
         self.health.succeeded(now, (name,))
 

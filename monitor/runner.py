@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
@@ -74,6 +74,7 @@ class Runner:
         settings: RunnerSettings | None = None,
         rebuild: Rebuild | None = None,
         out: TextIO | None = None,
+        prefer: Mapping[str, str] | None = None,
     ):
         self.detector = detector
         self.source = source
@@ -89,6 +90,11 @@ class Runner:
         self.cycles = 0
         self.last_retrain = clock.time()
         self.header_printed = False
+        # One detector watches one series: the query's series whose labels are ``prefer``'s (the training
+        # file's, ``__name__`` aside), else the first seen; the others are ignored, said once.
+        self.prefer = {k: v for k, v in (prefer or {}).items() if k != "__name__"}
+        self.watched: tuple[tuple[str, str], ...] | None = None
+        self.others_logged = False
 
     def run_cycle(self) -> bool:
         now = self.clock.time()
@@ -116,6 +122,7 @@ class Runner:
         +Inf and -Inf are as far from any band as a value can be, so they count as anomalies with an
         infinite score, but no detector learns them (one infinite value would ruin every running mean).
         """
+        batches = self.one_series(batches)
         if not batches:
             return cycle_stats(np.empty(0), np.empty(0), np.empty(0)), None
         ts = np.concatenate([b.timestamps for b in batches])
@@ -140,6 +147,26 @@ class Runner:
         last = (float(xs[i]), float(lower[i]), float(expected[i]), float(upper[i]))
         return stats, last
 
+    def one_series(self, found: list[Series]) -> list[Series]:
+        """Only the watched series' batches: several series merged into one stream for one detector
+        would be scored against each other's values."""
+        keys = sorted({s.key for s in found})
+        if not keys:
+            return found
+        if self.watched is None:
+            named = [k for k in keys if {a: b for a, b in k if a != "__name__"} == self.prefer]
+            self.watched = named[0] if named else keys[0]
+        others = [k for k in keys if k != self.watched]
+        if others and not self.others_logged:
+            log.warning(
+                "the query returns %d series; watching only %s (to watch every series with its own "
+                "detector, run monitor.py --config with [[monitor.queries]])",
+                len(keys),
+                "{" + ",".join(f'{k}="{v}"' for k, v in self.watched if k != "__name__") + "}",
+            )
+            self.others_logged = True
+        return [s for s in found if s.key == self.watched]
+
     def retrain(self, now: float) -> None:
         """Refit on recent Prometheus data, leaving out what the current model flags as anomalous."""
         assert self.rebuild is not None
@@ -149,8 +176,9 @@ class Runner:
         except (PrometheusError, FormatError) as exc:
             log.warning("retraining postponed: %s", exc)
             return
+        found = self.one_series(found)
         if len(found) != 1:
-            log.warning("retraining skipped: the query returned %d series, not one", len(found))
+            log.warning("retraining skipped: the watched series is not in the window")
             return
         s = found[0]
         # Score without learning: the new model must not learn trouble as normal.

@@ -129,7 +129,7 @@ class FleetRunner:
             self._train(w, now)
             dropped = w.fleet.drop_stale(now)
             self.submitted.difference_update((w.query.name, k) for k in dropped)
-            self.metrics.record_query(w.fleet, now, report.refused, len(dropped))
+            self.metrics.record_query(w.fleet, now, report, len(dropped))
             scored += report.scored
             anomalies += report.anomalies
         self._collect_fits()

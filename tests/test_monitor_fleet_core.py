@@ -125,3 +125,16 @@ def test_the_exposition_has_one_child_per_series_with_its_labels_and_passes_prom
     fleet.drop_stale(T0 + 10_000)
     metrics.series_text = render_series([fleet])
     assert 'cpu="1"' not in metrics.exposition().decode()
+
+
+def test_nan_is_left_out_and_inf_is_an_anomaly_never_learnt():
+    fleet = QueryFleet(QueryConfig(name="q", expr="x"))
+    fleet.observe([batch({"i": "a"}, [T0], [1.0])], T0)
+    (key,) = fleet.waiting()
+    rec = Recording()
+    fleet.install(key, rec, T0)
+    report = fleet.observe([batch({"i": "a"}, T0 + np.arange(1.0, 5.0), [2.0, np.nan, np.inf, 3.0])], T0 + 5)
+    assert rec.seen == [(T0 + 1, 2.0), (T0 + 4, 3.0)]
+    assert (report.scored, report.nonfinite, report.anomalies) == (3, 2, 1)
+    state = fleet.series[key]
+    assert state.score == np.inf and state.actual == 3.0 and state.trained_until == T0 + 4
