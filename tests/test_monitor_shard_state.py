@@ -13,7 +13,9 @@ from monitor.detectors import registry
 from monitor.fleet import QueryFleet
 from monitor.fleetexport import FleetMetrics
 from monitor.shard import belongs
+from streamwatch.net import free_port
 from streamwatch.series import Series
+from tests.cli_support import assert_one_line_error, run_python
 from tests.conftest import assert_promtool_metrics_ok
 
 T0 = 1_700_000_000.0
@@ -108,3 +110,17 @@ def test_shard_and_restore_metrics_pass_promtool() -> None:
     assert 'streamwatch_monitor_shard_info{shard="1",shards="3"} 1.0' in text
     assert 'streamwatch_monitor_series_restored_total{metric="price"} 7.0' in text
     assert_promtool_metrics_ok(text)
+
+
+def test_bad_shards_stop_the_monitor_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "watch.toml"
+    config.write_text(f'[monitor]\nport = {free_port()}\n[[monitor.queries]]\nname = "q"\nexpr = "up"\n')
+    proc = run_python("monitor.py", "--config", str(config), "--shard", "5/3")
+    assert_one_line_error(proc, "shard '5/3': INDEX 5 must be between 0 and 2", prog="monitor.py")
+    config.write_text(config.read_text().replace("[monitor]\n", '[monitor]\nshard = "three"\n'))
+    proc = run_python("monitor.py", "--config", str(config))
+    assert_one_line_error(proc, "shard must be INDEX/COUNT or auto/COUNT", prog="monitor.py")
+    proc = run_python(
+        "monitor.py", "energy_price", "datasets/energy_price_train.json", "8090", "--shard", "0/2"
+    )
+    assert_one_line_error(proc, "--shard and --port go with --config", prog="monitor.py")
