@@ -12,6 +12,7 @@ from monitor.config import QueryConfig
 from monitor.detectors import registry
 from monitor.fleet import QueryFleet
 from monitor.fleetexport import FleetMetrics
+from monitor.seasonal import PROFILE_POINTS, Profile, ProfileBandDetector
 from monitor.shard import belongs
 from streamwatch.net import free_port
 from streamwatch.series import Series
@@ -124,3 +125,20 @@ def test_bad_shards_stop_the_monitor_with_one_line(tmp_path: Path) -> None:
         "monitor.py", "energy_price", "datasets/energy_price_train.json", "8090", "--shard", "0/2"
     )
     assert_one_line_error(proc, "--shard and --port go with --config", prog="monitor.py")
+
+
+def test_a_fitted_profile_survives_the_snapshot(tmp_path: Path) -> None:
+    # Prophet series keep their fitted profile: restored, they score exactly as before, with no fit.
+    q = QueryConfig(name="price", expr="energy_price_metric", detector="prophet")
+    profile = Profile(600.0, T0, np.sin(np.linspace(0, 2 * np.pi, PROFILE_POINTS, endpoint=False)), 0.3, 2.5)
+    fleet = QueryFleet(q)
+    labels = {"__name__": "energy_price_metric", "series": "7"}
+    assert fleet.restore(labels, ProfileBandDetector(profile), T0, T0)
+    path = tmp_path / "p.pickle"
+    assert snapshot.save(path, fleet) == 1
+    (saved,) = snapshot.load(path, q)
+    ts = T0 + np.arange(1.0, 40.0) * 15.0
+    xs = np.sin(2 * np.pi * (ts - T0) / 600.0) + np.where(np.arange(ts.size) == 5, 2.0, 0.0)
+    before = ProfileBandDetector(profile).update_many(xs, ts)
+    after = saved.detector.update_many(xs, ts)
+    assert np.array_equal(before.score, after.score) and np.count_nonzero(after.score > 1.0) == 1
