@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Streamwatch runs and tests against, only when a binary is missing:
-# Prometheus (with promtool), Alertmanager (with amtool), Chromium for the browser test, and
+# Prometheus (with promtool), Alertmanager (with amtool), prometheus-node-exporter (a real exporter the
+# many-series monitor test watches), Chromium for the browser test, and
 # docker-compose (v1), which validates docker-compose.yml offline (no Docker engine needed).
 # Idempotent: a second run with everything present does nothing and touches no network.
 set -euo pipefail
@@ -10,6 +11,7 @@ declare -A want=(
   [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
   [amtool]=prometheus-alertmanager
+  [prometheus-node-exporter]=prometheus-node-exporter
   [chromium]=chromium
   [docker-compose]=docker-compose
 )

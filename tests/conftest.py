@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,3 +150,85 @@ def assert_promtool_metrics_ok(exposition: str) -> None:
         pytest.fail("promtool is not installed: run `make setup` (installs Debian's prometheus)")
     done = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- many-series monitor (issue #13) ---------------------------------------------------------------
+
+
+@dataclass
+class ExporterServer:
+    address: str  # 127.0.0.1:PORT, as a Prometheus scrape target
+    process: ManagedProcess
+
+
+@pytest.fixture
+def start_node_exporter(tmp_path: Path) -> Iterator[Callable[[], ExporterServer]]:
+    """Start Debian's prometheus-node-exporter on a free loopback port (a real exporter nobody here wrote)."""
+    started: list[ManagedProcess] = []
+
+    def start() -> ExporterServer:
+        binary = shutil.which("prometheus-node-exporter")
+        if binary is None:
+            pytest.fail("prometheus-node-exporter is not installed: run `make setup`")
+        port = free_port()
+        argv = [binary, f"--web.listen-address=127.0.0.1:{port}"]
+        proc = ManagedProcess("node-exporter", argv, tmp_path / f"node-exporter-{port}.log")
+        started.append(proc)
+        proc.wait_http(f"http://127.0.0.1:{port}/metrics", timeout_s=30)
+        return ExporterServer(f"127.0.0.1:{port}", proc)
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@dataclass
+class FleetMonitor:
+    url: str  # http://127.0.0.1:PORT/metrics
+    address: str
+    process: ManagedProcess
+    config_path: Path
+
+
+@pytest.fixture
+def start_fleet_monitor(tmp_path: Path) -> Iterator[Callable[..., FleetMonitor]]:
+    """Start ``python monitor.py --config watch.toml`` with the given [[monitor.queries]] tables.
+
+    ``start(prometheus_url, queries, interval=2.0)``: ``queries`` are dicts written as TOML tables.
+    """
+    started: list[ManagedProcess] = []
+
+    def start(prometheus_url: str, queries: Sequence[dict], interval: float = 2.0) -> FleetMonitor:
+        port = free_port()
+        lines = [
+            "[monitor]",
+            f"port = {port}",
+            f'prometheus_url = "{prometheus_url}"',
+            f"interval = {interval}",
+        ]
+        for q in queries:
+            lines.append("\n[[monitor.queries]]")
+            for key, value in q.items():
+                if isinstance(value, dict):
+                    inner = ", ".join(f"{k} = {v!r}" for k, v in value.items())
+                    lines.append(f"{key} = {{ {inner} }}")
+                elif isinstance(value, str):
+                    lines.append(f"{key} = '{value}'")
+                else:
+                    lines.append(f"{key} = {value}")
+        config_path = tmp_path / f"watch-{port}.toml"
+        config_path.write_text("\n".join(lines) + "\n")
+        proc = ManagedProcess(
+            "monitor",
+            python_argv("monitor.py", "--config", str(config_path)),
+            tmp_path / f"monitor-{port}.log",
+            cwd=ROOT,
+        )
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}/metrics"
+        proc.wait_http(url, timeout_s=60)
+        return FleetMonitor(url, f"127.0.0.1:{port}", proc, config_path)
+
+    yield start
+    for proc in started:
+        proc.stop()
