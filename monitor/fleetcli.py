@@ -100,7 +100,9 @@ class SnapshottingRunner(FleetRunner):
                 snapshot.snapshot_path(self.cfg.model_dir, w.query.name, self.shard), w.query
             )
             restored = sum(
-                w.fleet.restore(s.labels, s.detector, s.trained_until, now, s.samples, s.anomalies)
+                w.fleet.restore(
+                    s.labels, s.detector, s.trained_until, s.last_seen, now, s.samples, s.anomalies
+                )
                 for s in saved
             )
             self.metrics.restored.labels(w.query.name).inc(restored)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 class SavedSeries:
     labels: dict[str, str]
     trained_until: float  # the newest point its detector has seen
+    last_seen: float  # the cycle time it last brought a new point: it goes stale from there as before
     detector: Detector
     samples: int
     anomalies: int
@@ -53,7 +54,7 @@ def fingerprint(q: QueryConfig) -> dict[str, Any]:
 def save(path: Path, fleet: QueryFleet) -> int:
     """Write every series of ``fleet`` that has a model; returns how many."""
     series = [
-        SavedSeries(dict(s.labels), s.trained_until, s.detector, s.samples, s.anomalies)
+        SavedSeries(dict(s.labels), s.trained_until, s.last_seen, s.detector, s.samples, s.anomalies)
         for s in list(fleet.series.values())
         if s.detector is not None
     ]

@@ -63,7 +63,9 @@ def test_snapshot_restores_every_detector_where_it_left_off(tmp_path: Path) -> N
     saved = snapshot.load(path, QUERY)
     assert (
         sum(
-            restored.restore(s.labels, s.detector, s.trained_until, T0 + 900, s.samples, s.anomalies)
+            restored.restore(
+                s.labels, s.detector, s.trained_until, s.last_seen, T0 + 900, s.samples, s.anomalies
+            )
             for s in saved
         )
         == 5
@@ -83,9 +85,21 @@ def test_restore_keeps_only_this_replicas_series(tmp_path: Path) -> None:
     path = tmp_path / "s.pickle"
     snapshot.save(path, trained_fleet(30))
     mine = QueryFleet(QUERY, lambda labels: belongs(labels, 0, 2))
-    got = sum(mine.restore(s.labels, s.detector, s.trained_until, T0) for s in snapshot.load(path, QUERY))
+    got = sum(mine.restore(s.labels, s.detector, s.trained_until, T0, T0) for s in snapshot.load(path, QUERY))
     assert got == len(mine.series) and 0 < got < 30
     assert all(belongs(dict(k), 0, 2) for k in mine.series)
+
+
+def test_series_stale_by_the_restart_are_not_restored_and_the_rest_go_stale_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "s.pickle"
+    snapshot.save(path, trained_fleet(4))  # every series last seen at T0 + 750
+    saved = snapshot.load(path, QUERY)
+    assert {s.last_seen for s in saved} == {T0 + 750}
+    late = QueryFleet(QUERY)  # back after more than stale_after (600 s): they would have been dropped
+    assert not any(late.restore(s.labels, s.detector, s.trained_until, s.last_seen, T0 + 1351) for s in saved)
+    soon = QueryFleet(QUERY)
+    assert all(soon.restore(s.labels, s.detector, s.trained_until, s.last_seen, T0 + 800) for s in saved)
+    assert soon.drop_stale(T0 + 1349) == [] and len(soon.drop_stale(T0 + 1351)) == 4  # no new point: gone
 
 
 def test_a_snapshot_of_other_settings_or_version_or_damaged_is_not_used(tmp_path: Path) -> None:
@@ -133,7 +147,7 @@ def test_a_fitted_profile_survives_the_snapshot(tmp_path: Path) -> None:
     profile = Profile(600.0, T0, np.sin(np.linspace(0, 2 * np.pi, PROFILE_POINTS, endpoint=False)), 0.3, 2.5)
     fleet = QueryFleet(q)
     labels = {"__name__": "energy_price_metric", "series": "7"}
-    assert fleet.restore(labels, ProfileBandDetector(profile), T0, T0)
+    assert fleet.restore(labels, ProfileBandDetector(profile), T0, T0, T0)
     path = tmp_path / "p.pickle"
     assert snapshot.save(path, fleet) == 1
     (saved,) = snapshot.load(path, q)
