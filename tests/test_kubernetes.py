@@ -322,3 +322,16 @@ def test_prometheus_rule_groups_pass_promtool(tmp_path: Path) -> None:
     proc = subprocess.run(["promtool", "check", "rules", str(extracted)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
+
+
+@pytest.mark.parametrize("folder", [BASE, *OVERLAYS], ids=lambda p: str(p.relative_to(K8S)))
+def test_the_plain_yaml_fallback_finds_what_kustomize_renders(folder: Path) -> None:
+    # Where kubectl is missing the tests load the plain YAML: it must hold the same objects.
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed: the plain loading is all there is to compare")
+
+    def names(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        # kustomize suffixes generated ConfigMaps with a content hash
+        return {(d["kind"], re.sub(r"-[a-z0-9]{10}$", "", d["metadata"]["name"])) for d in docs}
+
+    assert names(_plain_render(folder)) == names(render(folder))
