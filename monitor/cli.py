@@ -6,12 +6,13 @@ import argparse
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from monitor import forecast, modelstore
+from monitor import forecast, modelstore, position
 from monitor.config import MonitorConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector
@@ -19,16 +20,16 @@ from monitor.detectors.options import DetectorOptions
 from monitor.detectors.prophet import ProphetBandDetector
 from monitor.exporter import MonitorMetrics
 from monitor.loader import load_training
-from monitor.period import PeriodError, check_period, detect_period, sampling_step
+from monitor.period import NoSeasonError, PeriodError, check_period, detect_period, sampling_step
 from monitor.runner import Runner, RunnerSettings
 from monitor.source import PrometheusSource
 from streamwatch import config as swconfig
 from streamwatch.cli import ArgumentParser
 from streamwatch.clock import SystemClock
-from streamwatch.errors import DataError, UserError
+from streamwatch.errors import ConfigError, DataError, UserError
 from streamwatch.logs import setup_logging
 from streamwatch.net import require_free_port, start_metrics_server
-from streamwatch.promapi import PrometheusClient
+from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
 from streamwatch.series import Series
 
 log = logging.getLogger("monitor")
@@ -38,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = MonitorConfig()
     p = ArgumentParser(
         prog="monitor.py",
-        description="Forecast one Prometheus metric with Prophet; export its band, anomalies, MAE and MAPE.",
+        description="Forecast one Prometheus metric with Prophet; export its band, anomalies, MAE and MAPE. "
+        "Or, with no positional arguments and --config FILE holding [[monitor.queries]] tables: watch every "
+        "series of any PromQL queries, one detector each (docs/many-series.md).",
     )
     # All three, or none with a --config whose [[monitor.queries]] watch every series (monitor.fleetcli).
     p.add_argument(
@@ -137,6 +140,22 @@ def prepare_model_dir(model_dir: Path) -> None:
         raise UserError(f"cannot write models into {model_dir}: permission denied (--model-dir)")
 
 
+def check_query(source: PrometheusSource, url: str) -> None:
+    """Ask Prometheus once whether it accepts the query: a refused one is a config error (exit 2), where
+    it would otherwise look like an outage forever. Prometheus down at start is an outage: the loop
+    retries it with backoff (and logs it once)."""
+    try:
+        source.probe(time.time())
+    except PrometheusError as exc:
+        if exc.bad_query:
+            raise ConfigError(
+                f"Prometheus at {url} refuses the query {source.query!r} ({exc}); the monitor reads raw "
+                f"samples as {source.expression(1.0)}, so --query must be a series selector"
+            ) from None
+    except FormatError:
+        pass  # an answer we cannot parse is counted and retried by the loop, as ever
+
+
 def build_detector(
     cfg: MonitorConfig,
     training: Series,
@@ -150,7 +169,7 @@ def build_detector(
     For Prophet: the period is ``cfg.period`` or detected; with ``use_store`` the fitted model is
     loaded from ``cfg.model_dir`` when the same data and settings were fitted before, and saved otherwise.
     Raises ``ValueError`` (``PeriodError``) when the data has no usable period, or does not fit the
-    given one.
+    given one, and ``UselessBandError`` when the band is wider than the data's range.
     """
     ts, vs = training.timestamps, training.values
     if cfg.period is not None:
@@ -163,6 +182,7 @@ def build_detector(
     loaded = fitted is not None
     if fitted is None:
         fitted = forecast.fit(ts, vs, period, step, k=cfg.k, fourier_order=cfg.fourier_order)
+        forecast.check_band_can_flag(fitted, vs)  # before it is stored: a refused model is never loaded
         if use_store:
             try:
                 modelstore.save(path, fitted)
@@ -207,13 +227,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     query = cfg.query_for(metric)
     # Cheap checks first: a busy port or a bad file must not wait for a fit.
     require_free_port(cfg.host, args.port, "monitor")
-    if args.detector == "prophet":  # only Prophet keeps fitted models
-        prepare_model_dir(cfg.model_dir)
+    prepare_model_dir(cfg.model_dir)  # fitted models (Prophet) and every detector's read position
     training = load_training(args.train_file, cfg.min_train_points, cfg.max_train_points)
     check_series_name(metric, query, training, args.train_file)
     # Prophet takes only the options every detector honours here; its model settings come from --config.
     options = registry.options_from_cli("prophet", args.param) if args.detector == "prophet" else None
     metrics = MonitorMetrics(metric)
+    position_file = position.position_path(cfg.model_dir, metric)
+    source = PrometheusSource(
+        PrometheusClient(cfg.prometheus_url),
+        query,
+        first_window=cfg.interval,
+        max_window=cfg.max_catchup,
+        last_ts=position.load(position_file, query),
+        on_skipped=metrics.record_skipped,
+    )
+    check_query(source, cfg.prometheus_url)
     try:
         if args.detector == "prophet":
             detector = build_detector(
@@ -225,6 +254,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:  # a streaming detector, warmed on the training data so it scores from the first sample
             detector = registry.warm_start(args.detector, args.param, training.timestamps, training.values)
+    except NoSeasonError as exc:
+        raise DataError(
+            f"{args.train_file}: {exc}; pass --period if the data has a season you know, or use a detector "
+            "that needs none (--detector ema, sma, iqr)"
+        ) from None
+    except forecast.UselessBandError as exc:
+        hint = "leave out --period to detect the season" if cfg.period is not None else "use --detector ema"
+        raise DataError(f"{args.train_file}: {exc}; {hint}") from None
     except PeriodError as exc:
         raise DataError(f"{args.train_file}: {exc}") from None
 
@@ -238,12 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     retrain_cfg = replace(cfg, period=cfg.period or period_kept)
     runner = Runner(
         detector,
-        PrometheusSource(
-            PrometheusClient(cfg.prometheus_url),
-            query,
-            first_window=cfg.interval,
-            max_window=cfg.max_catchup,
-        ),
+        source,
         metrics,
         clock,
         RunnerSettings(
@@ -259,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else registry.warm_start(args.detector, args.param, s.timestamps, s.values)
         ),
         prefer=training.labels,
+        save_position=lambda: position.save(position_file, query, source.last_ts),
     )
     log.info("watching %s every %g s, serving http://%s:%d/metrics", query, cfg.interval, cfg.host, args.port)
     try:

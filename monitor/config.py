@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
 from streamwatch import config as swconfig
@@ -47,6 +48,10 @@ class QueryConfig:
             raise ValueError(f"query {self.name}: step {self.step:g} is longer than fit_window")
         if self.max_series < 1:
             raise ValueError(f"query {self.name}: max_series must be at least 1, got {self.max_series}")
+
+
+# A shorter cycle is a busy loop against Prometheus (interval = 1e-9 was accepted), not a faster monitor.
+MIN_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -88,6 +93,14 @@ class MonitorConfig:
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.interval < MIN_INTERVAL_S:
+            raise ValueError(f"interval must be at least {MIN_INTERVAL_S:g} s, got {self.interval:g}")
+        url = urlsplit(self.prometheus_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            # Anything else starts, then looks like a Prometheus outage forever.
+            raise ValueError(
+                f"prometheus_url must be an http:// or https:// URL, got {self.prometheus_url!r}"
+            )
         if self.retrain_every < 0:
             raise ValueError(f"retrain_every must be 0 (off) or positive, got {self.retrain_every}")
         if self.period is not None and not self.period > 0:

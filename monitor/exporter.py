@@ -64,6 +64,12 @@ class MonitorMetrics:
         self.fit_duration = Gauge(
             "streamwatch_monitor_fit_duration_seconds", "Duration of the last model fit.", m, registry=r
         )
+        self.skipped = Counter(
+            "streamwatch_monitor_samples_skipped",
+            "Samples never scored: older than max_catchup when catching up after an outage or restart.",
+            m,
+            registry=r,
+        )
         self.save_errors = Counter(
             "streamwatch_monitor_save_errors",
             "Failed writes of the monitor's files (file: model or position); it runs on from memory.",
@@ -72,7 +78,14 @@ class MonitorMetrics:
         )
         self.health = QueryHealth("streamwatch_monitor", r, m, (metric,))
         # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
-        for metric_child in (self.cycle_anomalies, self.anomalies, self.samples, self.score, self.nonfinite):
+        for metric_child in (
+            self.cycle_anomalies,
+            self.anomalies,
+            self.samples,
+            self.score,
+            self.nonfinite,
+            self.skipped,
+        ):
             metric_child.labels(metric)
         for file in SAVED_FILES:
             self.save_errors.labels(metric, file)
@@ -104,6 +117,9 @@ class MonitorMetrics:
 
     def record_nonfinite(self, n: int) -> None:
         self.nonfinite.labels(self.metric).inc(n)
+
+    def record_skipped(self, n: int) -> None:
+        self.skipped.labels(self.metric).inc(n)
 
     def record_save_error(self, file: str) -> None:
         self.save_errors.labels(self.metric, file).inc()

@@ -86,6 +86,9 @@ class QueryFleet:
         self.refused_total = 0
         self.refusal_logged = False
         self.dropped_total = 0
+        # Exported label sets in use: two inputs that differ only in __name__ would export one child twice.
+        self.texts: set[str] = set()
+        self.duplicates_logged = False
 
     @property
     def ready(self) -> int:
@@ -148,7 +151,19 @@ class QueryFleet:
                 self.refusal_logged = True
             return None
         self.refused.pop(key, None)
-        state = SeriesState(batch.labels, label_text(exported_labels(self.query.name, batch.labels)), now)
+        text = label_text(exported_labels(self.query.name, batch.labels))
+        if text in self.texts:
+            if not self.duplicates_logged:
+                log.warning(
+                    "query %s: several series differ only in their metric name (%s); one is watched "
+                    "(give each metric name its own query)",
+                    self.query.name,
+                    batch.labels.get("__name__", ""),
+                )
+                self.duplicates_logged = True
+            return None
+        self.texts.add(text)
+        state = SeriesState(batch.labels, text, now)
         self.series[key] = state
         report.admitted.append(key)
         return state
@@ -221,14 +236,16 @@ class QueryFleet:
 
     def fail(self, key: LabelKey) -> None:
         """A series whose model could not be made is forgotten; it is admitted afresh when read again."""
-        self.series.pop(key, None)
+        state = self.series.pop(key, None)
+        if state is not None:
+            self.texts.discard(state.text)
 
     def drop_stale(self, now: float) -> list[LabelKey]:
         """Forget series (and refusals) with no new point for ``stale_after`` seconds."""
         horizon = now - self.query.stale_after
         gone = [k for k, s in self.series.items() if s.last_seen < horizon]
         for k in gone:
-            del self.series[k]
+            self.texts.discard(self.series.pop(k).text)
         self.refused = {k: t for k, t in self.refused.items() if t >= horizon}
         self.dropped_total += len(gone)
         return gone

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # Builds a fresh detector from training samples; the runner calls it to retrain.
 Rebuild = Callable[[Series], Detector]
+# Persists the read position after a cycle that scored something; raises OSError when it cannot.
+SavePosition = Callable[[], None]
 
 
 class Source(Protocol):
@@ -75,6 +77,7 @@ class Runner:
         rebuild: Rebuild | None = None,
         out: TextIO | None = None,
         prefer: Mapping[str, str] | None = None,
+        save_position: SavePosition | None = None,
     ):
         self.detector = detector
         self.source = source
@@ -82,6 +85,8 @@ class Runner:
         self.clock = clock
         self.settings = settings or RunnerSettings()
         self.rebuild = rebuild
+        self.save_position = save_position
+        self.position_saved = True  # False while saving fails: logged once per change, counted each time
         self.out = out if out is not None else sys.stdout
         self.backoff = Backoff(
             initial_s=min(1.0, self.settings.interval), maximum_s=max(self.settings.backoff_max, 1.0)
@@ -107,6 +112,8 @@ class Runner:
         self._set_health(True, "")
         stats, last = self.score(batches)
         self.metrics.record_cycle(stats, now, last)
+        if batches:
+            self._save_position()
         self._print(now, stats)
         self.cycles += 1
         every = self.settings.retrain_every
@@ -211,6 +218,21 @@ class Runner:
                 delay = self.backoff.next_delay()
             if self.clock.wait(max(0.0, delay)):
                 return
+
+    def _save_position(self) -> None:
+        if self.save_position is None:
+            return
+        try:
+            self.save_position()
+        except OSError as exc:  # a full disk: keep scoring; a restart then re-reads from the last saved one
+            self.metrics.record_save_error("position")
+            if self.position_saved:
+                log.error("cannot save the read position (%s); running on from memory", exc.strerror or exc)
+            self.position_saved = False
+            return
+        if not self.position_saved:
+            log.info("read position saved again")
+        self.position_saved = True
 
     def _set_health(self, ok: bool, detail: str) -> None:
         if ok == self.healthy:

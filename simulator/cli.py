@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         help="serve each metric as N series told apart by a `series` label, each with its own phase and "
         "amplitude (default 1: one series, no label)",
     )
+    serve.add_argument(
+        "--churn-every",
+        type=float,
+        help="with --series: rename --churn-count series every N seconds (benchmarks)",
+    )
+    serve.add_argument("--churn-count", type=int, help="how many series --churn-every renames (default 0)")
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     # The serve flags work without the word "serve" too, so the top-level help shows them, taken from
     # the serve parser itself so the two never disagree.
@@ -104,7 +110,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from simulator.app import create_app
     from streamwatch.wsgi import serve
 
-    cfg = load_config(args.config, host=args.host, port=args.port, seed=args.seed, series=args.series)
+    cfg = load_config(
+        args.config,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        series=args.series,
+        churn_every=args.churn_every,
+        churn_count=args.churn_count,
+    )
     setup_logging(args.log_format)
     clock = SystemClock()
     app = create_app(cfg, clock)

@@ -75,6 +75,9 @@ class SimulatorConfig:
     tick_s: float = DEFAULT_TICK_S
     metrics: list[MetricSpec] = field(default_factory=default_metrics)
     series: int = 1  # series per metric, told apart by a `series` label when more than one
+    # Churn (benchmarks): every churn_every seconds the first churn_count series take new `series` labels.
+    churn_every: float = 0.0  # 0: no churn
+    churn_count: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -85,6 +88,8 @@ class SimulatorConfig:
             raise ValueError(f"tick_s must be positive, got {self.tick_s}")
         if not 1 <= self.series <= MAX_SERIES:
             raise ValueError(f"series must be between 1 and {MAX_SERIES}, got {self.series}")
+        if self.churn_every < 0 or not 0 <= self.churn_count <= self.series:
+            raise ValueError("churn_every must be >= 0 and churn_count between 0 and series")
         if not self.metrics:
             raise ValueError("metrics must list at least one metric")
         names = [m.name for m in self.metrics]

@@ -70,6 +70,17 @@ class WaveCollector(Collector):
             active.add_metric([spec.name], sum(1 for a in running if a.metric == spec.name))
         yield active
 
+    def labels_at(self, t: float) -> list[str]:
+        """The `series` labels at ``t``: with churn, the first churn_count series are renamed each period
+        (series i of generation g is called i + g * N), as pods replaced by a deployment are."""
+        cfg = self.config
+        if not cfg.churn_every or not cfg.churn_count:
+            return self.series_labels
+        gen = int(t // cfg.churn_every)
+        return [str(i + gen * cfg.series) for i in range(cfg.churn_count)] + self.series_labels[
+            cfg.churn_count :
+        ]
+
     def _collect_fleet(self, t: float) -> Iterator[Metric]:
         values = fleet_current_values(self.config, self.shapes, self.anomalies, t)
         for spec in self.config.metrics:
@@ -79,7 +90,7 @@ class WaveCollector(Collector):
                 f"{spec.max:g} step {spec.step:g}, each with its own phase and amplitude, with anomalies)",
                 labels=["series"],
             )
-            for label, v in zip(self.series_labels, values[spec.name].tolist(), strict=True):
+            for label, v in zip(self.labels_at(t), values[spec.name].tolist(), strict=True):
                 family.add_metric([label], v)
             yield family
 

@@ -27,7 +27,18 @@ class FormatError(ValueError):
 
 
 class PrometheusError(RuntimeError):
-    """Prometheus could not be reached, or answered with an error."""
+    """Prometheus could not be reached, or answered with an error (``status``: its HTTP status, if any)."""
+
+    def __init__(self, message: str, status: int | None = None, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+    @property
+    def bad_query(self) -> bool:
+        """Prometheus refused the expression itself (HTTP 400 bad_data): a configuration error, which
+        retrying cannot mend, unlike an outage."""
+        return self.status == 400 and self.error_type == "bad_data"
 
 
 def format_value(v: float) -> str:
@@ -149,7 +160,11 @@ class PrometheusClient:
             )
         if resp.status_code != 200 or doc.get("status") != "success":
             detail = doc.get("error")
-            raise PrometheusError(f"Prometheus answered HTTP {resp.status_code}: {detail or 'error'}")
+            raise PrometheusError(
+                f"Prometheus answered HTTP {resp.status_code}: {detail or 'error'}",
+                status=resp.status_code,
+                error_type=str(doc.get("errorType")) if doc.get("errorType") else None,
+            )
         return doc
 
     def query(self, expr: str, at: float | None = None) -> list[Series]:

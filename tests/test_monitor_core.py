@@ -17,7 +17,7 @@ from monitor.detectors.base import Detector
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.prophet import ProphetBandDetector, fit_detector
 from monitor.forecast import Band
-from monitor.period import PeriodError, detect_period, sampling_step
+from monitor.period import NoSeasonError, PeriodError, detect_period, find_season, sampling_step
 from monitor.scoring import cycle_stats, mae, mape
 from simulator import wave
 from simulator.config import default_metrics
@@ -69,6 +69,18 @@ def test_scrape_jitter_does_not_leak_into_the_step_or_the_period():
 def test_data_without_a_period_is_refused(vs):
     with pytest.raises(PeriodError):
         detect_period(grid(START, 600), vs)
+
+
+@pytest.mark.parametrize("n", [200, 1800, 10_000])
+def test_white_noise_has_no_season_rather_than_an_invented_one(n: int):
+    for seed in range(5):
+        ts = grid(START, 2.0 * n)
+        vs = np.random.default_rng(seed).normal(100.0, 10.0, ts.size)
+        with pytest.raises(NoSeasonError, match="no significant season"):
+            detect_period(ts, vs)
+        assert find_season(ts, vs) is None
+    ts = grid(START, 2.0 * n)
+    assert find_season(ts, PRICE.noisy(ts)) == PRICE.period_s  # the waves keep theirs
 
 
 def test_less_than_two_periods_is_refused():

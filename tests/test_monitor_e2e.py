@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+from prometheus_client import CollectorRegistry, Gauge
 
-from streamwatch.net import free_port, wait_until
+from streamwatch.net import free_port, start_metrics_server, wait_until
 from streamwatch.procs import ManagedProcess, python_argv
 from tests.conftest import ROOT, ScrapeTarget
 from tests.monitor_support import scrape_monitor
@@ -135,3 +142,80 @@ def test_restart_loads_the_saved_model_and_serves_metrics_while_prometheus_is_do
         assert ("loaded from" in log) == (run == "second")
     assert len(list(models.glob(f"{METRIC}-*.json"))) == 1
     assert fit_durations[0] == fit_durations[1] > 0
+
+
+CYCLE_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+(\d+)\s+\d+\s", re.M)
+
+
+def scored_in_log(log_path: Path) -> int:
+    """Samples scored over a run, from the one line per cycle the monitor prints."""
+    return sum(int(n) for n in CYCLE_LINE.findall(log_path.read_text()))
+
+
+def stored_in(client, query: str, after: float, upto: float) -> int:
+    found = client.query(f"{query}[{math.ceil(upto - after) + 5}s]", at=upto)
+    ts = found[0].timestamps
+    return int(np.count_nonzero((ts > after) & (ts <= upto)))
+
+
+@pytest.mark.e2e
+def test_a_restarted_monitor_resumes_from_its_last_scored_sample(start_prometheus, tmp_path):
+    """Three runs of a real monitor process on one model folder, over one real Prometheus: the second
+    scores exactly the samples stored since the first stopped (nothing twice, nothing lost); the third,
+    down longer than its max_catchup, scores the last max_catchup seconds and counts the rest as skipped.
+    """
+    registry = CollectorRegistry()
+    Gauge("restart_watched", "A value the test holds.", registry=registry).set(50.0)
+    target_port = free_port()
+    server, _ = start_metrics_server(registry, "127.0.0.1", target_port, "test target")
+    try:
+        prom = start_prometheus([ScrapeTarget("t", f"127.0.0.1:{target_port}")])
+        train = tmp_path / "train.csv"
+        train.write_text("".join(f"{1_700_000_000 + 2 * i},{50 + (i % 3)}\n" for i in range(100)))
+        models = tmp_path / "models"
+        position = models / "restart.position.json"
+        config = tmp_path / "monitor.toml"
+
+        def run(name: str, until: Callable[[str], bool], max_catchup: float = 3600.0) -> tuple[Path, float]:
+            config.write_text(f"[monitor]\nmax_catchup = {max_catchup}\n")
+            port = free_port()
+            argv = python_argv(
+                "monitor.py", "restart", str(train), str(port), "--query", "restart_watched",
+                "--prometheus-url", prom.url, "--interval", "1", "--model-dir", str(models),
+                "--detector", "ema", "--config", str(config),
+            )  # fmt: skip
+            log_path = tmp_path / f"{name}.log"
+            with ManagedProcess(name, argv, log_path, cwd=ROOT) as mon:
+                url = f"http://127.0.0.1:{port}/metrics"
+                mon.wait_http(url, timeout_s=60)
+                assert wait_until(lambda: until(url), 30, 0.2), mon.log_tail()
+            assert mon.proc.returncode == 0 and "Traceback" not in log_path.read_text()
+            return log_path, json.loads(position.read_text())["series"][0]["last"]
+
+        def scored_at_least(n: int) -> Callable[[str], bool]:
+            return lambda url: (
+                scrape_monitor(url, "restart").get("streamwatch_monitor_samples_scored_total", 0) >= n
+            )
+
+        _, first_last = run("first", scored_at_least(3))
+        wait_until(lambda: stored_in(prom.client, "restart_watched", first_last, time.time()) >= 4, 30, 0.2)
+        second_log, second_last = run("second", scored_at_least(6))
+        assert scored_in_log(second_log) == stored_in(prom.client, "restart_watched", first_last, second_last)
+        assert "skipped" not in second_log.read_text()
+
+        # Down for about 8 s, with a max_catchup of 3 s: about 5 samples are never scored, and said so.
+        wait_until(lambda: stored_in(prom.client, "restart_watched", second_last, time.time()) >= 8, 30, 0.2)
+        skipped: list[float] = []
+
+        def caught_up(url: str) -> bool:
+            m = scrape_monitor(url, "restart")
+            skipped.append(m["streamwatch_monitor_samples_skipped_total"])
+            return m["streamwatch_monitor_samples_scored_total"] >= 3
+
+        third_log, third_last = run("third", caught_up, max_catchup=3.0)
+        log = third_log.read_text()
+        assert f"{skipped[-1]:.0f} older samples skipped" in log and skipped[-1] >= 4
+        stored = stored_in(prom.client, "restart_watched", second_last, third_last)
+        assert scored_in_log(third_log) + skipped[-1] == stored
+    finally:
+        server.shutdown()

@@ -138,3 +138,13 @@ def test_nan_is_left_out_and_inf_is_an_anomaly_never_learnt():
     assert (report.scored, report.nonfinite, report.anomalies) == (3, 2, 1)
     state = fleet.series[key]
     assert state.score == np.inf and state.actual == 3.0 and state.trained_until == T0 + 4
+
+
+def test_series_differing_only_in_their_name_are_watched_once(caplog):
+    fleet = QueryFleet(QueryConfig(name="q", expr='{__name__=~"a|b"}'))
+    with caplog.at_level(logging.WARNING, logger="monitor.fleet"):
+        fleet.observe([batch({"__name__": n, "job": "j"}, [T0], [1.0]) for n in ("a", "b")], T0)
+    assert len(fleet.series) == 1 and len(caplog.records) == 1  # one child, never two identical ones
+    fleet.drop_stale(T0 + 10_000)
+    fleet.observe([batch({"__name__": "b", "job": "j"}, [T0 + 10_001], [1.0])], T0 + 10_001)
+    assert len(fleet.series) == 1  # the label set is free again once its holder went stale

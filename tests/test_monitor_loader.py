@@ -16,6 +16,7 @@ from streamwatch.net import free_port
 from streamwatch.promapi import matrix_response
 from streamwatch.series import Series
 from tests.cli_support import assert_one_line_error, busy_port, run_python
+from tests.conftest import ROOT
 from tests.monitor_support import PRICE, grid
 
 START = 1_763_900_000.0
@@ -276,3 +277,57 @@ def test_bad_flag_and_bad_config_value(tmp_path: Path):
     cfg = tmp_path / "monitor.toml"
     cfg.write_text("[monitor]\ninterval = -5\n")
     assert_one_line_error(run_monitor("energy_price", str(f), "PORT", "--config", str(cfg)), "interval")
+
+
+# --- validation at start --------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1:9090", "http://"])
+def test_a_prometheus_url_that_is_not_http_is_refused(tmp_path: Path, url: str):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    done = run_monitor("energy_price", str(f), "PORT", "--prometheus-url", url)
+    assert_one_line_error(done, "prometheus_url must be an http:// or https:// URL", repr(url))
+
+
+@pytest.mark.e2e
+def test_an_interval_below_a_tenth_of_a_second_is_refused(tmp_path: Path):
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    done = run_monitor("energy_price", str(f), "PORT", "--interval", "1e-9")
+    assert_one_line_error(done, "interval must be at least 0.1 s")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("query", ["rate(energy_price_metric[", "rate(energy_price_metric[1m])"])
+def test_a_query_prometheus_refuses_is_one_line_at_start(start_prometheus, tmp_path: Path, query: str):
+    prom = start_prometheus()
+    f = tmp_path / "price.json"
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
+    done = run_monitor(
+        "energy_price", str(f), "PORT", "--prometheus-url", prom.url, "--query", query, "--detector", "ema"
+    )
+    assert_one_line_error(done, "refuses the query", repr(query), "parse error", "series selector")
+
+
+@pytest.mark.e2e
+def test_a_period_whose_band_can_never_flag_is_refused(tmp_path: Path):
+    train = ROOT / "datasets" / "energy_price_train.json"
+    done = run_monitor(
+        "energy_price", str(train), "PORT", "--period", "7", "--model-dir", str(tmp_path / "models"),
+        "--prometheus-url", f"http://127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    line = assert_one_line_error(done, "period 7 s", "could never flag anything", "leave out --period")
+    half = float(line.split("+/- ")[1].split()[0])
+    assert half > 990  # wider than the whole 10..1000 wave
+    assert not list((tmp_path / "models").glob("*.json"))  # and never stored, to be loaded next time
+
+
+@pytest.mark.e2e
+def test_white_noise_is_not_given_an_invented_season(tmp_path: Path):
+    f = tmp_path / "noise.json"
+    noise = np.random.default_rng(4).normal(500.0, 50.0, TS.size)
+    f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, noise)])))
+    done = run_monitor("energy_price", str(f), "PORT", "--prometheus-url", f"http://127.0.0.1:{free_port()}")
+    assert_one_line_error(done, str(f), "no significant season", "--period", "--detector")

@@ -3,10 +3,12 @@ retraining without flagged samples, and the exported metrics' names and format."
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -308,6 +310,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
         "streamwatch_monitor_anomalies_total",
         "streamwatch_monitor_samples_scored_total",
         "streamwatch_monitor_samples_nonfinite_total",
+        "streamwatch_monitor_samples_skipped_total",
         "streamwatch_monitor_mae",
         "streamwatch_monitor_mape_ratio",
         "streamwatch_monitor_anomaly_score",
@@ -325,27 +328,37 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
 
 
 @pytest.mark.e2e
-def test_catch_up_is_capped_at_max_catchup_and_said_once(start_prometheus, target, caplog):
+def test_catch_up_is_capped_at_max_catchup_and_the_skipped_samples_counted_once(
+    start_prometheus, target, caplog
+):
     caplog.set_level(logging.WARNING, logger="monitor.source")
     prom = start_prometheus([ScrapeTarget("t", target.address)])
     wait_for_samples_after(prom.client, 0, 2)
     clock = FakeClock(time.time())
     rec = Recording(constant_detector())
-    runner, source, _ = make_runner(prom.url, rec, clock)
+    runner, source, metrics = make_runner(prom.url, rec, clock)
+    source.on_skipped = metrics.record_skipped
     source.max_window = 3.0
     assert runner.run_cycle()
-    wait_for_samples_after(prom.client, max(source.last_ts.values()), 6)
+    last_scored = max(source.last_ts.values())
+    wait_for_samples_after(prom.client, last_scored, 6)
     clock.now = time.time()
     scored_before = len(rec.ts)
     assert runner.run_cycle()
     caught = rec.ts[scored_before:]
     assert caught == stored_between(prom.client, clock.now - 3.0, clock.now)  # only the last 3 s
+    # Every sample of the gap is either caught up or counted as skipped: none twice, none unsaid.
+    gap = stored_between(prom.client, last_scored, clock.now)
+    skipped = value(metrics, "streamwatch_monitor_samples_skipped_total")
+    assert skipped == len(gap) - len(caught) >= 3
     for _ in range(3):
         wait_for_samples_after(prom.client, max(source.last_ts.values()))
         clock.now = time.time()
         assert runner.run_cycle()
-    assert len(caplog.records) == 1 and "max_catchup" in caplog.records[0].getMessage()
+    assert len(caplog.records) == 1
+    assert f"max_catchup); {skipped:.0f} older samples skipped" in caplog.records[0].getMessage()
     assert rec.ts == sorted(set(rec.ts))
+    assert value(metrics, "streamwatch_monitor_samples_skipped_total") == skipped
 
 
 @pytest.mark.e2e
@@ -370,3 +383,47 @@ def test_non_finite_samples_are_counted_and_infinities_are_anomalies(start_prome
     assert all(math.isfinite(x) for x in rec.values)  # the detector never learns an infinity
     assert value(metrics, "streamwatch_monitor_actual") == NORMAL
     assert math.isfinite(value(metrics, "streamwatch_monitor_mae"))
+
+
+@pytest.mark.e2e
+def test_a_read_position_that_cannot_be_saved_is_counted_and_the_loop_goes_on(
+    start_prometheus, target, caplog
+):
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 2)
+    clock = FakeClock(time.time())
+    runner, source, metrics = make_runner(prom.url, constant_detector(), clock)
+
+    def disk_full() -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    runner.save_position = disk_full
+    with caplog.at_level(logging.INFO, logger="monitor.runner"):
+        for _ in range(3):
+            assert runner.run_cycle()
+            wait_for_samples_after(prom.client, max(source.last_ts.values()))
+            clock.now = time.time()
+    assert value(metrics, "streamwatch_monitor_samples_scored_total") >= 3
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "No space left on device" in errors[0]  # once per change of state
+    assert (
+        metrics.registry.get_sample_value(
+            "streamwatch_monitor_save_errors_total", {"metric": "watched", "file": "position"}
+        )
+        == 3
+    )
+
+
+def test_the_read_position_round_trips_and_another_querys_is_ignored(tmp_path, caplog):
+    from monitor import position
+
+    path = position.position_path(tmp_path, "watched")
+    key = (("__name__", QUERY), ("job", "t"))
+    position.save(path, QUERY, {key: 1_700_000_000.5})
+    assert position.load(path, QUERY) == {key: 1_700_000_000.5}
+    with caplog.at_level(logging.WARNING, logger="monitor.position"):
+        assert position.load(path, "other_metric") == {}
+        path.write_text('{"format": 1, "query": "watched_metric", "series": [{"labels": {}}]}')
+        assert position.load(path, QUERY) == {}
+    assert len(caplog.records) == 2
+    assert position.load(tmp_path / "none.json", QUERY) == {}

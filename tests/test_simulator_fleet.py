@@ -75,3 +75,13 @@ def test_a_series_out_of_range_is_a_400_naming_the_field():
             "/anomalies", json={"metric": "energy_price", "kind": "drop", "duration_s": 10, "series": bad}
         )
         assert resp.status_code == 400 and resp.get_json()["field"] == "series", bad
+
+
+def test_churn_renames_the_first_series_each_period():
+    clock = FakeClock(T0 - T0 % 60)
+    client = create_app(SimulatorConfig(series=4, churn_every=60.0, churn_count=2), clock).test_client()
+    first = set(samples(client, "energy_price_metric"))
+    clock.advance(60.0)
+    second = set(samples(client, "energy_price_metric"))
+    assert len(first) == len(second) == 4
+    assert first & second == {"2", "3"}  # the other two were replaced by new series
