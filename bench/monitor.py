@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from monitor.detectors.prophet import ProphetBandDetector, fit_detector
+from monitor.detectors import registry
+from monitor.detectors.prophet import ProphetBandDetector
 from monitor.exporter import MonitorMetrics
 from monitor.runner import Runner, RunnerSettings
 from simulator import wave
@@ -69,7 +70,7 @@ def bench_fit(spec: MetricSpec, hours_list: Sequence[float]) -> None:
     for hours in hours_list:
         ts, vs = train(spec, hours)
         began = time.perf_counter()
-        det = fit_detector(ts, vs)
+        det = registry.build("prophet", {}, ts, vs)
         total = time.perf_counter() - began
         print(
             f"  {hours:>4g} h  {ts.size:>6} points  total {total:6.2f} s"
@@ -126,7 +127,7 @@ def bench_cycles(spec: MetricSpec, det: ProphetBandDetector, cycles: int, interv
 
 def calibrate(spec: MetricSpec, hours: int, seeds: Sequence[int]) -> None:
     ts_train, vs_train = train(spec, 1)
-    det = fit_detector(ts_train, vs_train)
+    det = registry.build("prophet", {}, ts_train, vs_train)
     quarter = (spec.max - spec.min) / 4
     per_hour: list[float] = []
     caught_up: list[float] = []
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = default_metrics()
     bench_fit(specs[1], [1] if args.quick else [1, 6, 24])
     ts, vs = train(specs[1], 1)
-    det = fit_detector(ts, vs)
+    det = registry.build("prophet", {}, ts, vs)
     bench_cycles(specs[1], det, 1000, 30.0)
     for spec in specs:
         calibrate(spec, 2 if args.quick else 6, [0] if args.quick else [0, 1, 2])

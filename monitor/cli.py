@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monitor import forecast, modelstore, position
+from monitor import forecast, position
 from monitor.config import MonitorConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector
-from monitor.detectors.options import DetectorOptions
-from monitor.detectors.prophet import ProphetBandDetector
+from monitor.detectors.prophet import ModelStore
 from monitor.exporter import MonitorMetrics
 from monitor.loader import load_training
-from monitor.period import NoSeasonError, PeriodError, check_period, detect_period, sampling_step
+from monitor.period import NoSeasonError, PeriodError
 from monitor.runner import Runner, RunnerSettings
 from monitor.source import PrometheusSource
 from streamwatch import config as swconfig
@@ -91,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="K=V",
-        help="detector parameter, repeatable (e.g. window=20, sma.threshold=3); prophet takes direction "
-        "and min_deviation here",
+        help="detector parameter, repeatable (e.g. window=20, sma.threshold=3; prophet: k, fourier_order, "
+        "period, direction, min_deviation, over the [monitor] settings)",
     )
     return p
 
@@ -156,54 +155,23 @@ def check_query(source: PrometheusSource, url: str) -> None:
         pass  # an answer we cannot parse is counted and retried by the loop, as ever
 
 
-def build_detector(
-    cfg: MonitorConfig,
-    training: Series,
-    name: str,
-    use_store: bool = True,
-    options: DetectorOptions | None = None,
-    on_save_error: Callable[[], None] | None = None,
-) -> Detector:
-    """The ONE place a detector is constructed (at start-up and when retraining).
+def detector_params(cfg: MonitorConfig, name: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """The detector's parameters: ``--param`` pairs over, for a detector fitted on training data, the
+    ``k``, ``fourier_order`` and ``period`` settings of the ``[monitor]`` table. Checked here, so a bad
+    one is reported before the training file is read."""
+    raw: dict[str, Any] = dict(registry.parse_params(pairs))
+    if registry.needs_fit(name):
+        raw = {"k": cfg.k, "fourier_order": cfg.fourier_order, "period": cfg.period or 0.0, **raw}
+    registry.make_params(name, raw)
+    return raw
 
-    For Prophet: the period is ``cfg.period`` or detected; with ``use_store`` the fitted model is
-    loaded from ``cfg.model_dir`` when the same data and settings were fitted before, and saved otherwise.
-    Raises ``ValueError`` (``PeriodError``) when the data has no usable period, or does not fit the
-    given one, and ``UselessBandError`` when the band is wider than the data's range.
-    """
-    ts, vs = training.timestamps, training.values
-    if cfg.period is not None:
-        check_period(cfg.period, ts)
-    period = cfg.period if cfg.period is not None else detect_period(ts, vs)
-    step = sampling_step(ts)
-    settings = {"period": period, "k": cfg.k, "fourier_order": cfg.fourier_order, "step": step}
-    path = modelstore.model_path(cfg.model_dir, name, modelstore.model_key(ts, vs, settings))
-    fitted = modelstore.load(path) if use_store else None
-    loaded = fitted is not None
-    if fitted is None:
-        fitted = forecast.fit(ts, vs, period, step, k=cfg.k, fourier_order=cfg.fourier_order)
-        forecast.check_band_can_flag(fitted, vs)  # before it is stored: a refused model is never loaded
-        if use_store:
-            try:
-                modelstore.save(path, fitted)
-            except OSError as exc:  # a full disk must not stop a monitor that holds its model in memory
-                log.error(
-                    "cannot save the model to %s (%s): running on the model in memory",
-                    path,
-                    exc.strerror or exc,
-                )
-                if on_save_error is not None:
-                    on_save_error()
-    log.info(
-        "%s model: period %.6g s, band +/- %.4g, %s",
-        name,
-        period,
-        fitted.k * fitted.sigma,
-        f"loaded from {path}" if loaded else f"fitted in {fitted.fit_seconds:.2f} s",
-    )
-    band = fitted.band(float(ts[-1]), cfg.horizon)
-    # A loaded model reports the duration of the fit that made it: the figure an operator asks about.
-    return ProphetBandDetector(band, period, fitted.fit_seconds, loaded=loaded, options=options)
+
+def effective_params(detector: Detector, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with what the detector settled on (the period Prophet detected): a refit on an hour of
+    live data keeps the season the training file showed instead of wandering to another one."""
+    p = getattr(detector, "p", None)
+    chosen = dataclasses.asdict(p) if dataclasses.is_dataclass(p) and not isinstance(p, type) else {}
+    return {**params, **chosen}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,10 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Cheap checks first: a busy port or a bad file must not wait for a fit.
     require_free_port(cfg.host, args.port, "monitor")
     prepare_model_dir(cfg.model_dir)  # fitted models (Prophet) and every detector's read position
+    params = detector_params(cfg, args.detector, args.param)
     training = load_training(args.train_file, cfg.min_train_points, cfg.max_train_points)
     check_series_name(metric, query, training, args.train_file)
-    # Prophet takes only the options every detector honours here; its model settings come from --config.
-    options = registry.options_from_cli("prophet", args.param) if args.detector == "prophet" else None
     metrics = MonitorMetrics(metric)
     position_file = position.position_path(cfg.model_dir, metric)
     source = PrometheusSource(
@@ -243,17 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         on_skipped=metrics.record_skipped,
     )
     check_query(source, cfg.prometheus_url)
+    store = ModelStore(cfg.model_dir, metric, on_save_error=lambda: metrics.record_save_error("model"))
     try:
-        if args.detector == "prophet":
-            detector = build_detector(
-                cfg,
-                training,
-                metric,
-                options=options,
-                on_save_error=lambda: metrics.record_save_error("model"),
-            )
-        else:  # a streaming detector, warmed on the training data so it scores from the first sample
-            detector = registry.warm_start(args.detector, args.param, training.timestamps, training.values)
+        detector = registry.build(
+            args.detector, params, training.timestamps, training.values, store=store, horizon=cfg.horizon
+        )
     except NoSeasonError as exc:
         raise DataError(
             f"{args.train_file}: {exc}; pass --period if the data has a season you know, or use a detector "
@@ -264,15 +225,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise DataError(f"{args.train_file}: {exc}; {hint}") from None
     except PeriodError as exc:
         raise DataError(f"{args.train_file}: {exc}") from None
-
-    if isinstance(detector, ProphetBandDetector):
-        metrics.record_fit(detector.fit_seconds)
+    fit_seconds = getattr(detector, "fit_seconds", None)
+    if fit_seconds is not None:
+        metrics.record_fit(fit_seconds)
     server = start_metrics_server(metrics.registry, cfg.host, args.port, "monitor")
     clock = SystemClock()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: clock.stop())
-    period_kept = getattr(detector, "period", None)
-    retrain_cfg = replace(cfg, period=cfg.period or period_kept)
+    refit = effective_params(detector, params)
     runner = Runner(
         detector,
         source,
@@ -285,11 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             backoff_max=cfg.backoff_max,
             min_train_points=cfg.min_train_points,
         ),
-        rebuild=lambda s: (
-            build_detector(retrain_cfg, s, metric, use_store=False, options=options)
-            if args.detector == "prophet"
-            else registry.warm_start(args.detector, args.param, s.timestamps, s.values)
-        ),
+        rebuild=lambda s: registry.build(args.detector, refit, s.timestamps, s.values, horizon=cfg.horizon),
         prefer=training.labels,
         save_position=lambda: position.save(position_file, query, source.last_ts),
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, DEFAULT_K
 from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
 from streamwatch import config as swconfig
 from streamwatch.errors import ConfigError
@@ -64,13 +65,13 @@ class MonitorConfig:
     port: int | None = None  # /metrics port for --config runs (the positional form gives PORT)
     query: str | None = None  # None: "<metric>_metric"
     period: float | None = None  # seconds; None: detected from the training data
-    k: float = 4.0  # band half-width in robust standard deviations of the training residuals
-    fourier_order: int = 12
+    k: float = DEFAULT_K  # Prophet's band half-width in robust sigmas of the training residuals
+    fourier_order: int = DEFAULT_FOURIER_ORDER
     retrain_every: float = 0.0  # seconds; 0 switches retraining off
     retrain_window: float = 3600.0  # seconds of recent Prometheus data a retrain fits on
     model_dir: Path = Path("var/models")
     log_format: Literal["text", "json"] = "text"
-    horizon: float = 6 * 3600.0  # seconds of band computed ahead at fit time (and per extension)
+    horizon: float = DEFAULT_HORIZON_S  # seconds of band computed ahead at fit time (and per extension)
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
     backoff_max: float = 60.0  # longest wait between retries while Prometheus is failing
     min_train_points: int = DEFAULT_MIN_POINTS
@@ -147,14 +148,13 @@ def load_file(path: str | os.PathLike[str], **overrides: Any) -> MonitorConfig:
 
 def check_detector(q: QueryConfig, where: str) -> None:
     from monitor.detectors import registry  # late: the registry imports scipy
-    from monitor.seasonal import ProfileParams
 
     if q.detector not in registry.NAMES:
         raise ConfigError(f"{where}: unknown detector {q.detector!r} (known: {', '.join(registry.NAMES)})")
     try:
-        if q.detector == "prophet":
-            swconfig.from_mapping(ProfileParams, q.params, where=f"{where}: detector prophet")
+        if registry.needs_fit(q.detector):
+            registry.make_params(q.detector, q.params)
         else:
-            registry.create(q.detector, q.params)
+            registry.create(q.detector, q.params)  # the ensemble's member parameters are checked here
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None

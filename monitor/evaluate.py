@@ -30,15 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.detectors.registry import DETECTORS, NAMES, create, parse_params
+from monitor.detectors.base import ANOMALY_THRESHOLD
+from monitor.detectors.prophet import ProphetParams
+from monitor.detectors.registry import NAMES, create, detector_class, make_params, needs_fit, parse_params
 from monitor.evaluation import nabscore
 from monitor.evaluation.dataset import LabelledFile, load
 from monitor.evaluation.metrics import Counts, count
-from monitor.evaluation.prophet_causal import ProphetParams, score_file
+from monitor.evaluation.prophet_causal import score_file
 from monitor.period import PeriodError
 from streamwatch.atomic import atomic_write_text
 from streamwatch.cli import ArgumentParser, run
-from streamwatch.config import from_mapping
 from streamwatch.errors import DataError, UserError
 
 
@@ -58,16 +59,12 @@ def unit_score(raw: np.ndarray) -> np.ndarray:
         return np.where(np.isinf(s), 1.0, s / (1.0 + s))
 
 
-def prophet_params(params: dict[str, str]) -> ProphetParams:
-    from monitor.detectors.registry import _typed
-
-    return from_mapping(ProphetParams, _typed(ProphetParams, params, "prophet"), where="detector prophet")
-
-
 def detector_scores(name: str, params: dict[str, str], f: LabelledFile, data_dir: Path) -> np.ndarray:
-    if name == "prophet":
+    if needs_fit(name):  # fitted on the probationary prefix, then scores the rest
         try:
-            return score_file(f.ts, f.values, prophet_params(params))
+            p = make_params(name, params)
+            assert isinstance(p, ProphetParams)
+            return score_file(f.ts, f.values, p)
         except PeriodError as exc:
             raise DataError(f"{data_dir / f.key}: {exc}") from None
     detector = create(name, params)  # fresh per file: no state leaks between series
@@ -117,8 +114,9 @@ def evaluate(
     name: str, params: dict[str, str], data_dir: Path, labels: Path, out: Path, label: str
 ) -> dict[str, object]:
     check_out(out)
-    if name == "prophet":
-        prophet_params(params)  # a bad parameter is reported before the data is read, as for the others
+    # A bad parameter is reported before the data is read.
+    if needs_fit(name):
+        make_params(name, params)
     else:
         create(name, params)
     files = load(data_dir, labels)
@@ -129,7 +127,7 @@ def evaluate(
         unit = unit_score(raw)
         with writing_to(out):
             write_results(out, label, f, unit)
-        flags = raw > 1.0
+        flags = raw > ANOMALY_THRESHOLD
         rw = nabscore.row_weights(len(raw), f.windows)
         swept.append((unit, rw))
         results.append(
@@ -241,9 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K=V",
         help="detector parameter, repeatable ("
         + "; ".join(
-            f"{n}: {', '.join(f.name for f in dataclasses.fields(c.Params))}" for n, c in DETECTORS.items()
+            f"{n}: {', '.join(f.name for f in dataclasses.fields(detector_class(n).Params))}" for n in NAMES
         )
-        + f"; prophet: {', '.join(f.name for f in dataclasses.fields(ProphetParams))})",
+        + ")",
     )
     ap.add_argument("--name", help="results name (letters and digits; default: the detector's name)")
     ap.add_argument("data_dir", type=Path, metavar="DATA_DIR")

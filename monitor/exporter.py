@@ -7,6 +7,7 @@ import math
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from monitor.detectors.base import ANOMALY_THRESHOLD
 from monitor.scoring import CycleStats
 from streamwatch.health import QueryHealth
 
@@ -57,7 +58,7 @@ class MonitorMetrics:
         )
         self.score = Gauge(
             "streamwatch_monitor_anomaly_score",
-            "Highest anomaly score of the last cycle (above 1 = outside the band).",
+            f"Highest anomaly score of the last cycle (above {ANOMALY_THRESHOLD:g} = outside the band).",
             m,
             registry=r,
         )

@@ -14,7 +14,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
-from monitor.seasonal import Profile, ProfileParams, fit_profile
+from monitor.detectors.prophet import ProphetParams
+from monitor.seasonal import Profile, fit_profile
 
 
 class FitPool:
@@ -30,7 +31,7 @@ class FitPool:
         """Fits submitted and not collected yet (queued or running)."""
         return len(self._running)
 
-    def submit(self, tag: Hashable, ts: np.ndarray, vs: np.ndarray, params: ProfileParams) -> None:
+    def submit(self, tag: Hashable, ts: np.ndarray, vs: np.ndarray, params: ProphetParams) -> None:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")

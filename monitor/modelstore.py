@@ -70,7 +70,7 @@ def load(path: Path) -> FittedModel | None:
             anchor=float(doc["anchor"]),
             fit_seconds=float(doc["fit_seconds"]),
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         # A damaged model file is not the user's error: fitting again repairs it.
         log.warning("ignoring unreadable model %s (%s); fitting again", path, type(exc).__name__)
         return None

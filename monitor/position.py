@@ -42,7 +42,7 @@ def load(path: Path, query: str) -> dict[SeriesKey, float]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: brackets nested 100k deep
         log.warning("ignoring unreadable read position %s (%s); starting afresh", path, type(exc).__name__)
         return {}
     try:

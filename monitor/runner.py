@@ -188,9 +188,11 @@ class Runner:
             log.warning("retraining skipped: the watched series is not in the window")
             return
         s = found[0]
-        # Score without learning: the new model must not learn trouble as normal.
-        flagged = np.asarray(self.detector.update_many(s.values, s.timestamps).anomalous) if len(s) else None
-        keep = ~flagged if flagged is not None else np.zeros(0, dtype=bool)
+        # Score without learning: the new model must not learn trouble as normal, and a retrain that is
+        # skipped or fails must leave the current detector as it was (it has learnt these samples once).
+        flagged = np.asarray(self.detector.score_many(s.values, s.timestamps).anomalous) if len(s) else None
+        # Non-finite values cannot be learnt either (an infinity scores as an anomaly, NaN does not).
+        keep = (~flagged & np.isfinite(s.values)) if flagged is not None else np.zeros(0, dtype=bool)
         clean = Series(s.labels, s.timestamps[keep], s.values[keep])
         if len(clean) < self.settings.min_train_points:
             log.warning("retraining skipped: %d clean samples in the window", len(clean))

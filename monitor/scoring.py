@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.detectors.base import ANOMALY_THRESHOLD
+
 
 @dataclass(frozen=True)
 class CycleStats:
@@ -43,7 +45,7 @@ def cycle_stats(actual: np.ndarray, expected: np.ndarray, scores: np.ndarray) ->
     ok = np.isfinite(a)
     return CycleStats(
         samples=int(s.size),
-        anomalies=int(np.count_nonzero(s > 1.0)),
+        anomalies=int(np.count_nonzero(s > ANOMALY_THRESHOLD)),
         mae=mae(a[ok], e[ok]),
         mape=mape(a[ok], e[ok]),
         max_score=float(finite.max()) if finite.size else 0.0,

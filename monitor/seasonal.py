@@ -18,26 +18,9 @@ import numpy as np
 
 from monitor.detectors.base import Score, Scores
 from monitor.detectors.options import DetectorOptions, finish, finish_one
+from monitor.detectors.prophet import ProphetParams
 
 PROFILE_POINTS = 512
-
-
-@dataclass(frozen=True)
-class ProfileParams(DetectorOptions):
-    """``params`` of a query whose detector is ``prophet``."""
-
-    k: float = 4.0  # band half-width in robust standard deviations of the training residuals
-    fourier_order: int = 12
-    period: float = 0.0  # seconds; 0: detected from each series' history
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.k > 0:
-            raise ValueError(f"k must be positive, got {self.k}")
-        if self.fourier_order < 1:
-            raise ValueError(f"fourier_order must be at least 1, got {self.fourier_order}")
-        if self.period < 0:
-            raise ValueError(f"period must be 0 (detect) or positive, got {self.period}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +43,7 @@ class Profile:
         return np.interp(phase, grid, self.values, period=self.period)
 
 
-def fit_profile(ts: np.ndarray, vs: np.ndarray, params: ProfileParams) -> Profile:
+def fit_profile(ts: np.ndarray, vs: np.ndarray, params: ProphetParams) -> Profile:
     """Detect the period (unless given) and fit Prophet; a flat profile when there is no season.
 
     Runs in a worker process: plain arrays in, a small picklable ``Profile`` out.
@@ -121,7 +104,3 @@ class ProfileBandDetector:
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
         return self.score_many(xs, ts)
-
-
-def options_of(params: ProfileParams) -> DetectorOptions:
-    return DetectorOptions(direction=params.direction, min_deviation=params.min_deviation)

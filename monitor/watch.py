@@ -24,10 +24,9 @@ from monitor.detectors.base import Detector
 from monitor.fitpool import FitPool
 from monitor.fleet import Accept, LabelKey, QueryFleet
 from monitor.fleetexport import FleetMetrics, render_series
-from monitor.seasonal import Profile, ProfileBandDetector, ProfileParams, options_of
+from monitor.seasonal import Profile, ProfileBandDetector
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
-from streamwatch.config import from_mapping
 from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
 from streamwatch.series import Series
 
@@ -169,14 +168,12 @@ class FleetRunner:
             if w.query.detector == "prophet":
                 if ts.size < self.cfg.min_train_points:
                     continue  # too little history yet: tried again next cycle
-                params = from_mapping(ProfileParams, w.query.params, where=f"query {name}")
+                params = registry.make_params("prophet", w.query.params)
                 self.pool.submit((name, key, trained_until), ts, vs, params)
                 self.submitted.add((name, key))
                 continue
-            detector = registry.create(w.query.detector, w.query.params)
-            if ts.size:
-                detector.update_many(vs, ts)  # warm: scores from its first live point
-            w.fleet.install(key, detector, trained_until)
+            # A streaming detector learns the history inline: it scores from its first live point.
+            w.fleet.install(key, registry.build(w.query.detector, w.query.params, ts, vs), trained_until)
             self.metrics.fits.labels(name).inc()
 
     def _collect_fits(self) -> None:
@@ -206,7 +203,7 @@ class FleetRunner:
 
     @staticmethod
     def _profile_detector(q: QueryConfig, profile: Profile) -> Detector:
-        return ProfileBandDetector(profile, options_of(from_mapping(ProfileParams, q.params)))
+        return ProfileBandDetector(profile, registry.make_params("prophet", q.params))
 
     def run(self) -> None:
         """Cycle every ``interval`` until the clock reports a stop; back off while Prometheus fails."""

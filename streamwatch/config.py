@@ -66,8 +66,13 @@ def load(
     return from_mapping(cls, data, where)
 
 
-def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
-    """Build dataclass ``cls`` from a mapping, checking unknown keys, types and ranges."""
+def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "config", *, text: bool = False) -> T:
+    """Build dataclass ``cls`` from a mapping, checking unknown keys, types and ranges.
+
+    With ``text``, string values are first read as the field's type (``"20"`` for an int field is 20,
+    ``"true"`` for a bool True): values typed on a command line, as ``--param window=20``. TOML values
+    are typed already, so a file's ``port = "eighty"`` stays an error.
+    """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = typing.get_type_hints(cls)
@@ -76,11 +81,37 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "config") -
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{where}: unknown key '{key}' (known keys: {known})")
+    if text:
+        data = {key: from_text(hints[key], value, f"{where}: '{key}'") for key, value in data.items()}
     kwargs = {key: _coerce(hints[key], value, f"{where}: '{key}'") for key, value in data.items()}
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def from_text(tp: Any, value: Any, where: str) -> Any:
+    """A command-line string read as ``tp`` (int, float, bool, or an optional one); anything else is
+    returned unchanged for ``_coerce`` to check."""
+    if not isinstance(value, str):
+        return value
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = args[0] if len(args) == 1 else tp
+    try:
+        if tp is int:
+            return int(value)
+        if tp is float:
+            return float(value)
+    except ValueError:
+        kind = "an integer" if tp is int else "a number"
+        raise ConfigError(f"{where} must be {kind}, got {value!r}") from None
+    if tp is bool:
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return lowered == "true"
+    return value
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

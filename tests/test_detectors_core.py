@@ -148,7 +148,7 @@ def test_ensemble_flags_only_where_members_agree() -> None:
     x = rng.normal(0, 1, 3000)
     x[rng.choice(3000, 40, replace=False)] += rng.choice([-8.0, 8.0], 40)
     t = np.arange(x.size, dtype=float)
-    ens = Ensemble().update_many(x, t)
+    ens = create("ensemble").update_many(x, t)
     members = [create(n).update_many(x, t) for n in ("sma", "ema", "iqr")]
     agree = sum(m.anomalous.astype(int) for m in members)
     assert ens.anomalous.sum() > 10
@@ -178,13 +178,13 @@ def test_flat_series_band_of_zero_width() -> None:
     assert math.isinf(d.score_one(3.1, 20.0).score)
 
 
-def test_warm_start_learns_the_training_data() -> None:
-    from monitor.detectors.registry import warm_start
+def test_build_learns_the_training_data() -> None:
+    from monitor.detectors.registry import build
 
     rng = np.random.default_rng(2)
     x = rng.normal(50.0, 1.0, 100)
     t = np.arange(100.0)
-    d = warm_start("sma", ["window=5"], t, x)
+    d = build("sma", {"window": "5"}, t, x)
     fresh = SMAZScore(SMAParams(window=5))
     feed(fresh, list(x))
     assert d.score_one(60.0, 100.0).score == pytest.approx(fresh.score_one(60.0, 100.0).score, rel=1e-9)

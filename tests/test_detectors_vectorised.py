@@ -104,3 +104,47 @@ def test_iqr_vectorised_large_window_agrees_and_never_copies_every_window() -> N
     assert np.allclose(s1, s2, rtol=1e-9, atol=1e-9)
     assert (s1 > 1).any()
     assert peak < 40 * (3500 + w) * 8, peak  # a few arrays of the batch's length, not 1,500 windows
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_score_many_scores_as_score_one_and_learns_nothing(name: str, params: dict[str, object]) -> None:
+    rng = np.random.default_rng(zlib.crc32(f"score_many/{name}/{sorted(params.items())}".encode()))
+    x = series("walk", 1500, rng)
+    t = 2.0 * np.arange(x.size)
+    d = create(name, params)
+    d.update_many(x[:1000], t[:1000])
+    batch = d.score_many(x[1000:], t[1000:])
+    one = np.array([d.score_one(float(a), float(b)).score for a, b in zip(x[1000:], t[1000:], strict=True)])
+    assert np.allclose(batch.score, one, rtol=1e-9, atol=1e-9, equal_nan=True)
+    # Nothing was learnt: the rest scores exactly as on a twin that never saw score_many.
+    twin = create(name, params)
+    twin.update_many(x[:1000], t[:1000])
+    assert np.array_equal(d.update_many(x[1000:], t[1000:]).score, twin.update_many(x[1000:], t[1000:]).score)
+
+
+def test_a_detector_with_only_score_one_and_learn_one_gets_correct_batches() -> None:
+    """The base class's loops: what a new detector gets before it has a vectorised path, checked
+    against a detector that has one (SMA), by writing SMA's streaming half alone."""
+    from monitor.detectors.base import OnlineDetector, Score
+    from monitor.detectors.sma import SMAZScore
+
+    class LoopSMA(OnlineDetector):
+        def __init__(self) -> None:
+            self.inner = SMAZScore()
+
+        def score_one(self, x: float, t: float) -> Score:
+            return self.inner.score_one(x, t)
+
+        def learn_one(self, x: float, t: float) -> None:
+            self.inner.learn_one(x, t)
+
+    rng = np.random.default_rng(3)
+    x, t = rng.normal(5.0, 1.0, 500), np.arange(500.0)
+    x[[100, 300]] += 20.0
+    loop, fast = LoopSMA(), SMAZScore()
+    a, b = loop.update_many(x, t), fast.update_many(x, t)
+    assert np.allclose(a.score, b.score, rtol=1e-9, atol=1e-9)
+    assert np.allclose(a.expected, b.expected, rtol=1e-9, equal_nan=True)
+    assert a.anomalous[[100, 300]].all()
+    probe = np.array([5.0, 50.0])
+    assert np.allclose(loop.score_many(probe, t[:2]).score, fast.score_many(probe, t[:2]).score)

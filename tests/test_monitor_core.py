@@ -13,16 +13,15 @@ import pytest
 
 from monitor import forecast, modelstore
 from monitor.config import MonitorConfig
+from monitor.detectors import registry
 from monitor.detectors.base import Detector
-from monitor.detectors.options import DetectorOptions
-from monitor.detectors.prophet import ProphetBandDetector, fit_detector
+from monitor.detectors.prophet import ModelStore, ProphetBandDetector, ProphetParams
 from monitor.forecast import Band
 from monitor.period import NoSeasonError, PeriodError, detect_period, find_season, sampling_step
 from monitor.scoring import cycle_stats, mae, mape
 from simulator import wave
 from simulator.config import default_metrics
 from streamwatch.errors import ConfigError
-from streamwatch.series import Series
 from tests.monitor_support import CONSUMPTION, PRICE, WAVES, grid
 
 START = 1_763_900_000.0
@@ -239,16 +238,16 @@ def test_a_damaged_model_file_means_fit_again(tmp_path: Path):
     path = tmp_path / "m.json"
     path.write_text("{not json")
     assert modelstore.load(path) is None
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert modelstore.load(path) is None
 
 
-def test_build_detector_loads_instead_of_fitting_the_second_time(tmp_path: Path):
-    from monitor.cli import build_detector
-
+def test_build_loads_instead_of_fitting_the_second_time(tmp_path: Path):
     ts = grid(START, 1800)
-    training = Series({"__name__": "energy_consumption_metric"}, ts, CONSUMPTION.noisy(ts))
-    cfg = MonitorConfig(model_dir=tmp_path)
-    first = build_detector(cfg, training, "energy_consumption")
-    second = build_detector(cfg, training, "energy_consumption")
+    vs = CONSUMPTION.noisy(ts)
+    store = ModelStore(tmp_path, "energy_consumption")
+    first = registry.build("prophet", {}, ts, vs, store=store)
+    second = registry.build("prophet", {}, ts, vs, store=store)
     assert isinstance(first, ProphetBandDetector) and isinstance(second, ProphetBandDetector)
     assert (first.loaded, second.loaded) == (False, True)
     assert len(list(tmp_path.glob("energy_consumption-*.json"))) == 1
@@ -259,22 +258,15 @@ def test_build_detector_loads_instead_of_fitting_the_second_time(tmp_path: Path)
 def test_a_model_save_that_fails_is_one_error_line_and_the_model_stays_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
-    from monitor.cli import build_detector
-
     def disk_full(path: object, text: str) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(modelstore, "atomic_write_text", disk_full)
     ts = grid(START, 1800)
-    training = Series({}, ts, CONSUMPTION.noisy(ts))
     failures: list[str] = []
+    store = ModelStore(tmp_path, "energy_consumption", on_save_error=lambda: failures.append("x"))
     with caplog.at_level(logging.ERROR, logger="monitor"):
-        det = build_detector(
-            MonitorConfig(model_dir=tmp_path),
-            training,
-            "energy_consumption",
-            on_save_error=lambda: failures.append("x"),
-        )
+        det = registry.build("prophet", {}, ts, CONSUMPTION.noisy(ts), store=store)
     assert failures == ["x"]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "No space left on device" in errors[0] and "in memory" in errors[0]
@@ -284,16 +276,11 @@ def test_a_model_save_that_fails_is_one_error_line_and_the_model_stays_in_memory
 
 
 def test_the_monitors_prophet_band_honours_direction_and_min_deviation(tmp_path: Path):
-    from monitor.cli import build_detector
-    from monitor.detectors.registry import options_from_cli
-
     ts = grid(START, 1800)
-    training = Series({}, ts, CONSUMPTION.noisy(ts))
-    cfg = MonitorConfig(model_dir=tmp_path)
-    both = build_detector(cfg, training, "energy_consumption")
-    above = build_detector(
-        cfg, training, "energy_consumption", options=options_from_cli("prophet", ["direction=above"])
-    )
+    vs = CONSUMPTION.noisy(ts)
+    store = ModelStore(tmp_path, "energy_consumption")
+    both = registry.build("prophet", {}, ts, vs, store=store)
+    above = registry.build("prophet", registry.parse_params(["direction=above"]), ts, vs, store=store)
     assert isinstance(both, ProphetBandDetector)
     probe = ts[-1] + grid(0, 60)
     expected = both.band.lookup(probe)[0]
@@ -302,28 +289,33 @@ def test_the_monitors_prophet_band_honours_direction_and_min_deviation(tmp_path:
     assert np.all(above.score_many(drop, probe).score == 0)
     assert np.all(above.score_many(expected + 200.0, probe).score > 1)
     # A floor wider than the deviation silences it.
-    quiet = build_detector(
-        cfg, training, "energy_consumption", options=options_from_cli("p", ["min_deviation=300"])
-    )
+    quiet = registry.build("prophet", {"min_deviation": "300"}, ts, vs, store=store)
     assert np.all(quiet.score_many(drop, probe).score < 1)
 
 
-def test_prophet_options_from_the_command_line_are_checked():
-    from monitor.detectors.registry import options_from_cli
+def test_prophet_parameters_from_the_command_line_are_checked():
+    def from_cli(*pairs: str) -> object:
+        return registry.make_params("prophet", registry.parse_params(pairs))
 
-    assert options_from_cli("prophet", ["direction=below", "min_deviation=2.5"]) == DetectorOptions(
-        "below", 2.5
+    assert from_cli("direction=below", "min_deviation=2.5", "k=5") == ProphetParams(
+        direction="below", min_deviation=2.5, k=5.0
+    )
+    assert (
+        ProphetParams().k == MonitorConfig().k
+        and ProphetParams().fourier_order == MonitorConfig().fourier_order
     )
     with pytest.raises(ConfigError, match="unknown key 'window'"):
-        options_from_cli("prophet", ["window=10"])
+        from_cli("window=10")
     with pytest.raises(ConfigError, match="'direction' must be one of"):
-        options_from_cli("prophet", ["direction=up"])
+        from_cli("direction=up")
+    with pytest.raises(ConfigError, match="'fourier_order' must be an integer"):
+        from_cli("fourier_order=many")
+    with pytest.raises(ConfigError, match="fourier_order must be between 1 and 100"):
+        from_cli("fourier_order=100000")
 
 
 @pytest.mark.parametrize("given", ["tiny", "one step", "just short", "just long", "huge"])
 def test_a_given_period_must_fit_the_training_data(tmp_path: Path, given: str):
-    from monitor.cli import build_detector
-
     ts = grid(START, 400)
     lo, hi = 2 * sampling_step(ts), (ts[-1] - ts[0]) / 2  # two steps .. half the span
     period = {
@@ -333,10 +325,8 @@ def test_a_given_period_must_fit_the_training_data(tmp_path: Path, given: str):
         "just long": hi + 0.01,
         "huge": 1e12,
     }
-    training = Series({}, ts, PRICE.noisy(ts))
-    cfg = MonitorConfig(model_dir=tmp_path, period=period[given])
     with pytest.raises(PeriodError, match=rf"from {lo:g} s \(two sampling steps\) to {hi:g} s \(half"):
-        build_detector(cfg, training, "energy_price", use_store=False)
+        registry.build("prophet", {"period": period[given]}, ts, PRICE.noisy(ts))
 
 
 def test_a_given_period_at_either_end_of_the_range_is_accepted():
@@ -352,7 +342,7 @@ def test_calibration_on_the_simulator_wave(name):
     """Under 1% flagged on clean data; a quarter-range shift, up or down, always flagged (3 h span)."""
     spec = SPECS[name]
     train_ts = grid(START, 3600)
-    det = fit_detector(train_ts, wave.values(spec, train_ts))
+    det = registry.build("prophet", {}, train_ts, wave.values(spec, train_ts))
     ts = grid(START + 3600, 3 * 3600, 1.0) + 0.25  # scraped at another rate and phase than the training
     clean = wave.values(spec, ts, seed=7)
     assert det.update_many(clean, ts).anomalous.mean() < 0.01
@@ -370,6 +360,23 @@ def test_the_shipped_training_file_still_fits_the_live_wave_today(name):
 
     root = Path(__file__).resolve().parent.parent
     training = load_training(root / "datasets" / f"{name}_train.json")
-    det = fit_detector(training.timestamps, training.values)
+    det = registry.build("prophet", {}, training.timestamps, training.values)
     ts = grid(math.floor(time.time()), 1800, 1.0)
     assert det.update_many(wave.values(SPECS[name], ts), ts).anomalous.mean() < 0.01
+
+
+def test_a_refit_keeps_the_period_the_first_fit_found_and_every_other_parameter():
+    from monitor.cli import effective_params
+
+    ts = grid(START, 1800)
+    det = registry.build("prophet", {"k": "5"}, ts, PRICE.noisy(ts))
+    refit = effective_params(det, {"k": "5"})
+    assert refit["period"] == PRICE.period_s and refit["k"] == 5.0
+    live = grid(START + 7200, 1800)
+    again = registry.build("prophet", refit, live, PRICE.noisy(live, seed=3))
+    assert again.period == PRICE.period_s and again.p == det.p  # type: ignore[attr-defined]
+    # Live data that no longer has that season is refused (the runner then keeps its current model).
+    with pytest.raises(forecast.UselessBandError):
+        registry.build("prophet", refit, live, CONSUMPTION.noisy(live))
+    ens = registry.build("ensemble", {"sma.window": "7", "k": "1"}, ts, PRICE.noisy(ts))
+    assert effective_params(ens, {"sma.window": "7", "k": "1"})["sma.window"] == "7"

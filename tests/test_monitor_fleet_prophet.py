@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import requests
 
+from monitor.detectors.prophet import ProphetParams
 from monitor.fitpool import FitPool
-from monitor.seasonal import ProfileBandDetector, ProfileParams, fit_profile
+from monitor.seasonal import ProfileBandDetector, fit_profile
 from streamwatch.net import wait_until
 from tests.conftest import ScrapeTarget
 from tests.monitor_support import PRICE, grid
@@ -18,7 +19,7 @@ T0 = 1_700_000_000.0
 
 def test_a_seasonal_series_gets_its_period_and_a_band_that_holds_clean_data():
     ts = grid(T0, 1200.0)
-    profile = fit_profile(ts, PRICE.noisy(ts, seed=1), ProfileParams())
+    profile = fit_profile(ts, PRICE.noisy(ts, seed=1), ProphetParams())
     assert profile.period == pytest.approx(PRICE.period_s, abs=0.5) and not profile.no_season
     later = grid(T0 + 3600.0, 600.0)
     det = ProfileBandDetector(profile)
@@ -31,7 +32,7 @@ def test_a_seasonal_series_gets_its_period_and_a_band_that_holds_clean_data():
 def test_a_series_without_season_gets_a_flat_band_and_the_reason():
     ts = grid(T0, 600.0)
     flat = np.full(ts.size, 5.0)
-    profile = fit_profile(ts, flat, ProfileParams())
+    profile = fit_profile(ts, flat, ProphetParams())
     assert profile.period == 0.0 and "constant" in profile.no_season
     det = ProfileBandDetector(profile)
     assert det.update_many(np.array([5.0, 50.0]), ts[:2]).anomalous.tolist() == [False, True]
@@ -42,7 +43,7 @@ def test_the_pool_fits_in_workers_and_reports_what_finished():
     try:
         ts = grid(T0, 1200.0)
         for i in range(3):
-            pool.submit(("q", i), ts, PRICE.noisy(ts, seed=i), ProfileParams())
+            pool.submit(("q", i), ts, PRICE.noisy(ts, seed=i), ProphetParams())
         assert pool.pending == 3
         done: list = []
         assert wait_until(lambda: bool(done.extend(pool.collect())) or len(done) == 3, 120, 0.2)

@@ -425,5 +425,32 @@ def test_the_read_position_round_trips_and_another_querys_is_ignored(tmp_path, c
         assert position.load(path, "other_metric") == {}
         path.write_text('{"format": 1, "query": "watched_metric", "series": [{"labels": {}}]}')
         assert position.load(path, QUERY) == {}
-    assert len(caplog.records) == 2
+        path.write_text("[" * 100_000 + "]" * 100_000)
+        assert position.load(path, QUERY) == {}
+    assert len(caplog.records) == 3
     assert position.load(tmp_path / "none.json", QUERY) == {}
+
+
+@pytest.mark.e2e
+def test_a_retrain_that_fails_leaves_a_streaming_detector_as_it_was(start_prometheus, target, caplog):
+    """Retraining scores the recent window without learning it: the detector has learnt those samples
+    once already, in their cycles, and must not learn them a second time when no new model comes."""
+    from monitor.detectors.registry import create
+
+    prom = start_prometheus([ScrapeTarget("t", target.address)])
+    wait_for_samples_after(prom.client, 0, 3)
+    clock = FakeClock(time.time())
+    detector = create("ema", {"alpha": 0.5, "warmup": 1})
+    detector.update_many(np.array([NORMAL, NORMAL + 1.0]), np.array([0.0, 1.0]))
+    before = (detector.n, detector.mean, detector.var)
+    runner, _, _ = make_runner(prom.url, detector, clock, retrain_window=60.0, min_train_points=1)
+
+    def rebuild(series: Series):
+        raise ValueError("no usable period")
+
+    runner.rebuild = rebuild
+    with caplog.at_level(logging.WARNING, logger="monitor.runner"):
+        runner.retrain(clock.time())
+    assert any("retraining failed" in r.getMessage() for r in caplog.records)
+    assert runner.detector is detector
+    assert (detector.n, detector.mean, detector.var) == before

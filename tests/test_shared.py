@@ -82,6 +82,30 @@ def test_config_rejects_with_one_line(data: dict, needle: str) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_command_line_strings_are_read_as_each_fields_type() -> None:
+    raw = {"name": "y", "count": "7", "ratio": "1e-3", "enabled": "False", "mode": "b", "limit": "2.5"}
+    got = config.from_mapping(Example, raw, text=True)
+    assert (got.name, got.count, got.ratio, got.enabled, got.mode, got.limit) == (
+        "y",
+        7,
+        0.001,
+        False,
+        "b",
+        2.5,
+    )
+    for bad, needle in (
+        ({"count": "seven"}, "'count' must be an integer, got 'seven'"),
+        ({"ratio": "nan"}, "'ratio' must be a finite number"),
+        ({"enabled": "yes"}, "'enabled' must be true or false"),
+        ({"mode": "c"}, "'mode' must be one of"),
+        ({"count": "-1"}, "count must not be negative"),
+    ):
+        with pytest.raises(ConfigError, match=needle):
+            config.from_mapping(Example, bad, "cli", text=True)
+    with pytest.raises(ConfigError, match="'count' must be an integer"):
+        config.from_mapping(Example, {"count": "7"})  # a file's string stays a string: an error
+
+
 def test_config_bad_toml_and_missing_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("count = = 1")

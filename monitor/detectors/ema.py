@@ -42,7 +42,15 @@ class EMAParams(DetectorOptions):
 
 
 class EMAZScore(OnlineDetector):
-    """Exponentially weighted z-score detector (alpha 0.1, threshold 2.5 by default)."""
+    """Exponentially weighted z-score detector (alpha 0.1, threshold 2.5 by default).
+
+    >>> d = EMAZScore(EMAParams(alpha=0.5, threshold=2.0, warmup=2))
+    >>> d.update_one(0.0, 0.0).score, d.update_one(2.0, 1.0).score  # warming up: scores 0
+    (0.0, 0.0)
+    >>> s = d.score_one(4.0, 2.0)  # mean 1, variance 1: band 1 +/- 2
+    >>> (s.lower, s.expected, s.upper), s.score
+    ((-1.0, 1.0, 3.0), 1.5)
+    """
 
     Params = EMAParams
 

@@ -15,12 +15,13 @@ Members default to ``sma,ema,iqr`` (their own defaults); ``direction``/``min_dev
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from monitor.detectors.base import Detector, Score, Scores
+from monitor.detectors.base import ANOMALY_THRESHOLD, Detector, Score, Scores
 from monitor.detectors.options import DetectorOptions
 
 
@@ -49,6 +50,10 @@ class EnsembleParams(DetectorOptions):
     @property
     def member_names(self) -> list[str]:
         return [m.strip() for m in self.members.split(",") if m.strip()]
+
+    def member_params(self, own: Mapping[str, Any]) -> dict[str, Any]:
+        """A member's parameters: the options every detector honours, passed down, then its own."""
+        return {"direction": self.direction, "min_deviation": self.min_deviation, **own}
 
     @property
     def weight_values(self) -> list[float]:
@@ -87,7 +92,7 @@ def combine(p: EnsembleParams, member_scores: np.ndarray, member_expected: np.nd
     weights = np.asarray(p.weight_values)[:, None]
     s = np.nan_to_num(member_scores, nan=0.0)
     confidence = (np.clip(s, 0.0, 1.0) * weights).sum(axis=0) / weights.sum()
-    agreeing = (s > 1.0).sum(axis=0)
+    agreeing = (s > ANOMALY_THRESHOLD).sum(axis=0)
     kth = -np.sort(-s, axis=0)[p.k - 1]
     score = np.minimum(kth, confidence / p.min_confidence)
     have = ~np.isnan(member_expected)
@@ -101,33 +106,37 @@ def combine(p: EnsembleParams, member_scores: np.ndarray, member_expected: np.nd
 
 
 class Ensemble:
-    """Agreement ensemble (members sma, ema, iqr; k=2; min confidence 0.7 by default)."""
+    """Agreement ensemble over member detectors built by the registry (``create("ensemble")``: members
+    sma, ema, iqr; k=2; min confidence 0.7 by default).
+
+    >>> from monitor.detectors.registry import create
+    >>> ens = create("ensemble", {"members": "sma,iqr", "k": 2, "sma.window": 5, "iqr.window": 5})
+    >>> for i in range(20):
+    ...     _ = ens.update_one(10.0 + (i % 3), float(i))
+    >>> ens.score_one(11.0, 20.0).anomalous, ens.score_one(40.0, 20.0).anomalous
+    (False, True)
+    >>> ens.score_one(40.0, 20.0).agreeing  # both members flag it
+    2
+    """
 
     Params = EnsembleParams
 
-    def __init__(
-        self,
-        params: EnsembleParams | None = None,
-        member_params: Mapping[str, Mapping[str, object]] | None = None,
-    ) -> None:
-        """``member_params`` maps a member's name to its own parameters (``--param sma.window=20``)."""
-        from monitor.detectors.registry import create
-
-        self.p = params or EnsembleParams()
-        shared = {"direction": self.p.direction, "min_deviation": self.p.min_deviation}
-        extra = member_params or {}
+    def __init__(self, params: EnsembleParams, members: Sequence[Detector]) -> None:
+        """``members`` are the detectors ``params.member_names`` names, in that order, built with
+        ``params.member_params`` (the registry does both; the ensemble knows no detector by name)."""
+        self.p = params
+        if len(members) != len(self.p.member_names):
+            raise ValueError(f"{len(members)} members given for {self.p.members!r}")
         self._weights = self.p.weight_values
         self._wsum = sum(self._weights)
-        self.members: list[Detector] = [
-            create(name, {**shared, **extra.get(name, {})}) for name in self.p.member_names
-        ]
+        self.members: list[Detector] = list(members)
 
     def _combine_one(self, scores: list[Score]) -> EnsembleScore:
         """Scalar twin of :func:`combine` (the same arithmetic, without numpy's per-call overhead)."""
         weights = self._weights
         s = [0.0 if m.score != m.score else m.score for m in scores]
         confidence = sum(min(max(v, 0.0), 1.0) * w for v, w in zip(s, weights, strict=True)) / self._wsum
-        agreeing = sum(v > 1.0 for v in s)
+        agreeing = sum(v > ANOMALY_THRESHOLD for v in s)
         kth = sorted(s, reverse=True)[self.p.k - 1]
         score = min(kth, confidence / self.p.min_confidence)
         have = [(m.expected, w) for m, w in zip(scores, weights, strict=True) if m.expected == m.expected]
@@ -146,5 +155,10 @@ class Ensemble:
         return self._combine_one([m.update_one(x, t) for m in self.members])
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> EnsembleScores:
-        results = [m.update_many(xs, ts) for m in self.members]
+        return self._combine_many([m.update_many(xs, ts) for m in self.members])
+
+    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> EnsembleScores:
+        return self._combine_many([m.score_many(xs, ts) for m in self.members])
+
+    def _combine_many(self, results: list[Scores]) -> EnsembleScores:
         return combine(self.p, np.array([r.score for r in results]), np.array([r.expected for r in results]))

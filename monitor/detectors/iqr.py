@@ -59,7 +59,15 @@ def _interp(lo_v: float | np.ndarray, hi_v: float | np.ndarray, frac: float) -> 
 
 
 class RollingIQR(OnlineDetector):
-    """Rolling-IQR detector (window 50, multiplier 1.5 by default)."""
+    """Rolling-IQR detector (window 50, multiplier 1.5 by default).
+
+    >>> d = RollingIQR(IQRParams(window=4, multiplier=1.5))
+    >>> for t, x in enumerate([4.0, 1.0, 3.0, 2.0]):
+    ...     d.learn_one(x, float(t))
+    >>> s = d.score_one(8.0, 4.0)  # Q1 1.75, median 2.5, Q3 3.25: fences -0.5 and 5.5
+    >>> (s.lower, s.expected, s.upper), round(s.score, 4), s.anomalous
+    ((-0.5, 2.5, 5.5), 1.8333, True)
+    """
 
     Params = IQRParams
 

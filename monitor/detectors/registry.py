@@ -1,19 +1,18 @@
-"""Detector registry: a name -> constructor with typed parameters, for ``monitor.evaluate`` and the monitor.
+"""Detector registry: every detector by name, with typed parameters; the one way to construct one.
 
-``create("sma", {"window": 20})`` or ``from_cli("sma", ["window=20"])``. Parameters are the fields of
-each detector's ``Params`` dataclass (``direction`` and ``min_deviation`` from ``options`` included);
-``--param`` strings are converted to the field's type and checked by ``streamwatch.config``, so a bad
-name or value is a one-line ``ConfigError``. The ensemble also takes ``member.param=value``
-(``sma.window=20``), routed to that member.
-
-The Prophet band is not built here: it needs a fitted model (``monitor.detectors.prophet``); the
-evaluation fits it on each file's probationary prefix.
+``create("sma", {"window": 20})`` builds a streaming detector from nothing; ``build(name, params, ts,
+values)`` builds any detector from training data, which is how the monitor gets its detector at start
+and on every retrain: a streaming detector is created and learns the training data, a detector that
+``needs_fit`` (a class attribute: Prophet's band, ``FITTED``) is fitted by its class's ``fit``.
+Parameters are the fields of each detector's ``Params`` dataclass (``direction`` and ``min_deviation``
+from ``options`` included); ``--param`` strings are read as the field's type and checked by
+``streamwatch.config``, so a bad name or value is a one-line ``ConfigError``. The ensemble also takes
+``member.param=value`` (``sma.window=20``), routed to that member.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from monitor.detectors.base import Detector
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
 from monitor.detectors.iqr import RollingIQR
-from monitor.detectors.options import DetectorOptions
+from monitor.detectors.prophet import DEFAULT_HORIZON_S, ModelStore, ProphetBandDetector
 from monitor.detectors.sma import SMAZScore
 from monitor.detectors.trend import TrendDetector
 from streamwatch.config import from_mapping
@@ -36,41 +35,84 @@ DETECTORS: dict[str, type] = {
     "trend": TrendDetector,
     "ensemble": Ensemble,
 }
-# Names the monitor's --detector accepts; prophet is fitted by the monitor itself.
-NAMES: tuple[str, ...] = ("prophet", *DETECTORS)
+# Detectors that learn in batches from training data (``needs_fit``), never from nothing.
+FITTED: dict[str, type] = {
+    "prophet": ProphetBandDetector,
+}
+# Every name the monitor's --detector and the evaluation accept.
+NAMES: tuple[str, ...] = (*FITTED, *DETECTORS)
 
 
-def create(name: str, params: Mapping[str, Any] | None = None) -> Detector:
-    """Build detector ``name`` with ``params`` (already typed, or strings from the command line)."""
-    if name not in DETECTORS:
-        raise ConfigError(f"unknown detector {name!r} (known: {', '.join(DETECTORS)})")
-    cls = DETECTORS[name]
+def detector_class(name: str) -> type:
+    cls = FITTED.get(name) or DETECTORS.get(name)
+    if cls is None:
+        raise ConfigError(f"unknown detector {name!r} (known: {', '.join(NAMES)})")
+    return cls
+
+
+def needs_fit(name: str) -> bool:
+    """True for a detector built from training data by its class's ``fit`` (keeps models in a model dir)."""
+    return bool(getattr(detector_class(name), "needs_fit", False))
+
+
+def make_params(name: str, raw: Mapping[str, Any] | None = None) -> Any:
+    """Detector ``name``'s ``Params`` from ``raw`` (typed values, or strings from the command line),
+    checked: the way to report a bad parameter before any data is read. Member parameters of the
+    ensemble (``sma.window``) are checked by ``create``."""
+    return _split(name, raw)[0]
+
+
+def _split(name: str, raw: Mapping[str, Any] | None) -> tuple[Any, dict[str, dict[str, Any]]]:
+    cls = detector_class(name)
     own: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
-    for key, value in (params or {}).items():
+    for key, value in (raw or {}).items():
         if "." in key and name == "ensemble":
             member, sub = key.split(".", 1)
             nested.setdefault(member, {})[sub] = value
         else:
             own[key] = value
-    p = from_mapping(cls.Params, _typed(cls.Params, own, name), where=f"detector {name}")
+    return from_mapping(cls.Params, own, where=f"detector {name}", text=True), nested
+
+
+def create(name: str, params: Mapping[str, Any] | None = None) -> Detector:
+    """A fresh streaming detector ``name`` with ``params`` (typed, or strings from the command line)."""
+    if needs_fit(name):
+        raise ConfigError(f"detector {name} learns from training data: build it with registry.build")
+    cls = DETECTORS[name]
+    p, nested = _split(name, params)
     if name == "ensemble":
         unknown = sorted(set(nested) - set(p.member_names))
         if unknown:
             raise ConfigError(f"detector ensemble: {unknown[0]!r} is not a member ({p.members})")
-        return cls(p, nested)
+        members = [create(m, p.member_params(nested.get(m, {}))) for m in p.member_names]
+        return cls(p, members)
     return cls(p)
 
 
-def warm_start(name: str, pairs: Sequence[str], ts: np.ndarray, values: np.ndarray) -> Detector:
-    """A streaming detector built from ``--param`` strings that has already learnt ``values``.
+def build(
+    name: str,
+    params: Mapping[str, Any] | None,
+    ts: np.ndarray,
+    values: np.ndarray,
+    *,
+    store: ModelStore | None = None,
+    horizon: float = DEFAULT_HORIZON_S,
+) -> Detector:
+    """Detector ``name`` that has learnt the training samples: the monitor's one construction path.
 
-    The monitor starts from its training file, so its windows are full and it scores from the first
-    live sample instead of sitting in warm-up.
+    A streaming detector is created and learns ``values``, so its windows are full and it scores from
+    the first live sample instead of sitting in warm-up. A detector that ``needs_fit`` is fitted by its
+    class's ``fit`` (loading from and saving to ``store`` when given; its band covers ``horizon`` s).
     """
-    detector = from_cli(name, pairs)
+    ts = np.asarray(ts, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if needs_fit(name):
+        cls = detector_class(name)
+        return cls.fit(make_params(name, params), ts, values, store=store, horizon=horizon)
+    detector = create(name, params)
     if len(values):
-        detector.update_many(np.asarray(values, dtype=np.float64), np.asarray(ts, dtype=np.float64))
+        detector.update_many(values, ts)  # the scores of the training data are not wanted
     return detector
 
 
@@ -89,38 +131,7 @@ def from_cli(name: str, pairs: Sequence[str]) -> Detector:
     return create(name, parse_params(pairs))
 
 
-def options_from_cli(name: str, pairs: Sequence[str]) -> DetectorOptions:
-    """Only the options every detector honours (direction, min_deviation), for a detector built elsewhere
-    (the monitor's Prophet band, whose other settings come from its config)."""
-    raw = parse_params(pairs)
-    return from_mapping(DetectorOptions, _typed(DetectorOptions, raw, name), where=f"detector {name}")
-
-
-def _typed(cls: type, raw: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """Convert command-line strings to each field's declared type; typed values pass through."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in fields or not isinstance(value, str):
-            out[key] = value  # from_mapping reports unknown keys with the list of known ones
-            continue
-        tp = hints[key]
-        try:
-            if tp is int:
-                out[key] = int(value)
-            elif tp is float:
-                out[key] = float(value)
-            elif tp is bool:
-                out[key] = {"true": True, "false": False}[value.lower()]
-            else:
-                out[key] = value
-        except (ValueError, KeyError):
-            raise ConfigError(f"detector {name}: '{key}' has the wrong type: {value!r}") from None
-    return out
-
-
 def describe(name: str) -> str:
     """One line listing a detector's parameters and defaults, for --help."""
-    p = DETECTORS[name].Params()
+    p = detector_class(name).Params()
     return ", ".join(f"{f.name}={getattr(p, f.name)}" for f in dataclasses.fields(p))

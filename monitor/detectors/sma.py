@@ -34,7 +34,15 @@ class SMAParams(DetectorOptions):
 
 
 class SMAZScore(OnlineDetector):
-    """Moving-average z-score detector (window 10, threshold 2.0 by default)."""
+    """Moving-average z-score detector (window 10, threshold 2.0 by default).
+
+    >>> d = SMAZScore(SMAParams(window=3, threshold=2.0))
+    >>> for t, x in enumerate([1.0, 2.0, 3.0]):
+    ...     d.learn_one(x, float(t))
+    >>> s = d.score_one(5.0, 3.0)  # mean 2, sample sd 1: band 2 +/- 2, and (5 - 2) / 2 = 1.5
+    >>> (s.lower, s.expected, s.upper), s.score, s.anomalous
+    ((0.0, 2.0, 4.0), 1.5, True)
+    """
 
     Params = SMAParams
 

@@ -134,7 +134,15 @@ def _fit(
 
 
 class TrendDetector(OnlineDetector):
-    """Rolling least-squares trend detector (window 450, smoothing 50, r2 0.6, rise 0.5 sd by default)."""
+    """Rolling least-squares trend detector (window 450, smoothing 50, r2 0.6, rise 0.5 sd by default).
+
+    >>> d = TrendDetector(TrendParams(window=3, smooth=1, r2_threshold=0.5, min_rise=0.0))
+    >>> d.learn_one(0.0, 0.0)
+    >>> d.learn_one(2.0, 1.0)
+    >>> s = d.score_one(4.0, 2.0)  # 0, 2, 4: a perfect line rising 2 per second
+    >>> s.direction, s.slope_per_hour, s.r2, s.score
+    (1, 7200.0, 1.0, 2.0)
+    """
 
     Params = TrendParams
 

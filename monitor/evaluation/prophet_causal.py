@@ -10,42 +10,17 @@ detector honours (``monitor.detectors.options``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from monitor.detectors.options import DetectorOptions
+from monitor.detectors.prophet import ProphetBandDetector, ProphetParams
 from monitor.evaluation.metrics import probation_rows
 
 FALLBACK_PERIOD_S = 86400.0
-# Prophet builds 2 * fourier_order columns per row: 100 is already far more than any period's shape
-# needs, and an order of 100,000 makes it allocate until it dies (std::bad_alloc).
-MAX_FOURIER_ORDER = 100
-
-
-@dataclass(frozen=True)
-class ProphetParams(DetectorOptions):
-    k: float = 4.0  # band half-width in robust sigmas (monitor default)
-    fourier_order: int = 12
-    period: float = 0.0  # seconds; 0: detect it on the prefix
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.k > 0:
-            raise ValueError(f"k must be positive, got {self.k}")
-        if not 1 <= self.fourier_order <= MAX_FOURIER_ORDER:
-            raise ValueError(
-                f"fourier_order must be between 1 and {MAX_FOURIER_ORDER}, got {self.fourier_order}"
-            )
-        if self.period < 0:
-            raise ValueError(f"period must be >= 0, got {self.period}")
 
 
 def score_file(ts: np.ndarray, values: np.ndarray, p: ProphetParams) -> np.ndarray:
     """Scores of every row (0 in the prefix). Raises ``PeriodError`` when the prefix cannot be fitted."""
-    from monitor.detectors.prophet import ProphetBandDetector
-    from monitor.forecast import fit
-    from monitor.period import PeriodError, detect_period, sampling_step
+    from monitor.period import PeriodError, sampling_step
 
     n = len(values)
     m = max(probation_rows(n), 2)
@@ -58,15 +33,16 @@ def score_file(ts: np.ndarray, values: np.ndarray, p: ProphetParams) -> np.ndarr
             "distinct timestamps"
         )
     step = sampling_step(pts)
-    period = p.period
-    if not period:
-        try:
-            period = detect_period(pts, pvs)
-        except PeriodError:
-            period = FALLBACK_PERIOD_S
-    fitted = fit(pts, pvs, period, step, k=p.k, fourier_order=p.fourier_order)
-    band = fitted.band(float(ts[m]) if m < n else float(pts[-1]), float(np.ptp(ts)) + step)
-    detector = ProphetBandDetector(band, period, fitted.fit_seconds, options=p)
+    # The evaluation scores whatever the band does: a band too wide to flag is a result, not an error.
+    detector = ProphetBandDetector.fit(
+        p,
+        pts,
+        pvs,
+        horizon=float(np.ptp(ts)) + step,
+        start_at=float(ts[m]) if m < n else float(pts[-1]),
+        fallback_period=FALLBACK_PERIOD_S,
+        refuse_useless_band=False,
+    )
     out = np.zeros(n)
     if m < n:
         out[m:] = detector.update_many(values[m:], ts[m:]).score
