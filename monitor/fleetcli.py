@@ -29,6 +29,15 @@ log = logging.getLogger("monitor")
 def load(args: argparse.Namespace) -> MonitorConfig:
     if args.config is None:
         raise UserError("give METRIC TRAIN_FILE PORT, or --config FILE with [[monitor.queries]] tables")
+    # Flags of the one-series form would be silently ignored here: each query says its own.
+    for flag, given in (
+        ("--query", args.query),
+        ("--param", args.param),
+        ("--period", args.period),
+        ("--retrain-every", args.retrain_every),
+    ):
+        if given:
+            raise UserError(f"{flag} is for the METRIC TRAIN_FILE PORT form; set it in [[monitor.queries]]")
     cfg = load_file(
         args.config,
         prometheus_url=args.prometheus_url,

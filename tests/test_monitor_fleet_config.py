@@ -95,3 +95,5 @@ def test_monitor_py_config_without_queries_or_port_exits_2_with_one_line(tmp_pat
     assert_one_line_error(run_python("monitor.py", "--config", str(no_queries)), "no [[monitor.queries]]")
     assert_one_line_error(run_python("monitor.py"), "--config")
     assert_one_line_error(run_python("monitor.py", "energy_price"), "METRIC TRAIN_FILE PORT")
+    ok = write(tmp_path, ISSUE_TOML)
+    assert_one_line_error(run_python("monitor.py", "--config", str(ok), "--param", "alpha=0.5"), "--param")
