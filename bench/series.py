@@ -197,7 +197,7 @@ def _prophet(work: Path, stack: Stack, n: int, workers: Sequence[int], fit_windo
             f"fit_window = {fit_window}"
         )
         began = time.monotonic()
-        # A short interval: finished fits are installed at each cycle, so it bounds the time's resolution.
+        # A short interval: "fitted" is read from /metrics, which counts a fit once the monitor installed it.
         mon = start_monitor(work, f"prophet-{w}", stack.url, 5.0, query, workers=w)
         marker = f'streamwatch_monitor_fits_total{{metric="price"}} {float(n)}'
         loads = []

@@ -22,6 +22,8 @@ from streamwatch.errors import ConfigError
 # Labels the monitor sets on what it exports; an input series' own label of that name is exported
 # as ``exported_<name>``, as Prometheus does for scraped labels that clash with target labels.
 RESERVED_LABELS: tuple[str, ...] = ("metric", "bound")
+# Prometheus refuses a query_range of more than 11,000 points per series.
+MAX_RANGE_POINTS = 11_000
 
 
 @dataclass
@@ -47,6 +49,11 @@ class QueryConfig:
                 raise ValueError(f"query {self.name}: {key} must be positive, got {getattr(self, key)}")
         if self.step > self.fit_window:
             raise ValueError(f"query {self.name}: step {self.step:g} is longer than fit_window")
+        if self.fit_window / self.step > MAX_RANGE_POINTS:
+            raise ValueError(
+                f"query {self.name}: fit_window / step is {self.fit_window / self.step:.0f} points; "
+                f"Prometheus answers at most {MAX_RANGE_POINTS} per series (raise step)"
+            )
         if self.max_series < 1:
             raise ValueError(f"query {self.name}: max_series must be at least 1, got {self.max_series}")
 

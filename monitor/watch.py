@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.config import MonitorConfig, QueryConfig
+from monitor.config import MAX_RANGE_POINTS, MonitorConfig, QueryConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector
 from monitor.fitpool import FitPool
@@ -64,6 +64,7 @@ class QueryReader:
         step = self.query.step
         last = math.floor(now / step) * step
         start = min(math.floor(since / step) * step + step, last)
+        start = max(start, last - (MAX_RANGE_POINTS - 1) * step)  # what Prometheus answers at most
         return self.client.query_range(self.query.expr, start, last, step)
 
     def history(self, now: float) -> list[Series]:
@@ -215,10 +216,23 @@ class FleetRunner:
                     delay = self.cfg.interval - (self.clock.time() - began)
                 else:
                     delay = self.backoff.next_delay()
-                if self.clock.wait(max(0.0, delay)):
+                if self._wait(max(0.0, delay)):
                     return
         finally:
             self.pool.close()
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait for the next cycle; while fits are running, install each within a second of finishing
+        (a series fitted early scores from the next cycle, not one cycle later). True: stop asked."""
+        end = self.clock.time() + seconds
+        while True:
+            left = end - self.clock.time()
+            if not self.pool.pending or left <= 0:
+                return self.clock.wait(max(0.0, left))
+            if self.clock.wait(min(1.0, left)):
+                return True
+            self._collect_fits()
+            self.metrics.fits_pending.set(sum(len(w.fleet.waiting()) for w in self.watches))
 
     def _set_health(self, w: Watch, ok: bool, detail: str) -> None:
         if ok == w.healthy:

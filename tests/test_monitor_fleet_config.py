@@ -70,6 +70,7 @@ stale_after = 60
         ("params = { alpha = 2.0 }", "alpha must be in (0, 1]"),
         ("max_series = 0", "max_series must be at least 1"),
         ("stale_after = -1", "stale_after must be positive"),
+        ("step = 0.1", "at most 11000"),
         ("colour = 1", "unknown key 'colour'"),
     ],
 )

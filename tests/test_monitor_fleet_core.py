@@ -148,3 +148,19 @@ def test_series_differing_only_in_their_name_are_watched_once(caplog):
     fleet.drop_stale(T0 + 10_000)
     fleet.observe([batch({"__name__": "b", "job": "j"}, [T0 + 10_001], [1.0])], T0 + 10_001)
     assert len(fleet.series) == 1  # the label set is free again once its holder went stale
+
+
+def test_plain_selectors_are_read_raw_and_everything_else_with_query_range():
+    from monitor.watch import is_selector
+
+    for expr in ("up", "energy_price_metric", 'x{a="1", b=~"c.*"}', '{__name__="x"}', " node:load1 "):
+        assert is_selector(expr), expr
+    for expr in (
+        "rate(x[1m])",
+        "sum by (a) (x)",
+        "x[5m]",
+        "x + 1",
+        "x offset 5m",
+        "histogram_quantile(0.9, y)",
+    ):
+        assert not is_selector(expr), expr
