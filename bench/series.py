@@ -30,10 +30,10 @@ from tempfile import TemporaryDirectory
 
 import requests
 import yaml
-from streamwatch.procs import ManagedProcess, prometheus_argv, python_argv
 
 from streamwatch.net import free_port, wait_until
 from streamwatch.promapi import PrometheusClient
+from tests.procs import ManagedProcess, prometheus_argv, python_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRAPE_S = 2
@@ -81,11 +81,11 @@ def start_stack(work: Path, name: str, series: int, *sim_args: str) -> Stack:
             {"job_name": "simulator", "static_configs": [{"targets": [f"127.0.0.1:{sim_port}"]}]}
         ],
     }
-    (work / f"prometheus-{name}.yml").write_text(yaml.safe_dump(config))
+    prom_dir = work / f"prometheus-{name}"  # prometheus_argv reads prometheus.yml and keeps its TSDB there
+    prom_dir.mkdir(parents=True, exist_ok=True)
+    (prom_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
     prom = ManagedProcess(
-        f"prometheus-{name}",
-        prometheus_argv(work / f"prometheus-{name}.yml", prom_port, work / f"tsdb-{name}"),
-        work / f"prometheus-{name}.log",
+        f"prometheus-{name}", prometheus_argv(prom_dir, prom_port), work / f"prometheus-{name}.log"
     )
     url = f"http://127.0.0.1:{prom_port}"
     prom.wait_http(f"{url}/-/ready", 60)

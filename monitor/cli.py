@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="refit every N seconds on recent Prometheus data minus flagged samples (default 0: never)",
     )
     p.add_argument("--model-dir", type=Path, help=f"where fitted models are kept (default {d.model_dir})")
+    p.add_argument(
+        "--shard",
+        help="with --config: watch only the series whose label-set hash modulo COUNT is INDEX; INDEX/COUNT, "
+        "or auto/COUNT to take INDEX from the host name's trailing -N (a StatefulSet pod)",
+    )
+    p.add_argument(
+        "--port",
+        dest="port_option",
+        type=int,
+        help="with --config: port to serve /metrics on (instead of [monitor] port)",
+    )
     p.add_argument("--log-format", choices=("text", "json"), help="log line format on stderr (default text)")
     p.add_argument(
         "--config",
@@ -169,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from monitor import fleetcli
 
         return fleetcli.main(args)
+    if args.shard is not None or args.port_option is not None:
+        raise UserError(
+            "--shard and --port go with --config and [[monitor.queries]], not METRIC TRAIN_FILE PORT"
+        )
     if args.train_file is None or args.port is None:
         raise UserError("give all of METRIC TRAIN_FILE PORT (or none, with --config and [[monitor.queries]])")
     cfg = load_config(args)

@@ -83,10 +83,19 @@ class MonitorConfig:
     max_train_points: int = DEFAULT_MAX_POINTS  # a larger training file is refused before it is read
     queries: list[QueryConfig] = field(default_factory=list)  # [[monitor.queries]]: one detector per series
     fit_workers: int = 0  # worker processes fitting new series (Prophet); 0: one per CPU core
-    shard: str | None = None  # "INDEX/COUNT": watch only this shard's series (monitor.shard reads it)
+    shard: str | None = None  # "INDEX/COUNT" or "auto/COUNT": watch only this shard's series (monitor.shard)
+    snapshot_every: float = 300.0  # seconds between writes of every detector's state (and on SIGTERM)
 
     def __post_init__(self) -> None:
-        for name in ("interval", "k", "retrain_window", "horizon", "max_catchup", "backoff_max"):
+        for name in (
+            "interval",
+            "k",
+            "retrain_window",
+            "horizon",
+            "max_catchup",
+            "backoff_max",
+            "snapshot_every",
+        ):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")

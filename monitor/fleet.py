@@ -205,6 +205,35 @@ class QueryFleet:
         state.trained_until = max(state.trained_until, trained_until)
         return True
 
+    def restore(
+        self,
+        labels: Mapping[str, str],
+        detector: Detector,
+        trained_until: float,
+        last_seen: float,
+        now: float,
+        samples: int = 0,
+        anomalies: int = 0,
+    ) -> bool:
+        """Watch a series again with the detector it had before a restart (``monitor.snapshot``).
+
+        It passes the same ``accept`` and ``max_series`` checks as a new series, scores from the point
+        after ``trained_until``, and goes stale from ``last_seen`` as if the process had never stopped
+        (one already stale by ``now`` is not restored). False when it is not this process' to watch.
+        """
+        key: LabelKey = tuple(sorted(labels.items()))
+        if key in self.series or (self.accept is not None and not self.accept(labels)):
+            return False
+        if last_seen < now - self.query.stale_after:
+            return False
+        if len(self.series) >= self.query.max_series:
+            return False
+        text = label_text(exported_labels(self.query.name, labels))
+        self.series[key] = SeriesState(
+            dict(labels), text, last_seen, trained_until, detector, samples=samples, anomalies=anomalies
+        )
+        return True
+
     def fail(self, key: LabelKey) -> None:
         """A series whose model could not be made is forgotten; it is admitted afresh when read again."""
         state = self.series.pop(key, None)

@@ -127,9 +127,21 @@ class FleetMetrics:
             buckets=CYCLE_BUCKETS,
             registry=r,
         )
+        self.restored = Counter(
+            "streamwatch_monitor_series_restored",
+            "Series whose detector was restored from the snapshot at start, not trained again.",
+            m,
+            registry=r,
+        )
+        self.shard_info = Gauge(
+            "streamwatch_monitor_shard_info",
+            "Always 1: which shard of the series this replica watches (shard of shards; 0 of 1 unsharded).",
+            ("shard", "shards"),
+            registry=r,
+        )
         self.health = QueryHealth("streamwatch_monitor", r, m)
         for q in queries:
-            for metric in (self.series, self.refused, self.dropped, self.fits, self.nonfinite):
+            for metric in (self.series, self.refused, self.dropped, self.fits, self.nonfinite, self.restored):
                 metric.labels(q)
             self.health.track((q,))
         self.series_text = b""
@@ -150,9 +162,12 @@ class FleetMetrics:
 
 
 def wsgi_app(metrics: FleetMetrics) -> Callable[..., Any]:
-    """/metrics (and nothing else) for werkzeug's server."""
+    """/metrics, and /healthz for liveness and readiness probes (without rendering every series)."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
         if environ.get("PATH_INFO", "/") not in ("/metrics", "/"):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: try /metrics\n"]

@@ -9,7 +9,7 @@ service (the dashboard, say) is one more table.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +44,9 @@ class ServiceConfig:
     # Compose only: run inside this service's network namespace, so that the other service's config can
     # address it as 127.0.0.1 exactly as locally (Alertmanager's webhook URL, say).
     compose_network_of: str = ""
+    # More than 1: that many processes NAME-0 .. NAME-(N-1) on consecutive ports from `port`, replica I
+    # started with `--shard I/N` (a monitor splitting its series), all scraped under the one `job`.
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -54,6 +57,34 @@ class ServiceConfig:
             raise ValueError(f"health_path must start with '/', got {self.health_path!r}")
         if self.scrape_interval and not _DURATION.match(self.scrape_interval):
             raise ValueError(f"scrape_interval must be a duration like '2s', got {self.scrape_interval!r}")
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {self.replicas}")
+        if self.port + self.replicas - 1 > 65535:
+            raise ValueError(f"{self.replicas} replicas from port {self.port} run past port 65535")
+        if self.replicas > 1 and (self.kind != "python" or self.compose_network_of):
+            raise ValueError("replicas > 1 needs a Python service (taking --shard) with its own network")
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process the stack runs: a service, or replica ``index`` of a service with ``replicas`` > 1."""
+
+    service: str  # the [services.NAME] it comes from
+    config: ServiceConfig  # the service's, with this replica's port
+    index: int = 0
+    count: int = 1
+
+    @property
+    def name(self) -> str:
+        return self.service if self.count == 1 else f"{self.service}-{self.index}"
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    def shard_args(self) -> list[str]:
+        """What a replica adds to its service's command: ``--shard INDEX/COUNT`` (nothing when alone)."""
+        return [] if self.count == 1 else ["--shard", f"{self.index}/{self.count}"]
 
 
 @dataclass
@@ -81,21 +112,40 @@ class StackConfig:
                 raise ValueError(f"{key} must be a duration like '15s', got {getattr(self, key)!r}")
         if self.health_timeout_s <= 0:
             raise ValueError(f"health_timeout_s must be positive, got {self.health_timeout_s}")
+        processes = [p for name in self.enabled_services() for p in self.replicas_of(name)]
+        names = [p.name for p in processes]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"a replica of a service and a service are both called {name!r}")
         seen: dict[int, str] = {}
-        for name, svc in self.enabled_services().items():
-            if svc.port in seen:
-                raise ValueError(f"services {seen[svc.port]!r} and {name!r} both use port {svc.port}")
-            seen[svc.port] = name
+        for proc in processes:
+            if proc.port in seen:
+                raise ValueError(f"services {seen[proc.port]!r} and {proc.name!r} both use port {proc.port}")
+            seen[proc.port] = proc.name
         for name, svc in self.enabled_services().items():
             other = svc.compose_network_of
             if other and other not in self.enabled_services():
                 raise ValueError(f"service {name!r}: compose_network_of names no enabled service: {other!r}")
+            if other and self.services[other].replicas > 1:
+                raise ValueError(f"service {name!r}: compose_network_of names replicated {other!r}")
         kinds = [svc.kind for svc in self.enabled_services().values()]
         if kinds.count("prometheus") != 1:
             raise ValueError("exactly one enabled service must have kind = 'prometheus'")
 
     def enabled_services(self) -> dict[str, ServiceConfig]:
         return {name: svc for name, svc in self.services.items() if svc.enabled}
+
+    def replicas_of(self, name: str) -> list[Process]:
+        """The processes of service ``name``: one, or ``replicas`` on consecutive ports."""
+        svc = self.services[name]
+        return [
+            Process(name, replace(svc, port=svc.port + i) if i else svc, i, svc.replicas)
+            for i in range(svc.replicas)
+        ]
+
+    def processes(self) -> dict[str, Process]:
+        """Every process of the enabled services, by name (``NAME`` or ``NAME-I``), in start order."""
+        return {p.name: p for name in self.enabled_services() for p in self.replicas_of(name)}
 
     def service_of_kind(self, kind: Kind) -> tuple[str, ServiceConfig] | None:
         for name, svc in self.enabled_services().items():

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 
 import yaml
 
-from stack.config import Kind, ServiceConfig, StackConfig
+from stack.config import Kind, Process, ServiceConfig, StackConfig
 from streamwatch.errors import ConfigError
 
 GENERATED_HEADER = (
@@ -66,16 +66,24 @@ def local_context(cfg: StackConfig, root: Path, python: str) -> Context:
 
 def compose_context(cfg: StackConfig) -> Context:
     services = cfg.enabled_services()
+    hosts = compose_hosts(cfg)
+    # {urls[NAME]} of a replicated service is its first replica's.
+    first = {name: cfg.replicas_of(name)[0] for name in services}
     return Context(
         python="python",
         root=COMPOSE_ROOT,
         host="0.0.0.0",  # inside its container a service must listen beyond loopback to be reachable
         data_dir=COMPOSE_DATA_DIR,
         ports={name: svc.port for name, svc in services.items()},
-        urls={name: f"http://{host}:{services[name].port}" for name, host in compose_hosts(cfg).items()},
-        hostnames=compose_hosts(cfg),
+        urls={name: f"http://{hosts[p.name]}:{p.port}" for name, p in first.items()},
+        hostnames={name: hosts[p.name] for name, p in first.items()},
         dashboard_origin=dashboard_origin(cfg, "127.0.0.1"),  # the browser reaches published ports
     )
+
+
+def process_command(proc: Process, ctx: Context) -> list[str]:
+    """A process's argv: its service's command, filled with its own port, plus its ``--shard`` if any."""
+    return render_command(proc.service, proc.config, ctx) + proc.shard_args()
 
 
 def dashboard_origin(cfg: StackConfig, host: str) -> str:
@@ -142,8 +150,9 @@ def prometheus_service(cfg: StackConfig) -> tuple[str, ServiceConfig]:
 def prometheus_config(cfg: StackConfig, hosts: dict[str, str], rule_files: list[str]) -> dict[str, Any]:
     """Prometheus' config: one scrape job per service with a ``job``, the rules, and Alertmanager.
 
-    ``hosts`` maps each service name to the host Prometheus reaches it at (127.0.0.1 locally, the
-    service name in compose).
+    ``hosts`` maps each process name (``cfg.processes()``) to the host Prometheus reaches it at
+    (127.0.0.1 locally, the compose service name in compose). A replicated service is one job with a
+    target per replica.
     """
     doc: dict[str, Any] = {
         "global": {"scrape_interval": cfg.scrape_interval, "evaluation_interval": cfg.evaluation_interval},
@@ -163,14 +172,15 @@ def prometheus_config(cfg: StackConfig, hosts: dict[str, str], rule_files: list[
             job["scrape_interval"] = svc.scrape_interval
         if svc.metrics_path != "/metrics":
             job["metrics_path"] = svc.metrics_path
-        job["static_configs"] = [{"targets": [f"{hosts[name]}:{svc.port}"], "labels": {"service": name}}]
+        targets = [f"{hosts[p.name]}:{p.port}" for p in cfg.replicas_of(name)]
+        job["static_configs"] = [{"targets": targets, "labels": {"service": name}}]
         jobs.append(job)
     doc["scrape_configs"] = jobs
     return doc
 
 
 def local_prometheus_config(cfg: StackConfig, root: Path) -> dict[str, Any]:
-    hosts = dict.fromkeys(cfg.enabled_services(), cfg.host)
+    hosts = dict.fromkeys(cfg.processes(), cfg.host)
     return prometheus_config(cfg, hosts, [str(root / "prometheus" / "rules" / "*.yml")])
 
 
@@ -197,8 +207,9 @@ def local_alertmanager_config(cfg: StackConfig, committed: dict[str, Any]) -> di
 
 
 def compose_hosts(cfg: StackConfig) -> dict[str, str]:
-    """Each service's host name in the compose network (its own, or the one whose network it shares)."""
-    return {name: svc.compose_network_of or name for name, svc in cfg.enabled_services().items()}
+    """Each process's host name in the compose network (its own, or the one whose network it shares);
+    each replica of a replicated service is a compose service of its own, NAME-I."""
+    return {name: p.config.compose_network_of or name for name, p in cfg.processes().items()}
 
 
 def compose_prometheus_config(cfg: StackConfig) -> dict[str, Any]:
@@ -252,7 +263,8 @@ def compose_file(cfg: StackConfig) -> dict[str, Any]:
     ctx = compose_context(cfg)
     services: dict[str, Any] = {}
     prom_name, _ = prometheus_service(cfg)
-    for name, svc in cfg.enabled_services().items():
+    for name, proc in cfg.processes().items():
+        svc = proc.config
         entry: dict[str, Any]
         if svc.kind == "prometheus":
             entry = {
@@ -285,11 +297,11 @@ def compose_file(cfg: StackConfig) -> dict[str, Any]:
             entry = {
                 "build": ".",
                 "image": "streamwatch:latest",
-                "command": render_command(name, svc, ctx),
+                "command": process_command(proc, ctx),
                 "volumes": [f"streamwatch-data:{COMPOSE_DATA_DIR}"],
                 "healthcheck": _python_check(svc.port, svc.health_path),
             }
-            needs = _referenced_services(svc)
+            needs = [p.name for n in _referenced_services(svc) for p in cfg.replicas_of(n)]
             if needs:
                 entry["depends_on"] = needs
         if svc.compose_network_of:
@@ -369,12 +381,17 @@ def banner(cfg: StackConfig, root: Path, cwd: Path | None = None) -> str:
     """The one block printed once every service is healthy: what runs where, and what to try next."""
     ctx = local_context(cfg, root, "python")
     services = cfg.enabled_services()
-    width = max(len(n) for n in services)
-    urls = {name: ctx.urls[name] + (svc.ui_path or svc.health_path) for name, svc in services.items()}
+    processes = cfg.processes()
+    width = max(len(n) for n in processes)
+    urls = {
+        name: f"http://{cfg.host}:{p.port}{p.config.ui_path or p.config.health_path}"
+        for name, p in processes.items()
+    }
     url_width = max(len(u) for u in urls.values())
     lines = ["", "Streamwatch is up. Ctrl-C stops everything.", ""]
-    for name, svc in services.items():
-        lines.append(f"  {name.ljust(width)}  {urls[name].ljust(url_width)}  {svc.description}".rstrip())
+    for name, p in processes.items():
+        what = p.config.description + (f" (shard {p.index}/{p.count})" if p.count > 1 else "")
+        lines.append(f"  {name.ljust(width)}  {urls[name].ljust(url_width)}  {what}".rstrip())
     data = cfg.data_path(root)
     shown = data
     base = cwd or Path.cwd()

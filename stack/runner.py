@@ -38,11 +38,11 @@ _POLL_S = 0.25
 
 def check_ports(cfg: StackConfig) -> None:
     """Refuse to start anything when one of the stack's ports is taken; name the service it is for."""
-    for name, svc in cfg.enabled_services().items():
-        if port_in_use(cfg.host, svc.port):
+    for name, proc in cfg.processes().items():
+        if port_in_use(cfg.host, proc.port):
             raise UserError(
-                f"port {svc.port} for {name} on {cfg.host} is already in use "
-                f"(stop whatever holds it, or change [services.{name}] port in stack.toml)"
+                f"port {proc.port} for {name} on {cfg.host} is already in use "
+                f"(stop whatever holds it, or change [services.{proc.service}] port in stack.toml)"
             )
 
 
@@ -56,7 +56,7 @@ def service_commands(
     cfg: StackConfig, root: Path = ROOT, python: str = sys.executable
 ) -> dict[str, list[str]]:
     ctx = render.local_context(cfg, root, python)
-    return {name: render.render_command(name, svc, ctx) for name, svc in cfg.enabled_services().items()}
+    return {name: render.process_command(proc, ctx) for name, proc in cfg.processes().items()}
 
 
 def prepare_data_dir(cfg: StackConfig, root: Path = ROOT) -> Path:
@@ -82,9 +82,7 @@ def prepare_data_dir(cfg: StackConfig, root: Path = ROOT) -> Path:
 
 
 def health_urls(cfg: StackConfig) -> dict[str, str]:
-    return {
-        name: f"http://{cfg.host}:{svc.port}{svc.health_path}" for name, svc in cfg.enabled_services().items()
-    }
+    return {name: f"http://{cfg.host}:{p.port}{p.config.health_path}" for name, p in cfg.processes().items()}
 
 
 def jobs_not_up(prometheus_url: str, jobs: set[str]) -> list[str] | None:

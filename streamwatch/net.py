@@ -82,11 +82,26 @@ class _QuietHandler(WSGIRequestHandler):
         pass  # one line per scrape would drown the service's own lines
 
 
+def metrics_app(registry: CollectorRegistry) -> Callable[..., Any]:
+    """``/healthz`` answers ``ok`` (for liveness and readiness probes, without rendering every series);
+    every other path serves ``registry`` as prometheus_client does."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        return metrics(environ, start_response)
+
+    return app
+
+
 def start_metrics_server(
     registry: CollectorRegistry, host: str, port: int, what: str = "metrics"
 ) -> tuple[ThreadingWSGIServer, threading.Thread]:
-    """Serve ``registry`` on ``http://host:port/metrics`` from a daemon thread, with a ``LISTEN_BACKLOG``
-    queue (prometheus_client's own server keeps socketserver's 5); a busy port is a ``UserError``.
+    """Serve ``registry`` on ``http://host:port/metrics`` (and ``/healthz``) from a daemon thread, with a
+    ``LISTEN_BACKLOG`` queue (prometheus_client's own server keeps socketserver's 5); a busy port is a
+    ``UserError``.
     """
     try:  # an unknown host (socket.gaierror) is an OSError as well
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
@@ -95,7 +110,7 @@ def start_metrics_server(
             address_family = family
             request_queue_size = LISTEN_BACKLOG
 
-        server = make_server(host, port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)
+        server = make_server(host, port, metrics_app(registry), Server, handler_class=_QuietHandler)
     except OSError as exc:
         raise listen_error(exc, host, port, what) from None
     thread = threading.Thread(target=server.serve_forever, name=f"{what} http", daemon=True)

@@ -203,6 +203,8 @@ def start_fleet_monitor(tmp_path: Path) -> Iterator[Callable[..., FleetMonitor]]
             f"port = {port}",
             f'prometheus_url = "{prometheus_url}"',
             f"interval = {interval}",
+            # Its own folder: snapshots must not outlive the test (nor reach the next one's monitor).
+            f'model_dir = "{tmp_path / f"models-{port}"}"',
         ]
         for q in queries:
             lines.append("\n[[monitor.queries]]")

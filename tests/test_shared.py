@@ -14,7 +14,8 @@ from typing import Literal
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+import requests
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from streamwatch import config
 from streamwatch.atomic import atomic_write_text
@@ -284,6 +285,25 @@ def test_port_in_use_only_for_a_busy_port() -> None:
             require_free_port("127.0.0.1", port, "monitor")
         # Said once, inside the sentence: the CLI puts its own name in front ("monitor.py: error: ...").
         assert str(caught.value) == f"port {port} for the monitor on 127.0.0.1 is already in use"
+
+
+def test_metrics_server_serves_metrics_and_a_cheap_healthz() -> None:
+    registry = CollectorRegistry()
+    Gauge("streamwatch_test_value", "A value.", registry=registry).set(3)
+    port = free_port()
+    server, thread = start_metrics_server(registry, "127.0.0.1", port, "test")
+    try:
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status_code == 200 and health.text == "ok\n"
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert metrics.status_code == 200 and "streamwatch_test_value 3.0" in metrics.text
+        with pytest.raises(UserError, match=f"^port {port} for the again on 127.0.0.1 is already in use$"):
+            start_metrics_server(registry, "127.0.0.1", port, "again")
+    finally:
+        server.shutdown()
+        server.server_close()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
 
 
 @pytest.mark.parametrize("host", ["nosuchhost.invalid", "999.1.1.1"])

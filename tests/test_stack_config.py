@@ -66,6 +66,24 @@ def test_minimal_stack_loads(tmp_path: Path) -> None:
         (MINIMAL.format(prom=9090, sim=5000).replace("[services.simulator]", "[services.Sim_1]"), "Sim_1"),
         (MINIMAL.format(prom=9090, sim=5000) + "[extra]\nx = 1\n", "unknown table(s) extra"),
         ("[stack]\n", "at least one service"),
+        (MINIMAL.format(prom=9090, sim=5000).replace('job = "flask_app"', "replicas = 0"), "at least 1"),
+        (
+            MINIMAL.format(prom=9090, sim=5000).replace('job = "prometheus"', "replicas = 2"),
+            "replicas > 1 needs a Python service",
+        ),
+        (
+            MINIMAL.format(prom=9090, sim=65535).replace('job = "flask_app"', "replicas = 2"),
+            "past port 65535",
+        ),
+        (
+            MINIMAL.format(prom=9091, sim=9090).replace('job = "flask_app"', "replicas = 2"),
+            "'prometheus' and 'simulator-1' both use port 9091",
+        ),
+        (
+            MINIMAL.format(prom=9090, sim=5000).replace('job = "flask_app"', "replicas = 2")
+            + '[services.simulator-1]\nport = 6000\ncommand = ["x"]\n',
+            "both called 'simulator-1'",
+        ),
         ("this is = = not toml", "not valid TOML"),
     ],
 )
@@ -97,3 +115,27 @@ def test_a_data_dir_that_cannot_be_made_is_one_user_error(tmp_path: Path) -> Non
     cfg = load_stack(write(tmp_path, text))
     with pytest.raises(UserError, match=r"cannot prepare the data folder .*a-file/var"):
         prepare_data_dir(cfg)
+
+
+def test_a_replicated_service_is_that_many_processes(tmp_path: Path) -> None:
+    cfg = load_stack(
+        write(tmp_path, MINIMAL.format(prom=9090, sim=5000).replace('job = "flask_app"', "replicas = 3"))
+    )
+    procs = cfg.processes()
+    assert list(procs) == ["prometheus", "simulator-0", "simulator-1", "simulator-2"]
+    assert [p.port for p in procs.values()] == [9090, 5000, 5001, 5002]
+    assert [p.shard_args() for p in procs.values()] == [
+        [],
+        ["--shard", "0/3"],
+        ["--shard", "1/3"],
+        ["--shard", "2/3"],
+    ]
+    assert cfg.services["simulator"].port == 5000  # the service keeps its first port
+
+
+def test_a_busy_replica_port_names_the_replica(tmp_path: Path) -> None:
+    with busy_port() as port:
+        text = MINIMAL.format(prom=free_port(), sim=port - 1).replace('job = "flask_app"', "replicas = 2")
+        cfg = load_stack(write(tmp_path, text))
+        with pytest.raises(UserError, match=f"port {port} for simulator-1 .*\\[services.simulator\\] port"):
+            check_ports(cfg)

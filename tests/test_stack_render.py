@@ -16,7 +16,7 @@ from honcho.printer import Message
 from stack import render
 from stack.__main__ import committed_files
 from stack.config import ROOT, Kind, ServiceConfig, load_stack
-from stack.runner import LogPrinter, prepare_data_dir, service_commands
+from stack.runner import LogPrinter, health_urls, prepare_data_dir, service_commands
 from streamwatch.errors import ConfigError
 from tests.stack_variant import write_fast_config
 
@@ -75,10 +75,13 @@ def test_promtool_accepts_both_prometheus_configs(tmp_path: Path) -> None:
         out = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
         # The rules are found from the file's own folder, not only inside a container.
-        rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "streamwatch.rules.yml").read_text())
-        count = sum(len(g["rules"]) for g in rules["groups"])
         assert "SUCCESS: 1 rule files found" in out.stdout, out.stdout
-        assert f"{count} rules found" in out.stdout, out.stdout
+        assert f"{_rule_count()} rules found" in out.stdout, out.stdout
+
+
+def _rule_count() -> int:
+    doc = yaml.safe_load((ROOT / "prometheus" / "rules" / "streamwatch.rules.yml").read_text())
+    return sum(len(g["rules"]) for g in doc["groups"])
 
 
 def _with_data_dir(tmp_path: Path):
@@ -208,3 +211,107 @@ def test_prometheus_has_no_lifecycle_api_and_cors_only_for_the_dashboard(tmp_pat
     no_dash = load_stack(write_fast_config(tmp_path / "fast"))
     no_dash.services["dashboard"].enabled = False
     assert any(a.startswith("--web.cors.origin=") for a in service_commands(no_dash, ROOT)["prometheus"])
+
+
+# --- replicas = N: one service as N shards ---------------------------------------------------------
+
+REPLICATED = """
+[services.prometheus]
+kind = "prometheus"
+port = 9090
+job = "prometheus"
+command = ["prometheus", "--web.listen-address={host}:{port}"]
+
+[services.simulator]
+port = 5000
+job = "flask_app"
+command = ["{python}", "simulator.py", "serve", "--port", "{port}"]
+
+[services.monitor]
+port = 8090
+replicas = 3
+job = "streamwatch_monitor"
+description = "sharded monitor"
+command = ["{python}", "monitor.py", "--port", "{port}", "--prometheus-url", "{urls[prometheus]}"]
+
+[services.reader]
+port = 8200
+job = "reader"
+command = ["{python}", "reader.py", "{urls[monitor]}"]
+"""
+
+
+def replicated(tmp_path: Path):
+    path = tmp_path / "stack.toml"
+    path.write_text(REPLICATED)
+    return load_stack(path)
+
+
+def test_replicas_start_as_shards_on_consecutive_ports(tmp_path: Path) -> None:
+    cfg = replicated(tmp_path)
+    cmds = service_commands(cfg, ROOT, "py")
+    assert list(cmds) == ["prometheus", "simulator", "monitor-0", "monitor-1", "monitor-2", "reader"]
+    for i in range(3):
+        assert cmds[f"monitor-{i}"] == [
+            "py",
+            "monitor.py",
+            "--port",
+            str(8090 + i),
+            "--prometheus-url",
+            "http://127.0.0.1:9090",
+            "--shard",
+            f"{i}/3",
+        ]
+    assert cmds["simulator"][-2:] == ["--port", "5000"]  # a service without replicas is unchanged
+    assert cmds["reader"][-1] == "http://127.0.0.1:8090"  # {urls[NAME]}: the first replica
+    assert list(health_urls(cfg))[2:5] == ["monitor-0", "monitor-1", "monitor-2"]
+    assert health_urls(cfg)["monitor-2"] == "http://127.0.0.1:8092/metrics"
+
+
+def test_prometheus_scrapes_every_replica_under_one_job(tmp_path: Path) -> None:
+    cfg = replicated(tmp_path)
+    local = jobs(render.local_prometheus_config(cfg, ROOT))["streamwatch_monitor"]
+    assert local["static_configs"] == [
+        {
+            "targets": ["127.0.0.1:8090", "127.0.0.1:8091", "127.0.0.1:8092"],
+            "labels": {"service": "monitor"},
+        }
+    ]
+    compose = jobs(render.compose_prometheus_config(cfg))["streamwatch_monitor"]
+    assert compose["static_configs"][0]["targets"] == ["monitor-0:8090", "monitor-1:8091", "monitor-2:8092"]
+    if shutil.which("promtool"):
+        data = prepare_data_dir(_moved(cfg, tmp_path), ROOT)
+        out = subprocess.run(
+            ["promtool", "check", "config", "--syntax-only", str(data / "prometheus.yml")],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _moved(cfg, tmp_path: Path):
+    cfg.data_dir = tmp_path / "var"
+    return cfg
+
+
+def test_compose_runs_each_replica_as_a_service_of_its_own(tmp_path: Path) -> None:
+    services = render.compose_file(replicated(tmp_path))["services"]
+    for i in range(3):
+        entry = services[f"monitor-{i}"]
+        assert entry["command"][-2:] == ["--shard", f"{i}/3"]
+        assert entry["ports"] == [f"127.0.0.1:{8090 + i}:{8090 + i}"]
+    assert "monitor" not in services
+    assert services["reader"]["depends_on"] == ["monitor-0", "monitor-1", "monitor-2"]
+
+
+def test_banner_lists_every_replica(tmp_path: Path) -> None:
+    text = render.banner(replicated(tmp_path), ROOT, cwd=ROOT)
+    for i in range(3):
+        assert f"monitor-{i}" in text and f"http://127.0.0.1:{8090 + i}/metrics" in text
+        assert f"sharded monitor (shard {i}/3)" in text
+
+
+def test_the_default_stack_has_no_replicas() -> None:
+    # `make demo` stays as it was: one process per service, no --shard anywhere.
+    assert list(CFG.processes()) == list(CFG.enabled_services())
+    assert not any("--shard" in argv for argv in service_commands(CFG, ROOT).values())

@@ -11,7 +11,8 @@ import pytest
 
 from stack.config import ROOT
 from streamwatch.net import free_port, port_in_use
-from tests.stack_support import pid_alive
+from streamwatch.promapi import PrometheusClient
+from tests.stack_support import pid_alive, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -79,3 +80,47 @@ def test_a_service_that_never_gets_healthy_is_named(tmp_path: Path) -> None:
     assert "within 3 s" in out.stderr
     assert "still loading" in out.stderr
     assert_nothing_left(info)
+
+
+SHARD_WORKER = """
+import http.server, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+index, count = sys.argv[sys.argv.index("--shard") + 1].split("/")
+body = f'worker_shard_info{{shard="{index}",shards="{count}"}} 1\\n'.encode()
+print(f"shard {index}/{count} on port {port}", flush=True)
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def test_replicas_start_as_shards_and_prometheus_scrapes_every_one(tmp_path: Path) -> None:
+    prom = free_port()
+    worker = free_port()
+    script = tmp_path / "shard_worker.py"
+    script.write_text(SHARD_WORKER)
+    text = STACK.format(data=tmp_path / "var", timeout=60, code=repr(str(script)), prom=prom, worker=worker)
+    text = text.replace(f"port = {worker}\n", f'port = {worker}\nreplicas = 3\njob = "worker"\n')
+    text = text.replace('"-c", ', "").replace(
+        repr(str(script)) + "]", repr(str(script)) + ', "--port", "{port}"]'
+    )
+    config = tmp_path / "stack.toml"
+    config.write_text(text)
+    stack = start_stack(config, tmp_path)  # the banner: every replica healthy and scraped
+    try:
+        found = PrometheusClient(f"http://127.0.0.1:{prom}").query("worker_shard_info")
+        got = sorted((s.labels["instance"], s.labels["shard"], s.labels["shards"]) for s in found)
+        assert got == [(f"127.0.0.1:{worker + i}", str(i), "3") for i in range(3)]
+        for i in range(3):
+            assert f"worker-{i}" in stack.output()
+            log = (tmp_path / "var" / "logs" / f"worker-{i}.log").read_text()
+            assert log == f"shard {i}/3 on port {worker + i}\n"  # each replica's output in its own log
+    finally:
+        assert stack.stop() == 0
+    assert not any(port_in_use("127.0.0.1", worker + i) for i in range(3))
