@@ -308,8 +308,9 @@ def test_a_query_prometheus_refuses_is_one_line_at_start(start_prometheus, tmp_p
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
     done = run_monitor(
-        "energy_price", str(f), "PORT", "--prometheus-url", prom.url, "--query", query, "--detector", "ema"
-    )
+        "energy_price", str(f), "PORT", "--prometheus-url", prom.url, "--query", query, "--detector", "ema",
+        "--model-dir", str(tmp_path / "models"),  # not the checkout's var/: a demo's read position is there
+    )  # fmt: skip
     assert_one_line_error(done, "refuses the query", repr(query), "parse error", "series selector")
 
 

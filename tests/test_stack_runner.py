@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stack.config import ROOT
-from streamwatch.net import free_port, port_in_use
+from streamwatch.net import free_port, port_in_use, wait_until
 from streamwatch.promapi import PrometheusClient
 from tests.stack_support import pid_alive, start_stack
 
@@ -114,9 +114,16 @@ def test_replicas_start_as_shards_and_prometheus_scrapes_every_one(tmp_path: Pat
     config.write_text(text)
     stack = start_stack(config, tmp_path)  # the banner: every replica healthy and scraped
     try:
-        found = PrometheusClient(f"http://127.0.0.1:{prom}").query("worker_shard_info")
-        got = sorted((s.labels["instance"], s.labels["shard"], s.labels["shards"]) for s in found)
-        assert got == [(f"127.0.0.1:{worker + i}", str(i), "3") for i in range(3)]
+        client = PrometheusClient(f"http://127.0.0.1:{prom}")
+        want = [(f"127.0.0.1:{worker + i}", str(i), "3") for i in range(3)]
+
+        def scraped() -> list[tuple[str, str, str]]:
+            found = client.query("worker_shard_info")
+            return sorted((s.labels["instance"], s.labels["shard"], s.labels["shards"]) for s in found)
+
+        # Healthy (the banner) comes before Prometheus' first scrape of each replica: poll for it.
+        wait_until(lambda: scraped() == want, 30.0, 0.5)
+        assert scraped() == want
         for i in range(3):
             assert f"worker-{i}" in stack.output()
             log = (tmp_path / "var" / "logs" / f"worker-{i}.log").read_text()
