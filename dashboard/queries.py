@@ -26,7 +26,8 @@ RANGES: dict[str, int] = {"5m": 300, "30m": 1800, "1h": 3600}
 DEFAULT_RANGE = "5m"
 
 ACTUAL = "streamwatch_monitor_actual"
-FORECAST = "streamwatch_monitor_forecast"
+FORECAST = "streamwatch_monitor_forecast"  # the band at the last sample scored: changes once a cycle
+BAND = "streamwatch_monitor_band"  # the band at each scrape (Prophet only): what the chart draws first
 ANOMALIES_TOTAL = "streamwatch_monitor_anomalies_total"
 MONITOR_SCORE = "streamwatch_monitor_anomaly_score"
 SCORE = "streamwatch_incident_score"
@@ -106,9 +107,10 @@ def step_for(range_s: float, max_points: int) -> float:
 
 
 def band_expr(metric: str, series: Mapping[str, str] | None = None) -> str:
-    # One round trip for the monitor's last actual value, all three bounds and its anomaly counter (its
-    # own verdict): they differ by name, so a regex on __name__ returns them side by side.
-    return f'{{__name__=~"{ACTUAL}|{FORECAST}|{ANOMALIES_TOTAL}",{matchers(metric, series or {})}}}'
+    # One round trip for the monitor's last actual value, both bands and its anomaly counter (its own
+    # verdict): they differ by name, so a regex on __name__ returns them side by side.
+    names = f"{ACTUAL}|{BAND}|{FORECAST}|{ANOMALIES_TOTAL}"
+    return f'{{__name__=~"{names}",{matchers(metric, series or {})}}}'
 
 
 def source_expr(template: str, metric: str) -> str:

@@ -42,6 +42,11 @@ def _pick(series: Sequence[Series], **labels: str) -> Series | None:
     return max(found, key=len) if found else None
 
 
+def _bound(grid: np.ndarray, at_scrape: Series | None, at_sample: Series | None) -> np.ndarray:
+    scraped = _column(grid, at_scrape)
+    return np.where(np.isfinite(scraped), scraped, _column(grid, at_sample))
+
+
 def monitor_verdict(counter: np.ndarray) -> np.ndarray:
     """Anomalies the monitor counted between one grid point and the one before (its own verdict).
 
@@ -69,20 +74,30 @@ def band_payload(series: Sequence[Series], raw: Sequence[Series] = ()) -> dict[s
 
     ``raw`` is the watched series itself at the scrape step: when it is one series, it is the actual
     line, so the chart shows every sample rather than the monitor's once-a-cycle
-    ``streamwatch_monitor_actual``. The anomalies are where the monitor's own counter rose, marked on the
-    actual line at that point: the page never decides "anomalous" itself (the monitor knows the
-    direction and the minimum deviation). When the metric has several series, one is drawn (the one
-    with the most samples) with its own band and counter, never a mix; ``series_count`` says how many.
+    ``streamwatch_monitor_actual``; the band likewise is ``streamwatch_monitor_band`` (evaluated at each
+    scrape) where the monitor exports it, else ``streamwatch_monitor_forecast``. The anomalies are where
+    the monitor's own counter rose, marked on the actual line at that point: the page never decides
+    "anomalous" itself (the monitor knows the direction and the minimum deviation). When the metric has
+    several series, one is drawn (the one with the most samples) with its own band and counter, never a
+    mix; ``series_count`` says how many.
     """
     grid = _grid([*series, *raw])
-    mine = _pick(series, __name__=queries.ACTUAL) or _pick(series, __name__=queries.FORECAST)
+    mine = (
+        _pick(series, __name__=queries.ACTUAL)
+        or _pick(series, __name__=queries.BAND)
+        or _pick(series, __name__=queries.FORECAST)
+    )
     key = _series_key(mine) if mine is not None else ()
     own = [s for s in series if _series_key(s) == key]
     count = len({_series_key(s) for s in series})
     source = raw[0] if len(raw) == 1 and len(raw[0]) and count <= 1 else None
     actual = _column(grid, source if source is not None else _pick(own, __name__=queries.ACTUAL))
+    # The band at each scrape where the monitor exports one (Prophet), else its band at the last sample
+    # scored, which changes once a cycle (streaming detectors, or before the first band scrape).
     bounds = {
-        b: _column(grid, _pick(own, __name__=queries.FORECAST, bound=b))
+        b: _bound(
+            grid, _pick(own, __name__=queries.BAND, bound=b), _pick(own, __name__=queries.FORECAST, bound=b)
+        )
         for b in ("lower", "expected", "upper")
     }
     counted = monitor_verdict(_column(grid, _pick(own, __name__=queries.ANOMALIES_TOTAL)))

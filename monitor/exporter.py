@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from monitor.detectors.base import ANOMALY_THRESHOLD
 from monitor.scoring import CycleStats
@@ -13,6 +16,39 @@ from streamwatch.health import QueryHealth
 
 # The files the monitor writes, as the ``file`` label of its save-error counter.
 SAVED_FILES = ("model", "position")
+
+
+# The band now, as (lower, expected, upper), or None when the detector has none for this time.
+BandNow = Callable[[], "tuple[float, float, float] | None"]
+
+BAND = "streamwatch_monitor_band"
+BAND_HELP = (
+    "Forecast band at scrape time (bound: lower, expected, upper); only for detectors whose band is a "
+    "function of time (prophet)."
+)
+
+
+class BandCollector(Collector):
+    """``streamwatch_monitor_band`` evaluated when Prometheus scrapes, so the band is drawn at the scrape
+    step instead of once per cycle. No series while ``band_now`` gives None (no band detector yet)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.band_now: BandNow | None = None
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(BAND, BAND_HELP, labels=("metric", "bound"))
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = self._family()
+        band = self.band_now() if self.band_now is not None else None
+        if band is not None:
+            for bound, value in zip(("lower", "expected", "upper"), band, strict=True):
+                family.add_metric((self.metric, bound), value)
+        yield family
 
 
 class MonitorMetrics:
@@ -78,6 +114,8 @@ class MonitorMetrics:
             registry=r,
         )
         self.health = QueryHealth("streamwatch_monitor", r, m, (metric,))
+        self.band = BandCollector(metric)
+        r.register(self.band)
         # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
         for metric_child in (
             self.cycle_anomalies,
@@ -90,6 +128,10 @@ class MonitorMetrics:
             metric_child.labels(metric)
         for file in SAVED_FILES:
             self.save_errors.labels(metric, file)
+
+    def watch_band(self, band_now: BandNow) -> None:
+        """Export ``band_now()`` as ``streamwatch_monitor_band`` at every scrape."""
+        self.band.band_now = band_now
 
     def record_fit(self, seconds: float) -> None:
         self.fit_duration.labels(self.metric).set(seconds)

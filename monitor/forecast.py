@@ -61,6 +61,18 @@ class Band:
         expected = self.expected[self._index(ts)]
         return expected, expected - self.half_width, expected + self.half_width
 
+    def peek(self, t: float) -> tuple[float, float, float] | None:
+        """(lower, expected, upper) at ``t`` from the grid as it is, or None when ``t`` is outside it.
+
+        Never extends the grid: it is read from the scrape thread while the runner may be using the band.
+        """
+        expected, start = self.expected, self.start
+        i = math.floor((t - start) / self.step + 0.01)
+        if not 0 <= i < expected.size:
+            return None
+        e = float(expected[i])
+        return e - self.half_width, e, e + self.half_width
+
     def extend(self, lo: float, hi: float) -> None:
         """Cover [lo, hi]: forwards the grid reaches ``horizon`` past ``hi`` and drops the far past."""
         if lo > self.end + self.horizon or hi < self.start - self.horizon:

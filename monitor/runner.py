@@ -101,6 +101,13 @@ class Runner:
         self.prefer = {k: v for k, v in (prefer or {}).items() if k != "__name__"}
         self.watched: tuple[tuple[str, str], ...] | None = None
         self.others_logged = False
+        metrics.watch_band(self.band_now)
+
+    def band_now(self) -> tuple[float, float, float] | None:
+        """The current detector's band at the clock's time, for detectors whose band is a function of
+        time (``band_at``); None for the others (streaming detectors only know their band at a sample)."""
+        band_at = getattr(self.detector, "band_at", None)
+        return band_at(self.clock.time()) if band_at is not None else None
 
     def run_cycle(self) -> bool:
         now = self.clock.time()

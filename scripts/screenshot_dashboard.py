@@ -3,8 +3,8 @@
     .venv/bin/python scripts/screenshot_dashboard.py                 # start a fast stack, inject, shoot
     .venv/bin/python scripts/screenshot_dashboard.py --url http://127.0.0.1:8000   # a running `make demo`
 
-Without --url it starts the real stack on free ports (tests.quickstack), waits until every chart has
-data, clicks "Prolonged spike in both" and takes the picture once the Sev 1 banner shows and the spike
+Without --url it starts the real stack on free ports (tests.quickstack), waits until every per-metric chart
+has data, clicks "Prolonged spike in both" and takes the picture once the Sev 1 banner shows and the spike
 has left its anomaly marks, so the image shows everything the page can show.
 """
 
@@ -42,8 +42,10 @@ def shoot(url: str, out: Path, inject: bool, width: int, metrics: list[str], his
         try:
             page = browser.new_page(viewport={"width": width, "height": 900}, device_scale_factor=1)
             page.goto(url)
+            # The per-metric charts only: the picked series' chart (#band-selected) stays empty until a
+            # series is picked from the table, so waiting for it too timed out on every run.
             page.wait_for_function(
-                "() => Array.from(document.querySelectorAll('.chart'))"
+                "() => Array.from(document.querySelectorAll('.metric .chart'))"
                 ".every(e => Number(e.dataset.samples) > 1)",
                 timeout=30_000,
             )

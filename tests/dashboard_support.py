@@ -33,12 +33,17 @@ class ServiceMetrics:
     severity: Gauge
     open: Gauge
     raw: dict[str, Gauge]  # the watched series itself, as the simulator exports it: <metric>_metric
+    band: Gauge  # streamwatch_monitor_band: a Prophet monitor's band at scrape time (none until set)
     _server: Any
 
     def set_band(self, metric: str, actual: float, lower: float, expected: float, upper: float) -> None:
         self.actual.labels(metric=metric).set(actual)
         for bound, v in (("lower", lower), ("expected", expected), ("upper", upper)):
             self.forecast.labels(metric=metric, bound=bound).set(v)
+
+    def set_scrape_band(self, metric: str, lower: float, expected: float, upper: float) -> None:
+        for bound, v in (("lower", lower), ("expected", expected), ("upper", upper)):
+            self.band.labels(metric=metric, bound=bound).set(v)
 
     def close(self) -> None:
         self._server.shutdown()
@@ -62,6 +67,7 @@ def start_service_metrics(metrics: Sequence[str]) -> ServiceMetrics:
         severity=Gauge("streamwatch_incident_severity", "0 none, 1 Sev 1, 2 Sev 2", registry=reg),
         open=Gauge("streamwatch_incident_open", "Open incidents", registry=reg),
         raw={m: Gauge(f"{m}_metric", f"The watched {m}", registry=reg) for m in metrics},
+        band=Gauge("streamwatch_monitor_band", "Forecast band at scrape time", [*m, "bound"], registry=reg),
         _server=None,
     )
     for metric in metrics:

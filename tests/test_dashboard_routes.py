@@ -198,7 +198,11 @@ def test_series_and_summary_come_from_prometheus(
     price = band("energy_price")
     values = [v for v in price["actual"] if v is not None]
     assert set(values) == {151.0} and price["source"] == "scrape"
-    assert {v for v in price["upper"] if v is not None} == {110.0}
+    assert {v for v in price["upper"] if v is not None} == {110.0}  # no band at scrape time: the forecast
+    # A Prophet monitor's band at scrape time is drawn instead of its band at the last sample scored.
+    exporter.set_scrape_band("energy_price", lower=80, expected=95, upper=120)
+    assert wait_until(lambda: band("energy_price")["upper"][-1] == 120.0, 20), band("energy_price")
+    assert band("energy_price")["expected"][-1] == 95.0
     # Outside the band, but the monitor's counter has not moved in range: the page marks nothing.
     assert price["anomaly_count"] == 0 and all(v is None for v in price["anomalies"])
     assert price["step_s"] == 2.0 and price["end"] - price["start"] == 300  # the scrape step (2 s)
@@ -209,6 +213,7 @@ def test_series_and_summary_come_from_prometheus(
     assert marks == [151.0]
 
     consumption = band("energy_consumption")
+    assert {v for v in consumption["upper"] if v is not None} == {60.0}  # its monitor exports no band
     assert consumption["samples"] >= 1 and consumption["anomaly_count"] == 0
     assert all(v is None for v in consumption["anomalies"])
 

@@ -55,7 +55,10 @@ def test_step_keeps_charts_under_max_points() -> None:
 
 def test_series_query_builds_named_queries_on_an_aligned_grid() -> None:
     q = queries.series_query("band", "energy_price", 1800, now=1_700_000_003.7, max_points=300)
-    names = "streamwatch_monitor_actual|streamwatch_monitor_forecast|streamwatch_monitor_anomalies_total"
+    names = (
+        "streamwatch_monitor_actual|streamwatch_monitor_band|streamwatch_monitor_forecast"
+        "|streamwatch_monitor_anomalies_total"
+    )
     assert q.expr == f'{{__name__=~"{names}",metric="energy_price"}}'
     assert q.step_s == 6 and q.end % 6 == 0 and q.end - q.start == 1800 and q.end <= 1_700_000_003.7
     # Never finer than the scrape: a 5 m chart of a series scraped every 2 s asks for 2 s steps.
@@ -125,6 +128,22 @@ def test_band_payload_draws_the_scraped_series_at_its_own_resolution() -> None:
     p = views.band_payload(result, raw)
     assert p["actual"] == [100, 104, 131, 130] and p["source"] == "scrape"
     assert p["upper"] == [110] * 4 and p["anomalies"] == [None, None, None, 130]
+
+
+def test_band_payload_draws_the_band_at_each_scrape_where_the_monitor_exports_it() -> None:
+    # The forecast changes once a cycle (at 16); the band at scrape time at every 2 s step, except at
+    # 10 (not scraped yet), where the forecast fills in.
+    grid = [10.0, 12.0, 14.0, 16.0]
+    fc, band = "streamwatch_monitor_forecast", "streamwatch_monitor_band"
+    result = [
+        series(fc, grid, [100, 100, 100, 106], metric="energy_price", bound="expected"),
+        series(fc, grid, [110, 110, 110, 116], metric="energy_price", bound="upper"),
+        series(band, grid[1:], [102, 104, 106], metric="energy_price", bound="expected"),
+        series(band, grid[1:], [112, 114, 116], metric="energy_price", bound="upper"),
+    ]
+    p = views.band_payload(result)
+    assert p["expected"] == [100, 102, 104, 106] and p["upper"] == [110, 112, 114, 116]
+    assert p["lower"] == [None] * 4 and p["series_count"] == 1
 
 
 def test_band_payload_on_no_data_is_empty_not_an_error() -> None:

@@ -203,6 +203,20 @@ def flat_band_detector(
     return ProphetBandDetector(band, 60.0, options=DetectorOptions(direction, min_deviation))
 
 
+def test_prophet_band_at_is_the_band_update_many_scores_against() -> None:
+    def predict(ts: np.ndarray) -> np.ndarray:
+        return 100.0 + 10.0 * np.sin(np.asarray(ts) / 7.0)
+
+    band = Band(0.0, 2.0, predict(2.0 * np.arange(200)), 3.0, predict, horizon=100.0)
+    d = ProphetBandDetector(band, 60.0)
+    ts = np.array([0.0, 1.0, 2.0, 3.9, 100.0, 101.5, 397.0])
+    scores = d.update_many(np.zeros(ts.size), ts)
+    for i, t in enumerate(ts):
+        assert d.band_at(float(t)) == (scores.lower[i], scores.expected[i], scores.upper[i]), t
+    assert d.band_at(-5.0) is None  # outside the grid: band_at never predicts
+    assert d.band_at(band.end + 10.0) is None
+
+
 def test_prophet_band_direction_keeps_one_side() -> None:
     cases: tuple[tuple[Direction, bool, bool], ...] = (
         ("both", True, True),

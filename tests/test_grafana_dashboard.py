@@ -16,6 +16,7 @@ import yaml
 from stack.render import GRAFANA_DATASOURCE_UID
 from streamwatch.net import wait_until
 from tests.conftest import ScrapeTarget
+from tests.dashboard_support import start_service_metrics
 from tests.fleet_support import start_fleet
 from tests.grafana_support import (
     DASHBOARD_DIR,
@@ -104,6 +105,25 @@ def test_series_panels_queries_return_each_picked_series(tmp_path: Path, start_p
             assert len(result) == 1 and result[0].labels["cpu"] == "12", expr
     finally:
         fleet.process.stop()
+
+
+def test_band_panel_draws_the_band_at_scrape_time_else_the_forecast(start_prometheus: Any) -> None:
+    """The band panel's bounds, run against a real Prometheus: ``streamwatch_monitor_band`` where the
+    monitor exports it (Prophet), ``streamwatch_monitor_forecast`` where it does not."""
+    exporter = start_service_metrics(["energy_price", "energy_consumption"])  # forecast upper 60 for both
+    try:
+        exporter.set_scrape_band("energy_price", lower=30, expected=45, upper=70)
+        prom = start_prometheus([ScrapeTarget("monitor", exporter.address)])
+        (band,) = [p for p in panels(DASHBOARD) if "forecast band" in p["title"]]
+        (upper,) = [t["expr"] for t in band["targets"] if t["legendFormat"] == "upper"]
+
+        def value(metric: str) -> list[float]:
+            return [float(s.values[-1]) for s in prom.client.query(substitute(upper, {"metric": metric}))]
+
+        assert wait_until(lambda: value("energy_price") == [70.0], 20), value("energy_price")
+        assert value("energy_consumption") == [60.0]
+    finally:
+        exporter.close()
 
 
 def test_queries_use_only_metric_names_from_the_contract() -> None:

@@ -17,7 +17,7 @@ import requests
 from prometheus_client import CollectorRegistry, Gauge
 
 from streamwatch.net import free_port, start_metrics_server, wait_until
-from tests.conftest import ROOT, ScrapeTarget
+from tests.conftest import ROOT, ScrapeTarget, assert_promtool_metrics_ok
 from tests.monitor_support import scrape_monitor
 from tests.procs import ManagedProcess, python_argv
 
@@ -71,6 +71,10 @@ def test_monitor_end_to_end_quiet_on_clean_data_and_flags_a_spike(
         assert clean["streamwatch_monitor_anomalies_total"] <= 1
         assert clean["streamwatch_monitor_prometheus_up"] == 1
         assert clean["streamwatch_monitor_forecast:lower"] < clean["streamwatch_monitor_forecast:upper"]
+        # The Prophet band at scrape time, beside the band at the last sample scored.
+        band = [clean[f"streamwatch_monitor_band:{b}"] for b in ("lower", "expected", "upper")]
+        assert band[0] < band[1] < band[2], band
+        assert_promtool_metrics_ok(requests.get(metrics_url, timeout=2).text)
         assert wait_until(
             lambda: bool(prom.client.query(f'streamwatch_monitor_samples_scored_total{{metric="{METRIC}"}}')),
             10,

@@ -310,6 +310,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
     stats = cycle_stats(np.array([1.0, 0.0]), np.array([1.5, 0.5]), np.array([0.5, 2.0]))
     metrics.record_cycle(stats, 1_700_000_000.0, (0.0, -1.0, 0.5, 2.0))
     metrics.record_error()
+    metrics.watch_band(lambda: (-1.0, 0.5, 2.0))
     text = generate_latest(metrics.registry).decode()
     assert_promtool_metrics_ok(text)
     names = {line.split("{")[0] for line in text.splitlines() if not line.startswith("#")}
@@ -317,6 +318,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
     assert names == {
         "streamwatch_monitor_actual",
         "streamwatch_monitor_forecast",
+        "streamwatch_monitor_band",
         "streamwatch_monitor_cycle_anomalies",
         "streamwatch_monitor_anomalies_total",
         "streamwatch_monitor_samples_scored_total",
@@ -336,6 +338,52 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool():
     assert 'streamwatch_monitor_forecast{bound="upper",metric="energy_price"} 2.0' in text
     assert 'streamwatch_monitor_mape_ratio{metric="energy_price"} 0.5' in text  # the zero actual left out
     assert "_created" not in text
+
+
+def test_the_band_gauge_follows_the_clock_between_scrapes_within_one_cycle():
+    """``streamwatch_monitor_band`` is the detector's band at scrape time, not at the last cycle."""
+    clock = FakeClock(1_700_000_000.0)
+    start = clock.time() - 60
+
+    def predict(ts: np.ndarray) -> np.ndarray:
+        return np.asarray(ts, dtype=np.float64) - start  # a ramp: the band differs at every step
+
+    detector = ProphetBandDetector(
+        Band(start, 2.0, predict(start + 2.0 * np.arange(1000)), 5.0, predict), 60.0
+    )
+    metrics = MonitorMetrics("watched")
+    Runner(
+        detector, PrometheusSource(PrometheusClient("http://127.0.0.1:9"), QUERY, 5.0, 3600.0), metrics, clock
+    )
+
+    def band() -> dict[str, float | None]:
+        labels = {"metric": "watched"}
+        get = metrics.registry.get_sample_value
+        return {
+            b: get("streamwatch_monitor_band", {**labels, "bound": b}) for b in ("lower", "expected", "upper")
+        }
+
+    first = band()
+    clock.advance(4.0)  # two scrapes of a 2 s step, no cycle in between
+    second = band()
+    assert first == {"lower": 55.0, "expected": 60.0, "upper": 65.0}
+    assert second == {"lower": 59.0, "expected": 64.0, "upper": 69.0}
+    assert_promtool_metrics_ok(generate_latest(metrics.registry).decode())
+
+
+def test_no_band_series_for_a_detector_without_a_band_in_time():
+    from monitor.detectors.ema import EMAParams, EMAZScore
+
+    metrics = MonitorMetrics("watched")
+    Runner(
+        EMAZScore(EMAParams()),
+        PrometheusSource(PrometheusClient("http://127.0.0.1:9"), QUERY, 5.0, 3600.0),
+        metrics,
+        FakeClock(),
+    )
+    text = generate_latest(metrics.registry).decode()
+    assert "streamwatch_monitor_band{" not in text
+    assert_promtool_metrics_ok(text)
 
 
 @pytest.mark.e2e

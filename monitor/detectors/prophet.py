@@ -183,6 +183,12 @@ class ProphetBandDetector:
         expected, lower, upper = self.band.lookup(np.array([t], dtype=np.float64))
         return finish_one(self.p, float(x), float(expected[0]), float(lower[0]), float(upper[0]))
 
+    def band_at(self, t: float) -> tuple[float, float, float] | None:
+        """(lower, expected, upper) at time ``t``, the band ``update_many`` scores a sample at ``t`` against;
+        None when ``t`` is outside the predicted grid (it never predicts: the exporter calls it per scrape).
+        """
+        return self.band.peek(t)
+
     def learn_one(self, x: float, t: float) -> None:
         return None
 
