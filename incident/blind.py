@@ -48,6 +48,8 @@ class BlindSeries:
                 del self.spells[sid]
             elif back is None and sid in seen:
                 self.spells[sid] = (gone, now)
+            elif back is not None and sid not in seen:  # gone again before its replica caught up
+                self.spells[sid] = (now, None)
 
     def waiting(self) -> bool:
         """Are series back whose replica may not have completed a cycle yet (``release`` needs ``done``)?"""

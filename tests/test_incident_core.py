@@ -680,6 +680,14 @@ def test_a_returned_replica_that_never_completes_a_cycle_holds_no_longer_than_ca
     assert shell.blind.release(T0 + 45, {}) == []  # catchup_max_s (30 s) after the return
 
 
+def test_a_series_gone_again_before_its_replica_caught_up_holds_while_gone() -> None:
+    a = _on("a:1", "0")
+    shell = _Shell()
+    for ts, reading in ((T0, {a: 0}), (T0 + 5, {a: 30}), (T0 + 10, {}), (T0 + 15, {a: 30}), (T0 + 20, {})):
+        shell.cycle(ts, reading, {})
+    assert shell.blind.release(T0 + 50, {}) == [a]  # 35 s after the return: gone, not capped
+
+
 def test_a_series_gone_for_good_is_let_go_after_forget_after_s_and_resolves() -> None:
     a = _on("a:1", "0")
     shell = _Shell(forget_after_s=60)
