@@ -20,6 +20,9 @@ DEFAULT_QUERY = "streamwatch_monitor_anomalies_total"
 # When each monitor last completed a cycle: after a Prometheus outage, scores hold until every watched
 # metric's monitor has completed one (their counters are not news before that).
 DEFAULT_MONITORS_QUERY = "max by (metric) (streamwatch_monitor_last_success_timestamp_seconds)"
+# The same per monitor replica (scrape target): the series of a replica that was down hold until it has
+# completed a cycle since it came back (docs/incidents-many-series.md).
+DEFAULT_REPLICAS_QUERY = "max by (job, instance) (streamwatch_monitor_last_success_timestamp_seconds)"
 
 
 @dataclass
@@ -27,6 +30,7 @@ class IncidentConfig:
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     query: str = DEFAULT_QUERY
     monitors_query: str = DEFAULT_MONITORS_QUERY
+    replicas_query: str = DEFAULT_REPLICAS_QUERY
     metric_label: str = "metric"  # the label of the queries' results that names the watched metric
     # The limits and the state machine's numbers: their defaults are written once, in incident.severity.
     top_series: int = SeriesLimits.top_series  # series named in each incident log line, then "+N more"
@@ -56,7 +60,7 @@ class IncidentConfig:
     def __post_init__(self) -> None:
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics has duplicates: {self.metrics}")
-        for name in ("query", "monitors_query"):
+        for name in ("query", "monitors_query", "replicas_query"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{name} must not be empty")
         for name in ("interval", "prometheus_timeout_s", "backoff_max_s", "catchup_max_s"):

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from incident.blind import BlindSeries, Target
 from incident.config import IncidentConfig
 from incident.counts import CounterDeltas
 from incident.exporter import IncidentMetrics
@@ -69,6 +70,8 @@ class IncidentWatcher:
         self.log_failing = False  # say so once per streak of failed writes, not every cycle
         self.refusing = False  # say so once per streak of refused series, not every cycle
         self.nonfinite_streak: set[str] = set()  # metrics whose count was +Inf or NaN last cycle
+        # Series gone from the reading (their monitor replica down) hold until it is back and caught up.
+        self.blind = BlindSeries(cfg.catchup_max_s, cfg.forget_series_after_s)
         self.lock = threading.Lock()
         self.metrics.update_state(self.tracker, clock.time())
 
@@ -111,6 +114,7 @@ class IncidentWatcher:
         now = self.clock.time()
         try:
             reading = self.read()
+            blind = self.blind_series(now, reading)
             caught_up = not self.holding or self.monitors_caught_up(now)
         except (PrometheusError, FormatError) as exc:
             # Hold: no incident opens, changes or resolves and no score decays while we cannot see. The
@@ -136,6 +140,8 @@ class IncidentWatcher:
                 self.tracker.hold(now)
                 self.holding, self.back_at = False, None
                 self.metrics.holding.set(0)
+            elif blind:
+                self.tracker.hold(now, only=blind)  # the same hold, for the series we cannot see
             events = self.tracker.observe(now, self.deltas.update(reading))
             self.deltas.forget(self.tracker.dropped)
             self.deltas.forget(self.tracker.refused)  # memory stays bounded by max_series
@@ -199,6 +205,20 @@ class IncidentWatcher:
             )
             return True
         return False
+
+    def blind_series(self, now: float, reading: dict[SeriesId, float]) -> list[SeriesId]:
+        """The series whose scores hold this cycle: their monitor replica is down or not caught up yet."""
+        self.blind.update(now, self.tracker.last_ts, self.tracker.series, reading)
+        return self.blind.release(now, self.replicas_done() if self.blind.waiting() else {})
+
+    def replicas_done(self) -> dict[Target, float]:
+        """When each monitor replica (job, instance) last completed a cycle."""
+        out: dict[Target, float] = {}
+        for series in self.client.query(self.cfg.replicas_query):
+            if len(series.values):
+                key = (series.labels.get("job", ""), series.labels.get("instance", ""))
+                out[key] = max(out.get(key, float("-inf")), float(series.values[-1]))
+        return out
 
     def save_state(self) -> None:
         """Save the state for a restart; a failure is logged once per streak and retried next cycle.
@@ -288,7 +308,7 @@ def check_queries(client: QueryClient, cfg: IncidentConfig) -> None:
     """Ask Prometheus once, at start, whether the configured queries parse: a query it refuses as
     ``bad_data`` is a ``UserError`` (it would otherwise look like an outage forever). Prometheus being
     away or odd at start is not an error: the loop keeps retrying it."""
-    for name in ("query", "monitors_query"):
+    for name in ("query", "monitors_query", "replicas_query"):
         expr = getattr(cfg, name)
         try:
             client.query(expr)

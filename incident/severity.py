@@ -22,7 +22,7 @@ import heapq
 import json
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
@@ -353,13 +353,16 @@ class IncidentTracker:
             if self.per_metric[sid.metric] == 0 and not self.fixed:
                 del self.per_metric[sid.metric]
 
-    def hold(self, ts: float) -> None:
+    def hold(self, ts: float, only: Iterable[SeriesId] | None = None) -> None:
         """Freeze every score from the last ``observe`` until ``ts``: call it before the first ``observe``
         after a spell without data, so the spell neither decays a score (resolving an incident that may be
         ongoing) nor, by itself, adds to one (what the counters gained is still spread over the gap). The
-        spell does not count towards forgetting a series either."""
+        spell does not count towards forgetting a series either. ``only``: just these series (those of a
+        monitor replica that is down), called before each ``observe`` while they are blind."""
         if self.last_ts is not None:
-            for st in self.series.values():
+            picked = self.series.values() if only is None else (self.series.get(s) for s in only)
+            held = [st for st in picked if st is not None]
+            for st in held:
                 st.score.hold(self.last_ts, ts)
                 st.last_seen += max(0.0, ts - self.last_ts)
 

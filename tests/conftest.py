@@ -60,16 +60,20 @@ class PrometheusFactory:
         workdir.mkdir()
         config: dict = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
-            "scrape_configs": [
-                {
-                    "job_name": t.job,
-                    "scrape_interval": t.interval,
-                    "metrics_path": t.metrics_path,
-                    "static_configs": [{"targets": [t.address]}],
-                }
-                for t in targets
-            ],
+            "scrape_configs": [],
         }
+        jobs: dict[str, dict] = {}  # targets of one job (replicas) are one scrape config
+        for t in targets:
+            if t.job in jobs:
+                jobs[t.job]["static_configs"][0]["targets"].append(t.address)
+                continue
+            jobs[t.job] = {
+                "job_name": t.job,
+                "scrape_interval": t.interval,
+                "metrics_path": t.metrics_path,
+                "static_configs": [{"targets": [t.address]}],
+            }
+            config["scrape_configs"].append(jobs[t.job])
         if rule_files:
             config["rule_files"] = [str(p) for p in rule_files]
         if alertmanager:

@@ -3,9 +3,11 @@
 ``python -m tests.fleet_support --port P --metric cpu --series 50`` serves, for series ``cpu="0"`` ..
 ``cpu="49"``, what a monitor watching a many-series query exports: ``streamwatch_monitor_anomalies_total``,
 ``streamwatch_monitor_anomaly_score``, ``streamwatch_monitor_actual`` and ``..._forecast``, each with
-``metric`` plus the series' own label. Tests drive it
-over HTTP: ``POST /add`` with ``{"anomalies": {"17": 12}, "scores": {"17": 4.5}}`` adds anomalies and sets
-scores. It is a real exporter scraped by a real Prometheus, so the detector reads it as it reads monitors.
+``metric`` plus the series' own label, and ``streamwatch_monitor_last_success_timestamp_seconds``. Tests
+drive it over HTTP: ``POST /add`` with ``{"anomalies": {"17": 12}, "scores": {"17": 4.5}, "done": ts}``
+adds anomalies, sets scores and says a cycle completed at ``ts``. ``--first K`` numbers the series from K,
+so two processes can be two monitor replicas exporting disjoint series. It is a real exporter scraped by
+a real Prometheus, so the detector reads it as it reads monitors.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from streamwatch.net import free_port
 from tests.procs import ManagedProcess, python_argv
 
 
-def serve(port: int, metric: str, series: int, label: str) -> None:
+def serve(port: int, metric: str, series: int, label: str, first: int = 0) -> None:
     registry = CollectorRegistry()
     anomalies = Counter(
         "streamwatch_monitor_anomalies", "Samples found outside the forecast band.", ["metric", label],
@@ -43,7 +45,12 @@ def serve(port: int, metric: str, series: int, label: str) -> None:
         "streamwatch_monitor_forecast", "Forecast band at the latest sample scored.",
         ["metric", label, "bound"], registry=registry,
     )  # fmt: skip
-    for i in range(series):
+    done = Gauge(
+        "streamwatch_monitor_last_success_timestamp_seconds", "When the last cycle completed.", ["metric"],
+        registry=registry,
+    )  # fmt: skip
+    done.labels(metric).set(0)  # no cycle completed yet
+    for i in range(first, first + series):
         anomalies.labels(metric, str(i))
         score.labels(metric, str(i)).set(0.1)
         # Each series its own level (100 + i), inside a band of +-10: told apart on a chart.
@@ -65,6 +72,8 @@ def serve(port: int, metric: str, series: int, label: str) -> None:
                     anomalies.labels(metric, key).inc(n)
                 for key, v in doc.get("scores", {}).items():
                     score.labels(metric, key).set(v)
+                if "done" in doc:
+                    done.labels(metric).set(doc["done"])
                 totals = {k: anomalies.labels(metric, k)._value.get() for k in doc.get("anomalies", {})}
             self._send(200, "application/json", json.dumps({"totals": totals}).encode())
 
@@ -91,18 +100,30 @@ class Fleet:
     label: str
     process: ManagedProcess
 
-    def add(self, anomalies: dict[str, float], scores: dict[str, float] | None = None) -> dict[str, float]:
-        body = {"anomalies": anomalies, "scores": scores or {}}
+    def add(
+        self, anomalies: dict[str, float], scores: dict[str, float] | None = None, done: float | None = None
+    ) -> dict[str, float]:
+        body: dict[str, Any] = {"anomalies": anomalies, "scores": scores or {}}
+        if done is not None:
+            body["done"] = done
         resp = requests.post(f"{self.url}/add", json=body, timeout=5)
         resp.raise_for_status()
         return {k: float(v) for k, v in resp.json()["totals"].items()}
 
 
-def start_fleet(tmp_path: Path, metric: str = "cpu", series: int = 50, label: str = "cpu") -> Fleet:
-    port = free_port()
+def start_fleet(
+    tmp_path: Path,
+    metric: str = "cpu",
+    series: int = 50,
+    label: str = "cpu",
+    first: int = 0,
+    port: int | None = None,
+) -> Fleet:
+    """Start the exporter (on ``port``, e.g. again where a stopped one was, or a free one)."""
+    port = port or free_port()
     argv = python_argv(
         "-m", "tests.fleet_support", "--port", str(port), "--metric", metric, "--series", str(series),
-        "--label", label,
+        "--label", label, "--first", str(first),
     )  # fmt: skip
     root = Path(__file__).resolve().parent.parent
     proc = ManagedProcess("fleet exporter", argv, tmp_path / f"fleet-{port}.log", cwd=root)
@@ -117,8 +138,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--metric", default="cpu")
     p.add_argument("--series", type=int, default=50)
     p.add_argument("--label", default="cpu")
+    p.add_argument("--first", type=int, default=0)
     args = p.parse_args(argv)
-    serve(args.port, args.metric, args.series, args.label)
+    serve(args.port, args.metric, args.series, args.label, args.first)
 
 
 if __name__ == "__main__":

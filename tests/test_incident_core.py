@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from incident.blind import BlindSeries
 from incident.counts import CounterDeltas
 from incident.decay import DecayingScore, decay_factor, spread_weight, steady_state
 from incident.severity import NONE, SEV1, SEV2, IncidentTracker, Rules, SeriesId, SeriesLimits, severity_for
@@ -615,3 +616,86 @@ def test_a_non_finite_count_on_one_series_leaves_the_others_counted() -> None:
     d.update({a: 1.0, b: 1.0})
     assert d.update({a: math.inf, b: 4.0}) == {a: 0.0, b: 3.0} and d.nonfinite == [a]
     assert d.update({a: 3.0, b: 4.0}) == {a: 2.0, b: 0.0} and d.nonfinite == []  # resumes from its last value
+
+
+# --- a monitor replica down: its series hold ---------------------------------------------------------
+
+
+def _on(replica: str, cpu: str) -> SeriesId:
+    return SeriesId("cpu", (("cpu", cpu), ("instance", replica), ("job", "monitor")))
+
+
+class _Shell:
+    """What IncidentWatcher.cycle does each cycle, without Prometheus: blind series hold, then observe."""
+
+    def __init__(self, forget_after_s: float = 900.0) -> None:
+        self.tracker = IncidentTracker(("cpu",), Rules(half_life_s=10, threshold=10, clear_threshold=5))
+        self.deltas: CounterDeltas[SeriesId] = CounterDeltas()
+        self.blind = BlindSeries(catchup_max_s=30, forget_after_s=forget_after_s)
+
+    def cycle(self, ts: float, reading: dict[SeriesId, float], done: dict[tuple[str, str], float]) -> list:
+        self.blind.update(ts, self.tracker.last_ts, self.tracker.series, reading)
+        held = self.blind.release(ts, done)
+        self.tracker.hold(ts, only=held)
+        return self.tracker.observe(ts, self.deltas.update(reading))
+
+
+@pytest.mark.parametrize("restored", [30.0, 32.0])  # the same counter, or a restored higher one
+def test_series_of_a_replica_that_is_down_hold_and_resume_without_a_burst(restored: float) -> None:
+    a, b = _on("a:1", "0"), _on("b:1", "1")
+    shell = _Shell()
+    assert shell.cycle(T0, {a: 0, b: 0}, {}) == []
+    opened = shell.cycle(T0 + 5, {a: 30, b: 0}, {})
+    assert [e.event for e in opened] == ["opened"]
+    held = shell.tracker.series[a].score.value_at(T0 + 5)
+    t = T0 + 5
+    for _ in range(12):  # replica a down for 60 s, six half-lives: b is read, a is gone
+        t += 5
+        assert shell.cycle(t, {b: 0}, {("monitor", "b:1"): t}) == []
+        assert shell.tracker.series_values(t)[a] == pytest.approx(held)
+    assert shell.tracker.current is not None
+    back = t + 5  # a is back; it has not completed a cycle since (its last success is from before)
+    assert shell.cycle(back, {a: restored, b: 0}, {("monitor", "a:1"): T0 + 5}) == []
+    w = spread_weight(5, 10)
+    assert shell.tracker.series_values(back)[a] == pytest.approx(held + (restored - 30) * w)  # no burst
+    assert shell.tracker.current is not None
+    events: list = []
+    t = back
+    while not events and t < back + 120:  # a completed a cycle: its score decays again, resolving once
+        t += 5
+        events = shell.cycle(t, {a: restored, b: 0}, {("monitor", "a:1"): back + 1})
+    assert [e.event for e in events] == ["resolved"]
+    assert t - back <= 4 * 10  # a few half-lives after the return, not after the catch-up cap
+
+
+def test_a_returned_replica_that_never_completes_a_cycle_holds_no_longer_than_catchup_max_s() -> None:
+    a = _on("a:1", "0")
+    shell = _Shell()
+    shell.cycle(T0, {a: 0}, {})
+    shell.cycle(T0 + 5, {a: 30}, {})
+    shell.cycle(T0 + 10, {}, {})
+    assert shell.blind.release(T0 + 10, {}) == [a]
+    shell.cycle(T0 + 15, {a: 30}, {})  # back, never completing a cycle
+    assert shell.blind.release(T0 + 40, {}) == [a]
+    assert shell.blind.release(T0 + 45, {}) == []  # catchup_max_s (30 s) after the return
+
+
+def test_a_series_gone_again_before_its_replica_caught_up_holds_while_gone() -> None:
+    a = _on("a:1", "0")
+    shell = _Shell()
+    for ts, reading in ((T0, {a: 0}), (T0 + 5, {a: 30}), (T0 + 10, {}), (T0 + 15, {a: 30}), (T0 + 20, {})):
+        shell.cycle(ts, reading, {})
+    assert shell.blind.release(T0 + 50, {}) == [a]  # 35 s after the return: gone, not capped
+
+
+def test_a_series_gone_for_good_is_let_go_after_forget_after_s_and_resolves() -> None:
+    a = _on("a:1", "0")
+    shell = _Shell(forget_after_s=60)
+    shell.cycle(T0, {a: 0}, {})
+    shell.cycle(T0 + 5, {a: 30}, {})
+    t, events = T0 + 5, []
+    while not events:
+        t += 5
+        events = shell.cycle(t, {}, {})
+    assert [e.event for e in events] == ["resolved"]
+    assert 60 < t - T0 - 5 <= 60 + 4 * 10  # held for forget_after_s, then decayed as before

@@ -99,3 +99,71 @@ def test_rare_anomalies_on_many_series_open_nothing_then_one_series_opens_sev2_b
     assert (opened["event"], opened["severity"], opened["metrics"]) == ("opened", 2, ["cpu"])
     assert [s["name"] for s in opened["series"]] == ['cpu{cpu="17"}'] and opened["series_in_trouble"] == 1
     assert opened["series"][0]["labels"]["job"] == "fleet"  # the full label set is kept in the log
+
+
+def _replica_series(prom: PrometheusServer, address: str) -> int:
+    q = f'count(streamwatch_monitor_anomalies_total{{instance="{address}"}})'
+    return int(r[0].values[-1]) if (r := prom.client.query(q)) else 0
+
+
+@pytest.mark.e2e
+def test_a_replica_killed_while_its_series_is_in_trouble_holds_the_incident_until_it_is_back_and_caught_up(
+    tmp_path: Path, start_prometheus: PrometheusFactory
+) -> None:
+    # Two monitor replicas under one job, each exporting its own two series (cpu 0-1 and cpu 2-3).
+    a = start_fleet(tmp_path, "cpu", 2)
+    b = start_fleet(tmp_path, "cpu", 2, first=2)
+    prom = start_prometheus([ScrapeTarget("monitor", a.address), ScrapeTarget("monitor", b.address)])
+    try:
+        both = (a.address, b.address)
+        assert wait_until(lambda: [_replica_series(prom, r) for r in both] == [2, 2], 20)
+        clock = FakeClock(T0)
+        log_path = tmp_path / "incidents.log"
+        with IncidentLog(log_path) as ilog:
+            cfg = IncidentConfig(
+                prometheus_url=prom.url, interval=5, half_life_s=10, threshold=10, catchup_max_s=600
+            )
+            det = IncidentWatcher(cfg, PrometheusClient(cfg.prometheus_url), clock, ilog)
+            det.cycle()
+            assert det.state()["series_tracked"] == 4  # each series once, whatever replica exports it
+            add_and_wait(a, prom, {"0": 30})
+            clock.advance(5)
+            det.cycle()
+            opened = det.state()["current"]
+            assert opened is not None and det.state()["series_in_trouble_count"] == 1
+            score = det.state()["scores"]["cpu"]
+
+            a.process.stop()  # replica a is down: Prometheus says so, and its series go stale
+            up = f'up{{instance="{a.address}"}} == 0'
+            gone = a.address
+            assert wait_until(lambda: prom.client.query(up) != [] and _replica_series(prom, gone) == 0, 20)
+            for _ in range(6):  # 30 s, three half-lives: cpu="0" would have decayed to resolved
+                clock.advance(5)
+                det.cycle()
+                assert det.state()["current"]["incident_id"] == opened["incident_id"]
+                assert det.state()["scores"]["cpu"] == pytest.approx(score, abs=1e-3)
+
+            a = start_fleet(tmp_path, "cpu", 2, port=int(a.address.rsplit(":", 1)[1]))  # back, counter at 0
+            assert wait_until(lambda: _replica_series(prom, a.address) == 2, 20)
+            for _ in range(3):  # back, but no cycle completed since: still held, and no burst
+                clock.advance(5)
+                det.cycle()
+                assert det.state()["scores"]["cpu"] == pytest.approx(score, abs=1e-3)
+            done = clock.time() + 1  # it completes a cycle, quiet
+            a.add({}, done=done)
+            q = f'streamwatch_monitor_last_success_timestamp_seconds{{instance="{a.address}"}}'
+            assert wait_until(lambda: (r := prom.client.query(q)) != [] and r[0].values[-1] == done, 15)
+            cycles = 0
+            while det.state()["current"] is not None and cycles < 20:
+                clock.advance(5)
+                det.cycle()
+                cycles += 1
+            # Resolved by decay once caught up (25 -> 5 takes 2.3 half-lives), not by the 600 s cap.
+            assert det.state()["current"] is None and cycles * 5 <= 3 * 10
+            for _ in range(3):
+                clock.advance(5)
+                det.cycle()
+        assert [e["event"] for e in read_events(log_path)] == ["opened", "resolved"]  # once
+    finally:
+        a.process.stop()
+        b.process.stop()
