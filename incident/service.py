@@ -19,7 +19,7 @@ from incident.state import StateFile
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
 from streamwatch.errors import DataError, UserError
-from streamwatch.net import listen_error
+from streamwatch.net import LISTEN_BACKLOG, listen_error
 from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
 
@@ -347,10 +347,13 @@ def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per scrape would drown the incident lines
 
+    class Server(ThreadingHTTPServer):
+        request_queue_size = LISTEN_BACKLOG  # socketserver's 5 makes clients wait 1 s retries under load
+        daemon_threads = True
+
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = Server((host, port), Handler)
     except OSError as exc:  # lost a race with require_free_port's check, or a host that cannot be bound
         raise listen_error(exc, host, port, "incident detector") from None
-    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="incident-http", daemon=True).start()
     return server

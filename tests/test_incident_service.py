@@ -22,10 +22,11 @@ from incident.decay import spread_weight
 from incident.log import IncidentLog, read_events
 from incident.service import IncidentWatcher, serve
 from streamwatch.clock import FakeClock
-from streamwatch.net import free_port, start_metrics_server, wait_until
+from streamwatch.net import LISTEN_BACKLOG, free_port, start_metrics_server, wait_until
 from streamwatch.promapi import PrometheusClient
 from tests.conftest import ROOT, PrometheusFactory, PrometheusServer, ScrapeTarget, assert_promtool_metrics_ok
 from tests.procs import ManagedProcess, python_argv
+from tests.test_shared import listen_backlog
 
 T0 = 1_700_000_000.0
 
@@ -269,6 +270,8 @@ def test_http_metrics_pass_promtool_and_state_is_json(monitors: FakeMonitors, tm
             text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
             state = requests.get(f"http://127.0.0.1:{port}/state", timeout=5).json()
             missing = requests.get(f"http://127.0.0.1:{port}/nope", timeout=5)
+            assert server.request_queue_size >= LISTEN_BACKLOG  # not socketserver's 5
+            assert listen_backlog(port) >= LISTEN_BACKLOG
         finally:
             server.shutdown()
     for name in (
