@@ -31,9 +31,8 @@ os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # the system chr
 def shoot(url: str, out: Path, inject: bool, width: int, metrics: list[str], history_s: int) -> None:
     from playwright.sync_api import sync_playwright
 
-    # The 5 min charts use 1 s steps, so N samples is about N seconds of history on the page.
     timeout = 120 + history_s
-    if not wait_until(lambda: quickstack.has_data(url, metrics, samples=history_s), timeout, 1.0):
+    if not wait_until(lambda: quickstack.has_data(url, metrics, seconds=history_s), timeout, 1.0):
         raise UserError(
             f"not {history_s} s of chart data at {url} within {timeout} s (is the stack running?)"
         )

@@ -62,8 +62,9 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def has_data(dashboard_url: str, metrics: list[str], samples: int = 2) -> bool:
-    """True once every watched metric's band and score charts would show at least ``samples`` points."""
+def has_data(dashboard_url: str, metrics: list[str], samples: int = 2, seconds: float = 0.0) -> bool:
+    """True once every watched metric's band and score charts would show at least ``samples`` points
+    covering ``seconds`` of history (the charts' step is the scrape interval, which differs by stack)."""
     for m in metrics:
         for name in ("band", "score"):
             try:
@@ -74,7 +75,10 @@ def has_data(dashboard_url: str, metrics: list[str], samples: int = 2) -> bool:
                 )
             except requests.RequestException:
                 return False
-            if resp.status_code != 200 or resp.json()["samples"] < samples:
+            if resp.status_code != 200:
+                return False
+            body = resp.json()
+            if body["samples"] < samples or body["samples"] * body.get("step_s", 1.0) < seconds:
                 return False
     return True
 
