@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import Score, Scores
+from monitor.detectors.base import FittedDetector, Score, Scores
 from monitor.detectors.options import DetectorOptions, finish, finish_one
 from monitor.detectors.prophet import ProphetParams
 
@@ -79,7 +79,7 @@ def _floor_sigma(sigma: float, vs: np.ndarray) -> float:
     return max(sigma, 1e-9 * max(1.0, float(np.max(np.abs(vs)))))
 
 
-class ProfileBandDetector:
+class ProfileBandDetector(FittedDetector):
     """The forecast band of a fitted ``Profile``: ``expected +/- half_width``; learns nothing online."""
 
     def __init__(self, profile: Profile, options: DetectorOptions | None = None) -> None:
@@ -95,12 +95,3 @@ class ProfileBandDetector:
         e = float(self.profile.expected(np.array([t]))[0])
         hw = self.profile.half_width
         return finish_one(self.p, float(x), e, e - hw, e + hw)
-
-    def learn_one(self, x: float, t: float) -> None:
-        return None
-
-    def update_one(self, x: float, t: float) -> Score:
-        return self.score_one(x, t)
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        return self.score_many(xs, ts)

@@ -130,6 +130,27 @@ class OnlineDetector:
         return Scores.of([self.score_one(float(x), float(t)) for x, t in zip(xs, ts, strict=True)])
 
 
+class FittedDetector:
+    """Base for detectors fitted once on training data (the Prophet band, a fitted profile): scoring never
+    changes them, so learning is a no-op and updating is scoring. Subclasses write ``score_one`` and
+    ``score_many``; a refit is a new detector (the monitor's retraining builds one)."""
+
+    def score_one(self, x: float, t: float) -> Score:
+        raise NotImplementedError
+
+    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
+        raise NotImplementedError
+
+    def learn_one(self, x: float, t: float) -> None:
+        return None
+
+    def update_one(self, x: float, t: float) -> Score:
+        return self.score_one(x, t)
+
+    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
+        return self.score_many(xs, ts)
+
+
 def band_score(x: np.ndarray, expected: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Deviation over the band's half-width on the deviating side (> 1: outside the band).
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.detectors.base import Score, Scores
+from monitor.detectors.base import FittedDetector, Score, Scores
 from monitor.detectors.normalise import Normalised
 from monitor.detectors.options import DetectorOptions, finish, finish_one
 from monitor.forecast import Band
@@ -73,7 +73,7 @@ class ModelStore:
     on_save_error: Callable[[], None] | None = None
 
 
-class ProphetBandDetector:
+class ProphetBandDetector(FittedDetector):
     """Prophet's forecast band as a detector; build it with :meth:`fit`.
 
     >>> import numpy as np
@@ -188,12 +188,3 @@ class ProphetBandDetector:
         None when ``t`` is outside the predicted grid (it never predicts: the exporter calls it per scrape).
         """
         return self.band.peek(t)
-
-    def learn_one(self, x: float, t: float) -> None:
-        return None
-
-    def update_one(self, x: float, t: float) -> Score:
-        return self.score_one(x, t)
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        return self.score_many(xs, ts)
