@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 from collections.abc import Sequence
 
 from incident.config import IncidentConfig
 from incident.log import IncidentLog
 from incident.service import IncidentWatcher, check_queries, serve
 from incident.state import StateFile, state_path_for
-from streamwatch.cli import ArgumentParser, run
+from streamwatch.cli import ArgumentParser
 from streamwatch.clock import SystemClock
 from streamwatch.config import load
 from streamwatch.logs import setup_logging
@@ -80,7 +79,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         incident_log.close()
     log.info("stopped")
     return 0
-
-
-def entry() -> None:
-    sys.exit(run(main, prog="incident_detector.py"))
