@@ -34,13 +34,17 @@ from monitor.detectors.base import ANOMALY_THRESHOLD
 from monitor.detectors.prophet import ProphetParams
 from monitor.detectors.registry import NAMES, create, detector_class, make_params, needs_fit, parse_params
 from monitor.evaluation import nabscore
-from monitor.evaluation.dataset import LabelledFile, load
-from monitor.evaluation.metrics import Counts, count
+from monitor.evaluation.crossval import leave_one_category_out
+from monitor.evaluation.dataset import LabelledFile, load, rows_of
+from monitor.evaluation.metrics import Counts, count, flagged_fraction
+from monitor.evaluation.onsets import onsets as onset_scores
 from monitor.evaluation.prophet_causal import score_file
 from monitor.period import PeriodError
 from streamwatch.atomic import atomic_write_text
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.errors import DataError, UserError
+
+MAX_QUIET_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,20 @@ def fmt(v: float, digits: int = 3) -> str:
 
 
 def evaluate(
-    name: str, params: dict[str, str], data_dir: Path, labels: Path, out: Path, label: str
+    name: str,
+    params: dict[str, str],
+    data_dir: Path,
+    labels: Path,
+    out: Path,
+    label: str,
+    *,
+    onsets: int = 0,
+    prolonged: Path | None = None,
 ) -> dict[str, object]:
+    """Score detector ``name`` on every file of ``labels``; with ``onsets`` > 0, NAB and the window counts
+    see only alarm onsets with that quiet period in rows (``monitor.evaluation.onsets``), and with
+    ``prolonged`` (a windows JSON of the rows inside prolonged anomalies, ``simulator.labelled``) the
+    fraction of those rows whose score is above 1 is reported."""
     check_out(out)
     # A bad parameter is reported before the data is read.
     if needs_fit(name):
@@ -120,11 +136,21 @@ def evaluate(
     else:
         create(name, params)
     files = load(data_dir, labels)
+    inside = rows_of(prolonged, files) if prolonged is not None else None
+    flagged_in = [0, 0]  # rows flagged inside prolonged anomalies, rows there
     results: list[FileResult] = []
     swept: dict[str, list[tuple[np.ndarray, nabscore.RowWeights]]] = {k: [] for k in nabscore.PROFILES}
     fixed = dict.fromkeys(nabscore.PROFILES, 0.0)
+    by_category: dict[str, list[tuple[str, np.ndarray, nabscore.RowWeights]]] = {
+        k: [] for k in nabscore.PROFILES
+    }
     for f in files:
-        raw = detector_scores(name, params, f, data_dir)
+        live = detector_scores(name, params, f, data_dir)
+        if inside is not None:
+            k, m = flagged_fraction(live > ANOMALY_THRESHOLD, inside[f.key])
+            flagged_in[0] += k
+            flagged_in[1] += m
+        raw = onset_scores(live, onsets) if onsets > 0 else live
         unit = unit_score(raw)
         with writing_to(out):
             write_results(out, label, f, unit)
@@ -132,6 +158,7 @@ def evaluate(
         for key, profile in nabscore.PROFILES.items():
             rw = nabscore.row_weights(len(raw), f.windows, profile)
             swept[key].append((unit, rw))
+            by_category[key].append((f.category, unit, rw))
             fixed[key] += nabscore.raw_score(flags, rw, profile)
         rw = nabscore.row_weights(len(raw), f.windows)
         results.append(
@@ -149,6 +176,23 @@ def evaluate(
         others[f"nab_{short}_fixed"] = nabscore.normalised(fixed[key], n_windows, profile)
         others[f"nab_{short}_swept"] = nabscore.normalised(best, n_windows, profile)
         others[f"nab_{short}_threshold"] = th
+    # Leave one category out: each held out in turn, scored at the threshold swept on the others.
+    for key, short in (
+        ("standard", "standard"),
+        ("reward_low_FP_rate", "low_fp"),
+        ("reward_low_FN_rate", "low_fn"),
+    ):
+        cv = leave_one_category_out(by_category[key], nabscore.PROFILES[key])
+        others[f"nab_{short}_cv_mean"] = cv.mean if cv else math.nan
+        others[f"nab_{short}_cv_pooled"] = cv.pooled if cv else math.nan
+        if key == "standard":
+            others["nab_standard_cv_folds"] = (
+                [{"category": h.category, "threshold": h.threshold, "score": h.score} for h in cv.folds]
+                if cv
+                else []
+            )
+    others["onsets_quiet_rows"] = onsets
+    others["prolonged_flagged"] = flagged_in[0] / flagged_in[1] if flagged_in[1] else math.nan
     summary: dict[str, object] = {
         "detector": name,
         "params": params,
@@ -244,6 +288,16 @@ def print_table(summary: dict[str, object], stream: object = None) -> None:
         f"{fmt(o['nab_low_fn_swept'], 1)} at its swept threshold",  # type: ignore[index]
         file=stream,  # type: ignore[arg-type]
     )
+    folds = o.get("nab_standard_cv_folds") or []  # type: ignore[union-attr]
+    if folds:
+        each = ", ".join(f"{h['category']} {fmt(h['score'], 1)}" for h in folds)
+        print(
+            f"NAB standard, leave one category out: mean {fmt(o['nab_standard_cv_mean'], 1)} "  # type: ignore[index]
+            f"(pooled {fmt(o['nab_standard_cv_pooled'], 1)}): {each}",  # type: ignore[index]
+            file=stream,  # type: ignore[arg-type]
+        )
+    if o.get("prolonged_flagged") is not None and o["prolonged_flagged"] == o["prolonged_flagged"]:  # type: ignore[index,union-attr]
+        print(f"flagged inside prolonged anomalies: {fmt(o['prolonged_flagged'])}", file=stream)  # type: ignore[index,arg-type]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,6 +321,20 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     ap.add_argument("labels", type=Path, metavar="LABELS.json")
     ap.add_argument("--out", type=Path, required=True, metavar="RESULTS_DIR")
+    ap.add_argument(
+        "--onsets",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="score only alarm onsets, with a quiet period of ROWS rows (0 to 100000; default 0: every row)",
+    )
+    ap.add_argument(
+        "--prolonged",
+        type=Path,
+        metavar="WINDOWS.json",
+        help="rows inside prolonged anomalies (simulator.labelled's labels/prolonged.json): report the "
+        "fraction flagged",
+    )
     return ap
 
 
@@ -276,7 +344,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("prophet.plot").disabled = True
     params = parse_params(args.param)
     label = results_name(args.name or args.detector)
-    summary = evaluate(args.detector, params, args.data_dir, args.labels, args.out, label)
+    if not 0 <= args.onsets <= MAX_QUIET_ROWS:
+        raise UserError(f"--onsets must be between 0 and {MAX_QUIET_ROWS}, got {args.onsets}")
+    summary = evaluate(
+        args.detector,
+        params,
+        args.data_dir,
+        args.labels,
+        args.out,
+        label,
+        onsets=args.onsets,
+        prolonged=args.prolonged,
+    )
     print_table(summary)
     print(f"results: {args.out / label}")
     return 0

@@ -16,7 +16,9 @@ value per tick), with anomalies of each kind laid over it by ``simulator.anomali
 Anomalies are 8 to 15 minutes apart and none starts in NAB's probationary period. Each is labelled with
 the window ``[start, end + 30 s]``: the return to normal when it ends belongs to the same incident.
 Writes ``DIR/data/simulator/<metric>.csv`` (``timestamp,value``), ``DIR/labels/combined_windows.json``
-(windows, as NAB's) and ``DIR/labels/anomalies.json`` (what was injected), so
+(windows, as NAB's), ``DIR/labels/anomalies.json`` (what was injected) and ``DIR/labels/prolonged.json``
+(the rows inside anomalies of a minute or more where the value is out of its course by a tenth of the
+range, as windows: ``monitor.evaluate --prolonged`` reports the fraction of them flagged), so
 ``python -m monitor.evaluate --detector NAME DIR/data DIR/labels/combined_windows.json --out RESULTS``
 evaluates it like NAB. Timestamps start at 2026-01-01 00:00:00 (UTC, no zone, as NAB writes them).
 """
@@ -45,6 +47,8 @@ TAIL_S = 30.0  # the return to normal after an anomaly ends belongs to its windo
 GAP_S = (8 * 60.0, 15 * 60.0)
 PROBATION_FRACTION = 0.15  # NAB's: min(15% of rows, 750 rows) are not scored
 PROBATION_MAX_ROWS = 750
+PROLONGED_S = 60.0  # an anomaly this long or longer is prolonged: it should stay flagged while it lasts
+OUT_FRACTION = 0.1  # ... at the rows where it moves the value by this fraction of the metric's range
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,30 @@ def schedule(spec: MetricSpec, start: float, end: float, first: float, rng: np.r
         t += duration + TAIL_S + float(rng.uniform(*GAP_S))
 
 
-def make_series(spec: MetricSpec, ts: np.ndarray, injected: list, seed: int, tick_s: float) -> np.ndarray:
-    clean = wave.values(spec, ts, seed, tick_s)
+def lay_over(spec: MetricSpec, ts: np.ndarray, injected: list, clean: np.ndarray) -> np.ndarray:
     return np.array(
         [anomalies.apply_all(float(v), float(t), injected, spec) for v, t in zip(clean, ts, strict=True)]
     )
+
+
+def prolonged_runs(
+    spec: MetricSpec, ts: np.ndarray, injected: list, clean: np.ndarray, values: np.ndarray
+) -> list[list[str]]:
+    """Runs of rows inside a prolonged anomaly (at least ``PROLONGED_S`` long) where the value is out of
+    its normal course by at least ``OUT_FRACTION`` of the metric's range: the rows a detector should keep
+    flagging for as long as the anomaly lasts (a drift's first tenth, or a drop that lands where the wave
+    already was, is not out yet)."""
+    out_rows = np.abs(values - clean) >= OUT_FRACTION * (spec.max - spec.min)
+    inside = np.zeros(len(ts), dtype=bool)
+    for a in injected:
+        if a.duration_s >= PROLONGED_S:
+            inside |= (ts >= a.start) & (ts < a.end)
+    rows = inside & out_rows
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], rows.astype(np.int8), [0]))))
+    return [
+        [stamp(float(ts[s]), True), stamp(float(ts[e - 1]), True)]
+        for s, e in zip(edges[::2], edges[1::2], strict=True)
+    ]
 
 
 def stamp(t: float, frac: bool = False) -> str:
@@ -110,17 +133,25 @@ def build(out: Path, hours: float, seed: int, config: SimulatorConfig | None = N
     rng = np.random.default_rng(seed)
     windows: dict[str, list[list[str]]] = {}
     injected_doc: dict[str, list[dict[str, object]]] = {}
+    prolonged: dict[str, list[list[str]]] = {}
     counts: dict[str, int] = {}
     for spec in cfg.metrics:
         injected = schedule(spec, float(ts[0]), float(ts[-1]), first, rng)
-        values = make_series(spec, ts, injected, seed, cfg.tick_s)
+        clean = wave.values(spec, ts, seed, cfg.tick_s)
+        values = lay_over(spec, ts, injected, clean)
         key = f"{CATEGORY}/{spec.name}.csv"
+        prolonged[key] = prolonged_runs(spec, ts, injected, clean, values)
         lines = ["timestamp,value", *(f"{stamp(float(t))},{v:.6g}" for t, v in zip(ts, values, strict=True))]
         atomic_write_text(out / "data" / key, "\n".join(lines) + "\n")
         windows[key] = [w for a in injected if (w := window_of(a, ts)) is not None]
         injected_doc[key] = [{**a.to_json(), "window": window_of(a, ts)} for a in injected]
         counts[spec.name] = len(injected)
-    for name, doc in (("combined_windows.json", windows), ("anomalies.json", injected_doc)):
+    docs = (
+        ("combined_windows.json", windows),
+        ("anomalies.json", injected_doc),
+        ("prolonged.json", prolonged),
+    )
+    for name, doc in docs:
         atomic_write_text(out / "labels" / name, json.dumps(doc, indent=2, allow_nan=False) + "\n")
     return counts
 

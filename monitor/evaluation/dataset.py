@@ -178,3 +178,14 @@ def load(data_dir: Path, labels_path: Path) -> list[LabelledFile]:
                 windows.append(rows)
         files.append(LabelledFile(key, stamps, raw_values, ts, values, windows))
     return files
+
+
+def rows_of(labels_path: Path, files: list[LabelledFile]) -> dict[str, list[tuple[int, int]]]:
+    """Another windows JSON over the same files (``simulator.labelled``'s prolonged anomalies), as
+    inclusive row ranges per file; a file it does not name has none."""
+    labels = read_labels(labels_path)
+    out: dict[str, list[tuple[int, int]]] = {}
+    for f in files:
+        rows = (window_rows(f.ts, start, end) for start, end in labels.get(f.key, []))
+        out[f.key] = [r for r in rows if r is not None]
+    return out

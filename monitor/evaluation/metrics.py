@@ -84,3 +84,12 @@ def count(flags: np.ndarray, windows: list[tuple[int, int]], ts: np.ndarray) -> 
     # An episode starts at an outside flag whose previous row is not an outside flag.
     starts = outside & ~np.concatenate(([False], outside[:-1]))
     return Counts(tp, int(starts.sum()), fn, tuple(delays))
+
+
+def flagged_fraction(flags: np.ndarray, ranges: list[tuple[int, int]]) -> tuple[int, int]:
+    """(flagged rows, rows) inside the inclusive row ``ranges``: how much of a prolonged anomaly is seen."""
+    flags = np.asarray(flags, dtype=bool)
+    inside = np.zeros(len(flags), dtype=bool)
+    for s, e in ranges:
+        inside[s : e + 1] = True
+    return int((flags & inside).sum()), int(inside.sum())
