@@ -15,7 +15,7 @@ from typing import Any
 from monitor import forecast, position
 from monitor.config import MonitorConfig
 from monitor.detectors import registry
-from monitor.detectors.base import Detector
+from monitor.detectors.base import SeriesDetector
 from monitor.detectors.prophet import ModelStore
 from monitor.exporter import MonitorMetrics
 from monitor.loader import load_training
@@ -166,7 +166,7 @@ def detector_params(cfg: MonitorConfig, name: str, pairs: Sequence[str]) -> dict
     return raw
 
 
-def effective_params(detector: Detector, params: Mapping[str, Any]) -> dict[str, Any]:
+def effective_params(detector: SeriesDetector, params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` with what the detector settled on (the period Prophet detected): a refit on an hour of
     live data keeps the season the training file showed instead of wandering to another one."""
     p = getattr(detector, "p", None)

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.detectors.base import ANOMALY_THRESHOLD
 from monitor.detectors.prophet import ProphetParams
 from monitor.detectors.registry import NAMES, create, detector_class, make_params, needs_fit, parse_params
+from monitor.detectors.scores import ANOMALY_THRESHOLD
 from monitor.evaluation import nabscore
 from monitor.evaluation.crossval import leave_one_category_out
 from monitor.evaluation.dataset import LabelledFile, load, rows_of

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from monitor.detectors.base import ANOMALY_THRESHOLD
+from monitor.detectors.scores import ANOMALY_THRESHOLD
 from monitor.scoring import CycleStats
 from streamwatch.health import QueryHealth
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitor.config import RESERVED_LABELS, QueryConfig
-from monitor.detectors.base import Detector
+from monitor.detectors.base import SeriesDetector
 from streamwatch.series import Series
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class SeriesState:
     text: str  # its exported labels, formatted
     last_seen: float  # the cycle time it last brought a new point
     trained_until: float = -math.inf  # points at or before this are history, never scored
-    detector: Detector | None = None  # None while its model is being made
+    detector: SeriesDetector | None = None  # None while its model is being made
     samples: int = 0
     anomalies: int = 0
     cycle_anomalies: int = 0
@@ -196,7 +196,7 @@ class QueryFleet:
         report.scored += n
         report.anomalies += flagged
 
-    def install(self, key: LabelKey, detector: Detector, trained_until: float) -> bool:
+    def install(self, key: LabelKey, detector: SeriesDetector, trained_until: float) -> bool:
         """Give a waiting series its model; False when it was dropped meanwhile."""
         state = self.series.get(key)
         if state is None:
@@ -208,7 +208,7 @@ class QueryFleet:
     def restore(
         self,
         labels: Mapping[str, str],
-        detector: Detector,
+        detector: SeriesDetector,
         trained_until: float,
         last_seen: float,
         now: float,

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import FittedDetector, Score, Scores
+from monitor.detectors.base import FittedDetector
 from monitor.detectors.options import DetectorOptions, finish, finish_one
 from monitor.detectors.prophet import ProphetParams
+from monitor.detectors.scores import Score, Scores
 
 PROFILE_POINTS = 512
 

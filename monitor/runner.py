@@ -1,4 +1,4 @@
-"""The monitor's loop: pull new samples, score them through a Detector, export, print one line.
+"""The monitor's loop: pull new samples, score them through a SeriesDetector, export, print one line.
 
 Time comes from a ``streamwatch.clock.Clock`` and samples from a ``Source`` (Prometheus in production,
 anything with ``fetch``/``recent`` in tests and benchmarks), so the loop runs at full speed under
@@ -19,7 +19,7 @@ from typing import Protocol, TextIO
 
 import numpy as np
 
-from monitor.detectors.base import Detector
+from monitor.detectors.base import SeriesDetector
 from monitor.exporter import MonitorMetrics
 from monitor.scoring import CycleStats, cycle_stats
 from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
@@ -31,7 +31,7 @@ from streamwatch.series import Series
 log = logging.getLogger(__name__)
 
 # Builds a fresh detector from training samples; the runner calls it to retrain.
-Rebuild = Callable[[Series], Detector]
+Rebuild = Callable[[Series], SeriesDetector]
 # Persists the read position after a cycle that scored something; raises OSError when it cannot.
 SavePosition = Callable[[], None]
 
@@ -70,7 +70,7 @@ class Runner:
 
     def __init__(
         self,
-        detector: Detector,
+        detector: SeriesDetector,
         source: Source,
         metrics: MonitorMetrics,
         clock: Clock,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import ANOMALY_THRESHOLD
+from monitor.detectors.scores import ANOMALY_THRESHOLD
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import QueryConfig
-from monitor.detectors.base import Detector
+from monitor.detectors.base import SeriesDetector
 from monitor.fleet import QueryFleet
 from streamwatch.atomic import atomic_write_bytes
 
@@ -36,7 +36,7 @@ class SavedSeries:
     labels: dict[str, str]
     trained_until: float  # the newest point its detector has seen
     last_seen: float  # the cycle time it last brought a new point: it goes stale from there as before
-    detector: Detector
+    detector: SeriesDetector
     samples: int
     anomalies: int
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from monitor.config import MAX_RANGE_POINTS, MonitorConfig, QueryConfig
 from monitor.detectors import registry
-from monitor.detectors.base import Detector
+from monitor.detectors.base import SeriesDetector
 from monitor.fitpool import FitPool
 from monitor.fleet import Accept, LabelKey, QueryFleet
 from monitor.fleetexport import FleetMetrics, render_series
@@ -193,7 +193,7 @@ class FleetRunner:
                     describe(key),
                     result.no_season,
                 )
-            detector: Detector = self._profile_detector(w.query, result)
+            detector: SeriesDetector = self._profile_detector(w.query, result)
             if w.fleet.install(key, detector, trained_until):
                 self.metrics.fits.labels(name).inc()
 
@@ -203,7 +203,7 @@ class FleetRunner:
         return name, key, trained_until
 
     @staticmethod
-    def _profile_detector(q: QueryConfig, profile: Profile) -> Detector:
+    def _profile_detector(q: QueryConfig, profile: Profile) -> SeriesDetector:
         return ProfileBandDetector(profile, registry.make_params("prophet", q.params))
 
     def run(self) -> None:

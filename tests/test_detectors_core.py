@@ -7,20 +7,21 @@ import math
 import numpy as np
 import pytest
 
-from monitor.detectors.base import Detector, Direction
+from monitor.detectors.base import SeriesDetector
 from monitor.detectors.ema import EMAParams, EMAZScore
 from monitor.detectors.ensemble import Ensemble, EnsembleParams, combine
 from monitor.detectors.iqr import IQRParams, RollingIQR
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.prophet import ProphetBandDetector
 from monitor.detectors.registry import DETECTORS, create, from_cli
+from monitor.detectors.scores import Direction
 from monitor.detectors.sma import SMAParams, SMAZScore
 from monitor.detectors.trend import TrendDetector, TrendParams
 from monitor.forecast import Band
 from streamwatch.errors import ConfigError
 
 
-def feed(d: Detector, xs: list[float]) -> None:
+def feed(d: SeriesDetector, xs: list[float]) -> None:
     for i, x in enumerate(xs):
         d.update_one(x, float(i))
 

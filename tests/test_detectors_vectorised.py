@@ -132,7 +132,8 @@ def test_score_many_scores_as_score_one_and_learns_nothing(name: str, params: di
 def test_a_detector_with_only_score_one_and_learn_one_gets_correct_batches() -> None:
     """The base class's loops: what a new detector gets before it has a vectorised path, checked
     against a detector that has one (SMA), by writing SMA's streaming half alone."""
-    from monitor.detectors.base import OnlineDetector, Score
+    from monitor.detectors.base import OnlineDetector
+    from monitor.detectors.scores import Score
     from monitor.detectors.sma import SMAZScore
 
     class LoopSMA(OnlineDetector):

@@ -14,7 +14,7 @@ import pytest
 from monitor import forecast, modelstore
 from monitor.config import MonitorConfig
 from monitor.detectors import registry
-from monitor.detectors.base import Detector
+from monitor.detectors.base import SeriesDetector
 from monitor.detectors.prophet import ModelStore, ProphetBandDetector, ProphetParams
 from monitor.forecast import Band
 from monitor.period import NoSeasonError, PeriodError, detect_period, find_season, sampling_step
@@ -201,7 +201,7 @@ def fitted_price() -> tuple[np.ndarray, np.ndarray, forecast.FittedModel]:
 def test_prophet_band_is_a_detector_with_the_common_score(fitted_price):
     ts, _, fitted = fitted_price
     det = ProphetBandDetector(fitted.band(float(ts[-1]), 3600.0), 80.0)
-    assert isinstance(det, Detector)
+    assert isinstance(det, SeriesDetector)
     t = float(ts[-1]) + 10.0
     one = det.score_one(500.0, t)
     assert one.lower < one.expected < one.upper

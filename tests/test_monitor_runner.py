@@ -18,8 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from monitor.config import MonitorConfig
-from monitor.detectors.base import Scores
 from monitor.detectors.prophet import ProphetBandDetector
+from monitor.detectors.scores import Scores
 from monitor.exporter import MonitorMetrics
 from monitor.forecast import Band
 from monitor.runner import Runner, RunnerSettings
@@ -501,7 +501,7 @@ def test_a_retrain_that_fails_leaves_a_streaming_detector_as_it_was(start_promet
     clock = FakeClock(time.time())
     detector = create("ema", {"alpha": 0.5, "warmup": 1})
     detector.update_many(np.array([NORMAL, NORMAL + 1.0]), np.array([0.0, 1.0]))
-    before = (detector.n, detector.mean, detector.var)
+    before = {k: v.tolist() for k, v in detector.state.items()}
     runner, _, _ = make_runner(prom.url, detector, clock, retrain_window=60.0, min_train_points=1)
 
     def rebuild(series: Series):
@@ -512,4 +512,4 @@ def test_a_retrain_that_fails_leaves_a_streaming_detector_as_it_was(start_promet
         runner.retrain(clock.time())
     assert any("retraining failed" in r.getMessage() for r in caplog.records)
     assert runner.detector is detector
-    assert (detector.n, detector.mean, detector.var) == before
+    assert {k: v.tolist() for k, v in detector.state.items()} == before

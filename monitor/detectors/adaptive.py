@@ -72,8 +72,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from monitor.detectors.base import OnlineDetector, Score, Scores
+from monitor.detectors.base import OnlineDetector
 from monitor.detectors.options import DetectorOptions, finish, finish_one
+from monitor.detectors.scores import Score, Scores
 
 SCALE_ALPHA = 0.01
 """Weight of a new error in a scale (after the first ``1 / SCALE_ALPHA`` errors, which are averaged)."""

@@ -1,81 +1,34 @@
-"""The one interface every detector implements, in the spirit of river's ``learn_one``/``score_one``.
+"""The detector interface: a columnar ``Detector`` holds many series as rows of arrays.
 
-Scores share one scale for every detector: ``score > 1`` means anomalous, ``score == 1`` is exactly on
-the band's edge, 0 is exactly as expected. For band detectors that is the deviation divided by the
-band's half-width on that side: ``(x - expected) / (upper - expected)`` above, ``(expected - x) /
-(expected - lower)`` below. Methods without an expected value or band report NaN for them.
+Streaming order is the contract: a point is scored against what its series learnt *before* it, then
+learnt, so no detector ever sees a value before scoring it. ``Detector.update`` does that for a whole
+query's new points at once (a ``(rows, T)`` matrix); with one row, ``update_one`` / ``update_many`` are
+the one-series forms (tests, the evaluation), and ``score_one`` / ``score_many`` score without learning.
+Scores are on the common scale of ``monitor.detectors.scores`` (``> 1``: anomalous).
 
-Streaming order is the contract: ``update_one`` scores a value *before* learning it, and
-``update_many`` is the batch equivalent of calling ``update_one`` on each value in turn (the same
-results to 1e-9), so no detector ever sees a value before scoring it. ``score_many`` scores a batch
-against what has been learnt so far and learns none of it.
+A new detector subclasses :class:`Detector` and writes a ``Params`` dataclass (a ``DetectorOptions``),
+``fresh(n)`` and ``_step`` (one time column over all rows), plus a registry line.
 
-A new detector subclasses :class:`OnlineDetector` and writes ``score_one`` and ``learn_one`` (plus a
-``Params`` dataclass and a registry line): ``update_one``, ``update_many`` and ``score_many`` come
-from the base class as loops. A vectorised ``update_many`` is worth writing where ``bench.detectors``
-shows the loop is too slow (measured at 20,000 points: 4x for iqr, 13x to 22x for the others); the tests check
-it against the loop.
+``OnlineDetector`` and ``FittedDetector`` are the older one-series bases (``score_one``/``learn_one``
+loops); a model kept as one Python object per series reaches the monitor through :class:`PerSeries`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-Direction = Literal["above", "below", "both"]
-
-ANOMALY_THRESHOLD = 1.0
-"""The common scale's one threshold: a score above it is an anomaly, for every detector (the band's edge
-is exactly 1). Everything that decides "anomalous" from a score compares with this name."""
-
-
-@dataclass(frozen=True)
-class Score:
-    score: float
-    expected: float = float("nan")
-    lower: float = float("nan")
-    upper: float = float("nan")
-
-    @property
-    def anomalous(self) -> bool:
-        return self.score > ANOMALY_THRESHOLD
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Per-point results for a batch; every array has the batch's length."""
-
-    score: np.ndarray
-    expected: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-
-    @property
-    def anomalous(self) -> np.ndarray:
-        return self.score > ANOMALY_THRESHOLD
-
-    def __len__(self) -> int:
-        return int(self.score.size)
-
-    @classmethod
-    def of(cls, scores: Sequence[Score]) -> Scores:
-        """A batch from per-point results (the loops' way to build one)."""
-        cols = np.array([(s.score, s.expected, s.lower, s.upper) for s in scores], dtype=np.float64)
-        cols = cols.reshape(len(scores), 4)
-        return cls(cols[:, 0].copy(), cols[:, 1].copy(), cols[:, 2].copy(), cols[:, 3].copy())
-
-    def at(self, i: int) -> Score:
-        return Score(
-            float(self.score[i]), float(self.expected[i]), float(self.lower[i]), float(self.upper[i])
-        )
+from monitor.detectors.options import DetectorOptions, finish
+from monitor.detectors.scores import Score, Scores
 
 
 @runtime_checkable
-class Detector(Protocol):
-    """A streaming anomaly detector over one series. ``t`` is epoch seconds; ``x`` the value."""
+class SeriesDetector(Protocol):
+    """One series' detector: ``t`` is epoch seconds, ``x`` the value. The older detectors implement it;
+    a one-row :class:`Detector` has the same methods."""
 
     def score_one(self, x: float, t: float) -> Score:
         """Score ``x`` against what has been learnt so far, without learning it."""
@@ -151,15 +104,274 @@ class FittedDetector:
         return self.score_many(xs, ts)
 
 
-def band_score(x: np.ndarray, expected: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Deviation over the band's half-width on the deviating side (> 1: outside the band).
+State = dict[str, np.ndarray]
+"""A detector's state: named arrays whose axis 0 is the row (one row per watched series)."""
 
-    A zero-width side scores 0 for a value exactly on it and +inf for any value beyond it.
+
+class Detector:
+    """A detector for many series at once: its state is arrays with one row per series (columnar).
+
+    The monitor keeps one ``Detector`` per query and scores every series' new points in one call:
+    ``update(x, t)`` takes ``(rows, T)`` matrices of values and timestamps (NaN: no sample in that cell,
+    as rows bring different numbers of points) and returns ``Scores`` of the same shape. A point is
+    scored against what its row learnt before it, then learnt (streaming order, as ``update_one``).
+    Non-finite values are never learnt: NaN is no sample (score NaN), +/-Inf scores +Inf.
+
+    Subclasses write a ``Params`` dataclass (a ``DetectorOptions``), ``fresh(n)`` (the state of ``n`` new
+    rows) and ``_step(x, t, ok)``, which scores one time column over all rows and learns it where ``ok``
+    (rows without a finite sample in the column keep their state); or override ``_update`` for a whole
+    matrix at once. The base does the rest: row bookkeeping (``resize``, ``reset``, ``take``, ``put``),
+    scoring without learning (``score``), the count of points learnt per row (``state["n"]``) and
+    ``warming()``, a snapshot of plain arrays (``arrays`` / ``restore``: nothing that can run code), and
+    the one-series conveniences ``update_one`` / ``update_many`` / ``score_one`` / ``score_many`` for a
+    one-row detector (tests, the evaluation).
+
+    >>> class Last(Detector):  # expects the previous value, flags a change of more than 10
+    ...     def fresh(self, n):
+    ...         return {"last": np.full(n, np.nan)}
+    ...     def _step(self, x, t, ok):
+    ...         last = self.state["last"]
+    ...         s = self.finish(x, last, last - 10.0, last + 10.0)
+    ...         np.copyto(last, x, where=ok)
+    ...         return s
+    >>> d = Last(rows=2)
+    >>> d.update(np.array([[1.0, 5.0, 30.0], [2.0, np.nan, 2.0]]), np.zeros((2, 3))).score.tolist()
+    [[0.0, 0.4, 2.5], [0.0, nan, 0.0]]
+    >>> d.state["n"].tolist()  # points learnt per row
+    [3, 2]
     """
-    x, expected, lower, upper = (np.asarray(a, dtype=np.float64) for a in (x, expected, lower, upper))
-    above = x >= expected
-    dev = np.where(above, x - expected, expected - x)
-    half = np.where(above, upper - expected, expected - lower)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(half > 0, dev / np.where(half > 0, half, 1.0), np.where(dev > 0, np.inf, 0.0))
-    return np.where(np.isnan(expected), np.nan, out)
+
+    Params: ClassVar[type] = DetectorOptions
+
+    def __init__(self, params: Any = None, rows: int = 1) -> None:
+        self.p = params if params is not None else self.Params()
+        self.state: State = self._new_state(rows)
+
+    # --- what a subclass writes -------------------------------------------------------------------
+
+    def fresh(self, n: int) -> State:
+        """The state of ``n`` rows that have learnt nothing."""
+        return {}
+
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
+        """Score column ``x`` (one value per row, at times ``t``), then learn it where ``ok``."""
+        raise NotImplementedError
+
+    @property
+    def warmup(self) -> int:
+        """Points a row must learn before it scores (0: from its first point); the monitor reads at least
+        this much history for a new series, so it is ready at its first live point."""
+        return 0
+
+    # --- scoring ----------------------------------------------------------------------------------
+
+    @property
+    def rows(self) -> int:
+        return int(self.state["n"].shape[0])
+
+    def finish(self, x: np.ndarray, expected: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> Scores:
+        """Scores from a band, with this detector's ``direction`` and ``min_deviation`` applied."""
+        return finish(self.p, x, expected, lower, upper)
+
+    def update(self, x: np.ndarray, t: np.ndarray) -> Scores:
+        """Score, then learn, a ``(rows, T)`` matrix of points in time order (or one ``(rows,)`` column)."""
+        x = np.asarray(x, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64)
+        column = x.ndim == 1
+        if column:
+            x, t = x[:, None], t[:, None]
+        if x.ndim != 2 or x.shape[0] != self.rows or t.shape != x.shape:
+            raise ValueError(f"update takes ({self.rows}, T) values and times, got {x.shape} and {t.shape}")
+        out = self._update(x, t)
+        if column:
+            return Scores(out.score[:, 0], out.expected[:, 0], out.lower[:, 0], out.upper[:, 0])
+        return out
+
+    def _update(self, x: np.ndarray, t: np.ndarray) -> Scores:
+        shape = x.shape
+        score = np.full(shape, np.nan)
+        expected, lower, upper = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+        finite = np.isfinite(x)
+        for j in range(shape[1]):
+            ok = finite[:, j]
+            if not ok.any():
+                continue
+            xj = np.where(ok, x[:, j], np.nan)
+            s = self._step(xj, t[:, j], ok)
+            self.state["n"] += ok
+            score[:, j], expected[:, j], lower[:, j], upper[:, j] = s.score, s.expected, s.lower, s.upper
+        score[~finite] = np.nan
+        score[np.isinf(x)] = np.inf  # as far from any band as a value can be; never learnt
+        return Scores(score, expected, lower, upper)
+
+    def score(self, x: np.ndarray, t: np.ndarray) -> Scores:
+        """Score every point against what the rows have learnt so far, learning none of them (each time
+        column against the same state): what the current model says of a stretch of history."""
+        x = np.asarray(x, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64)
+        if x.ndim == 1:
+            return self.copy().update(x, t)
+        cols = [self.copy().update(x[:, j], t[:, j]) for j in range(x.shape[1])]
+        return Scores(*(np.stack([getattr(c, f) for c in cols], axis=1) for f in Scores.FIELDS))
+
+    def warming(self) -> np.ndarray:
+        """Per row: True while it has learnt fewer than ``warmup`` points."""
+        return self.state["n"] < self.warmup
+
+    # --- rows -------------------------------------------------------------------------------------
+
+    def _new_state(self, n: int) -> State:
+        return {"n": np.zeros(n, dtype=np.int64), **self.fresh(n)}
+
+    def resize(self, n: int) -> None:
+        """Keep the first ``n`` rows (growing with fresh rows, or cutting the last ones)."""
+        have = self.rows
+        if n > have:
+            more = self._new_state(n - have)
+            self.state = {k: np.concatenate([v, more[k]]) for k, v in self.state.items()}
+        elif n < have:
+            self.state = {k: v[:n].copy() for k, v in self.state.items()}
+
+    def reset(self, rows: np.ndarray | Sequence[int]) -> None:
+        """Forget what ``rows`` learnt (a slot given to a new series)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        new = self._new_state(rows.size)
+        for k, v in self.state.items():
+            v[rows] = new[k]
+
+    def take(self, rows: np.ndarray | Sequence[int]) -> Self:
+        """A detector of ``rows`` only (a copy): a per-series view, a subset to save."""
+        rows = np.asarray(rows, dtype=np.intp)
+        out = self.copy_empty()
+        out.state = {k: v[rows].copy() for k, v in self.state.items()}
+        return out
+
+    def put(self, rows: np.ndarray | Sequence[int], other: Detector) -> None:
+        """Write ``other``'s rows into ``rows`` (a series trained apart, installed in its slot)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        for k, v in self.state.items():
+            v[rows] = other.state[k]
+
+    def copy(self) -> Self:
+        out = self.copy_empty()
+        out.state = {k: v.copy() for k, v in self.state.items()}
+        return out
+
+    def copy_empty(self) -> Self:
+        """A detector with the same class and parameters and no rows."""
+        return type(self)(self.p, rows=0)
+
+    # --- snapshot ---------------------------------------------------------------------------------
+
+    def arrays(self) -> State:
+        """The state as plain arrays (save with ``np.savez``; load with ``allow_pickle=False``)."""
+        return dict(self.state)
+
+    def restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Take a saved state, checked against what this detector keeps: same names, kinds and row
+        shapes, one row count, so a foreign or damaged snapshot raises ``ValueError`` (one line)."""
+        want = self._new_state(0)
+        if set(arrays) != set(want):
+            raise ValueError(f"state holds {sorted(arrays)}, expected {sorted(want)}")
+        rows = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in arrays.values()}
+        if len(rows) != 1 or -1 in rows:
+            raise ValueError("state arrays disagree on the number of rows")
+        state: State = {}
+        for k, w in want.items():
+            a = np.asarray(arrays[k])
+            if a.shape[1:] != w.shape[1:] or a.dtype.kind != w.dtype.kind:
+                raise ValueError(
+                    f"state {k!r}: {a.dtype}{a.shape} does not fit {w.dtype}(rows, *{w.shape[1:]})"
+                )
+            state[k] = a.astype(w.dtype, copy=True)
+        self.state = state
+
+    # --- one series (a detector with one row) -----------------------------------------------------
+
+    def _one(self) -> None:
+        if self.rows != 1:
+            raise ValueError(f"the one-series methods need a one-row detector, this one has {self.rows}")
+
+    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
+        """``update_one`` over a batch of one series, in streaming order."""
+        self._one()
+        s = self.update(np.asarray(xs, dtype=np.float64)[None, :], np.asarray(ts, dtype=np.float64)[None, :])
+        return Scores(s.score[0], s.expected[0], s.lower[0], s.upper[0])
+
+    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
+        """Each value of a one-series batch scored against the current state, none learnt."""
+        self._one()
+        s = self.score(np.asarray(xs, dtype=np.float64)[None, :], np.asarray(ts, dtype=np.float64)[None, :])
+        return Scores(s.score[0], s.expected[0], s.lower[0], s.upper[0])
+
+    def update_one(self, x: float, t: float) -> Score:
+        return self.update_many(np.array([x]), np.array([t])).at(0)
+
+    def score_one(self, x: float, t: float) -> Score:
+        return self.score_many(np.array([x]), np.array([t])).at(0)
+
+    def learn_one(self, x: float, t: float) -> None:
+        self.update_one(x, t)
+
+
+class PerSeries(Detector):
+    """A columnar face over one-series detectors kept in a list, for a model that cannot be written over
+    arrays (``iforest``'s scikit-learn trees): correct, but one Python call per series per cycle, and no
+    snapshot (``arrays`` raises, so such a query is retrained at start).
+
+    >>> d = PerSeries(lambda: OnlineDetector(), rows=0)
+    >>> d.rows
+    0
+    """
+
+    def __init__(self, factory: Callable[[], SeriesDetector], rows: int = 1, params: Any = None) -> None:
+        self.factory = factory
+        self.members: list[SeriesDetector] = [factory() for _ in range(rows)]
+        super().__init__(
+            params if params is not None else getattr(self.members[0], "p", None) if rows else None, rows
+        )
+
+    def _update(self, x: np.ndarray, t: np.ndarray) -> Scores:
+        shape = x.shape
+        cols = [np.full(shape, np.nan) for _ in range(4)]
+        finite = np.isfinite(x)
+        for i, member in enumerate(self.members):
+            ok = finite[i]
+            if ok.any():
+                s = member.update_many(x[i, ok], t[i, ok])
+                for c, v in zip(cols, (s.score, s.expected, s.lower, s.upper), strict=True):
+                    c[i, ok] = v
+        self.state["n"] += finite.sum(axis=1)
+        cols[0][np.isinf(x)] = np.inf
+        return Scores(*cols)
+
+    def resize(self, n: int) -> None:
+        self.members = self.members[:n] + [self.factory() for _ in range(n - len(self.members))]
+        super().resize(n)
+
+    def reset(self, rows: np.ndarray | Sequence[int]) -> None:
+        for r in np.asarray(rows, dtype=np.intp).tolist():
+            self.members[r] = self.factory()
+        super().reset(rows)
+
+    def take(self, rows: np.ndarray | Sequence[int]) -> Self:
+        out = super().take(rows)
+        out.members = [copy.deepcopy(self.members[r]) for r in np.asarray(rows, dtype=np.intp).tolist()]
+        return out
+
+    def put(self, rows: np.ndarray | Sequence[int], other: Detector) -> None:
+        assert isinstance(other, PerSeries)
+        for r, m in zip(np.asarray(rows, dtype=np.intp).tolist(), other.members, strict=True):
+            self.members[r] = m
+        super().put(rows, other)
+
+    def copy(self) -> Self:
+        out = super().copy()
+        out.members = copy.deepcopy(self.members)
+        return out
+
+    def copy_empty(self) -> Self:
+        return type(self)(self.factory, rows=0, params=self.p)
+
+    def arrays(self) -> State:
+        raise ValueError("this detector keeps one model object per series and has no array snapshot")

@@ -5,8 +5,8 @@ Recurrences (Finch, "Incremental calculation of weighted mean and variance", 200
 detector scores 0 until it has learnt ``warmup`` values (default ``ceil(2 / alpha)``, the EMA's span).
 Band: ``mean ± threshold * sqrt(var)``; score = ``|x - mean| / (threshold * sd)``.
 
-Complexity: O(1) per point and O(1) memory. Vectorised path: both recurrences are first-order linear
-filters once the means are known, so ``scipy.signal.lfilter`` computes them in C.
+Complexity: O(1) per point and two floats of state per series; a query's series are stepped together,
+one time column at a time.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
-from monitor.detectors.base import OnlineDetector, Score, Scores
-from monitor.detectors.options import DetectorOptions, finish, finish_one
+from monitor.detectors.base import Detector, State
+from monitor.detectors.options import DetectorOptions
+from monitor.detectors.scores import Scores
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class EMAParams(DetectorOptions):
         return self.warmup or max(math.ceil(2 / self.alpha), 2)
 
 
-class EMAZScore(OnlineDetector):
+class EMAZScore(Detector):
     """Exponentially weighted z-score detector (alpha 0.1, threshold 2.5 by default).
 
     >>> d = EMAZScore(EMAParams(alpha=0.5, threshold=2.0, warmup=2))
@@ -54,55 +54,22 @@ class EMAZScore(OnlineDetector):
 
     Params = EMAParams
 
-    def __init__(self, params: EMAParams | None = None) -> None:
-        self.p = params or EMAParams()
-        self.n = 0
-        self.mean = 0.0
-        self.var = 0.0
+    def fresh(self, n: int) -> State:
+        return {"mean": np.zeros(n), "var": np.zeros(n)}
 
-    def score_one(self, x: float, t: float) -> Score:
-        if self.n < self.p.warmup_n:
-            return finish_one(self.p, x, math.nan, math.nan, math.nan)
-        half = self.p.threshold * math.sqrt(self.var)
-        return finish_one(self.p, x, self.mean, self.mean - half, self.mean + half)
+    @property
+    def warmup(self) -> int:
+        return self.p.warmup_n
 
-    def learn_one(self, x: float, t: float) -> None:
-        x = float(x)
-        if self.n == 0:
-            self.mean, self.var = x, 0.0
-        else:
-            a = self.p.alpha
-            d = x - self.mean
-            self.mean += a * d
-            self.var = (1 - a) * (self.var + a * d * d)
-        self.n += 1
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        xs = np.asarray(xs, dtype=np.float64)
-        n = len(xs)
-        if n == 0:
-            return finish(self.p, xs, xs, xs, xs)
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
+        st = self.state
+        n, mean, var = st["n"], st["mean"], st["var"]
+        expected = np.where(n < self.p.warmup_n, np.nan, mean)
+        half = self.p.threshold * np.sqrt(var)
+        scores = self.finish(x, expected, expected - half, expected + half)
         a = self.p.alpha
-        start = 0
-        if self.n == 0:  # the first value only seeds the mean
-            self.mean, self.var, start = float(xs[0]), 0.0, 1
-        # prior[i] = mean before learning xs[i]; means after learning follow m_i = (1-a) m_{i-1} + a x_i.
-        rest = xs[start:]
-        if len(rest) == 0:  # a batch of one value that only seeded the mean
-            self.n += n
-            return finish(self.p, xs, np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
-        # Filtered about the current mean, so a run of values equal to it stays exactly on it (as the
-        # streaming ``mean += a * 0`` does) instead of drifting by rounding into a zero-width band.
-        ref = self.mean
-        after = lfilter([a], [1.0, -(1 - a)], rest - ref, zi=[0.0])[0] + ref
-        prior = np.concatenate(([self.mean] * (start + 1), after[:-1]))
-        d = rest - prior[start:]
-        vafter, _ = lfilter([(1 - a) * a], [1.0, -(1 - a)], d * d, zi=[(1 - a) * self.var])
-        vprior = np.concatenate(([self.var] * (start + 1), vafter[:-1]))
-        counts = self.n + np.arange(n)
-        warm = counts < self.p.warmup_n
-        expected = np.where(warm, np.nan, prior)
-        half = self.p.threshold * np.sqrt(np.maximum(vprior, 0.0))
-        self.mean, self.var = float(after[-1]), float(vafter[-1])
-        self.n += n
-        return finish(self.p, xs, expected, expected - half, expected + half)
+        first = n == 0  # the first value only seeds the mean
+        d = x - mean
+        np.copyto(var, np.where(first, 0.0, (1 - a) * (var + a * d * d)), where=ok)
+        np.copyto(mean, np.where(first, x, mean + a * d), where=ok)
+        return scores

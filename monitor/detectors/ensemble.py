@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from monitor.detectors.base import ANOMALY_THRESHOLD, Detector, Score, Scores
+from monitor.detectors.base import SeriesDetector
 from monitor.detectors.options import DetectorOptions
+from monitor.detectors.scores import ANOMALY_THRESHOLD, Score, Scores
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Ensemble:
 
     Params = EnsembleParams
 
-    def __init__(self, params: EnsembleParams, members: Sequence[Detector]) -> None:
+    def __init__(self, params: EnsembleParams, members: Sequence[SeriesDetector]) -> None:
         """``members`` are the detectors ``params.member_names`` names, in that order, built with
         ``params.member_params`` (the registry does both; the ensemble knows no detector by name)."""
         self.p = params
@@ -129,7 +130,7 @@ class Ensemble:
             raise ValueError(f"{len(members)} members given for {self.p.members!r}")
         self._weights = self.p.weight_values
         self._wsum = sum(self._weights)
-        self.members: list[Detector] = list(members)
+        self.members: list[SeriesDetector] = list(members)
 
     def _combine_one(self, scores: list[Score]) -> EnsembleScore:
         """Scalar twin of :func:`combine` (the same arithmetic, without numpy's per-call overhead)."""

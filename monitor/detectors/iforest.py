@@ -26,8 +26,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.ensemble import IsolationForest
 
-from monitor.detectors.base import OnlineDetector, Score, Scores
+from monitor.detectors.base import OnlineDetector
 from monitor.detectors.options import DetectorOptions
+from monitor.detectors.scores import Score, Scores
 
 
 @dataclass(frozen=True)

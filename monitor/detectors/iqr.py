@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from monitor.detectors.base import OnlineDetector, Score, Scores
+from monitor.detectors.base import OnlineDetector
 from monitor.detectors.options import DetectorOptions, finish, finish_one
+from monitor.detectors.scores import Score, Scores
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from monitor.detectors.base import Detector, Score, Scores
+from monitor.detectors.base import SeriesDetector
 from monitor.detectors.iqr import QUARTILES, _interp, _positions
 from monitor.detectors.options import DetectorOptions, finish, finish_one
+from monitor.detectors.scores import Score, Scores
 
 # Interquartile range of a standard normal distribution: IQR / 1.349 estimates sigma.
 IQR_TO_SIGMA = 1.349
@@ -75,7 +76,7 @@ class Normalised:
     [True, False, False]
     """
 
-    def __init__(self, inner: Detector, params: NormaliseParams | None = None) -> None:
+    def __init__(self, inner: SeriesDetector, params: NormaliseParams | None = None) -> None:
         self.inner = inner
         self.params = params or NormaliseParams()
         # The inner detector's parameters stay its ``p`` (the monitor reads them back to refit it), and

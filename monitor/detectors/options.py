@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import Direction, Score, Scores, band_score
+from monitor.detectors.scores import Direction, Score, Scores, band_score
 
 DIRECTIONS: tuple[str, ...] = ("above", "below", "both")
 

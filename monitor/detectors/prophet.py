@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.detectors.base import FittedDetector, Score, Scores
+from monitor.detectors.base import FittedDetector
 from monitor.detectors.normalise import Normalised
 from monitor.detectors.options import DetectorOptions, finish, finish_one
+from monitor.detectors.scores import Score, Scores
 from monitor.forecast import Band
 
 log = logging.getLogger(__name__)

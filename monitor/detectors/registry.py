@@ -1,4 +1,4 @@
-"""Detector registry: every detector by name, with typed parameters; the one way to construct one.
+"""SeriesDetector registry: every detector by name, with typed parameters; the one way to construct one.
 
 ``create("sma", {"window": 20})`` builds a streaming detector from nothing; ``build(name, params, ts,
 values)`` builds any detector from training data, which is how the monitor gets its detector at start
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from monitor.detectors.adaptive import Adaptive
-from monitor.detectors.base import Detector
+from monitor.detectors.base import SeriesDetector
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
 from monitor.detectors.iforest import IsolationForestDetector
@@ -62,7 +62,7 @@ def needs_fit(name: str) -> bool:
 
 
 def make_params(name: str, raw: Mapping[str, Any] | None = None) -> Any:
-    """Detector ``name``'s ``Params`` from ``raw`` (typed values, or strings from the command line),
+    """SeriesDetector ``name``'s ``Params`` from ``raw`` (typed values, or strings from the command line),
     checked: the way to report a bad parameter before any data is read. Member parameters of the
     ensemble (``sma.window``) are checked by ``create``."""
     return _split(name, raw)[0]
@@ -81,7 +81,7 @@ def _split(name: str, raw: Mapping[str, Any] | None) -> tuple[Any, dict[str, dic
     return from_mapping(cls.Params, own, where=f"detector {name}", text=True), nested
 
 
-def create(name: str, params: Mapping[str, Any] | None = None) -> Detector:
+def create(name: str, params: Mapping[str, Any] | None = None) -> SeriesDetector:
     """A fresh streaming detector ``name`` with ``params`` (typed, or strings from the command line)."""
     if needs_fit(name):
         raise ConfigError(f"detector {name} learns from training data: build it with registry.build")
@@ -104,8 +104,8 @@ def build(
     *,
     store: ModelStore | None = None,
     horizon: float = DEFAULT_HORIZON_S,
-) -> Detector:
-    """Detector ``name`` that has learnt the training samples: the monitor's one construction path.
+) -> SeriesDetector:
+    """SeriesDetector ``name`` that has learnt the training samples: the monitor's one construction path.
 
     A streaming detector is created and learns ``values``, so its windows are full and it scores from
     the first live sample instead of sitting in warm-up. A detector that ``needs_fit`` is fitted by its
@@ -133,7 +133,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def from_cli(name: str, pairs: Sequence[str]) -> Detector:
+def from_cli(name: str, pairs: Sequence[str]) -> SeriesDetector:
     return create(name, parse_params(pairs))
 
 

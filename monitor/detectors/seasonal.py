@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import OnlineDetector, Score, Scores
+from monitor.detectors.base import OnlineDetector
 from monitor.detectors.options import DetectorOptions, finish, finish_one
+from monitor.detectors.scores import Score, Scores
 from monitor.period import PeriodError
 from monitor.seasonal import SeasonalModel, find_period, fit
 

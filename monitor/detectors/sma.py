@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import OnlineDetector, Score, Scores
+from monitor.detectors.base import OnlineDetector
 from monitor.detectors.options import DetectorOptions, finish, finish_one
 from monitor.detectors.rolling import RollingMoments, window_sums
+from monitor.detectors.scores import Score, Scores
 
 
 @dataclass(frozen=True)
