@@ -25,7 +25,7 @@ CASES = [
     ("ensemble", {}),
     ("ensemble", {"members": "sma,iqr,trend", "k": 1, "min_confidence": 0.3, "sma.window": 5}),
     ("adaptive", {}),
-    ("adaptive", {"warmup": 120, "suppress": 15, "period_s": 300.0, "bins": 10, "direction": "above"}),
+    ("adaptive", {"warmup": 120, "period_s": 300.0, "bins": 10, "jitter": 2, "direction": "above"}),
     (
         "adaptive",
         {"margin": 1.0, "memory": 50, "min_surprise": 0.0, "min_deviation": 2.0, "direction": "below"},

@@ -55,7 +55,7 @@ ROWS: list[tuple[str, str, str, dict[str, str]]] = [
 
 # Rows scored by their alarm onsets (monitor.evaluation.onsets), with this quiet period in rows: the
 # detectors whose score stays above 1 for as long as a series is out.
-ONSETS: dict[str, int] = {}
+ONSETS: dict[str, int] = {"adaptive": 200}
 
 
 def fmt(v: float | None, digits: int = 2) -> str:
