@@ -25,6 +25,62 @@ settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile("repeatable")
 
 
+# A test must keep its files in tmp paths: the checkout's var/ is `make demo`'s (models, read positions,
+# the incident log), and tests running in parallel beside it would share and overwrite them. When var/ is
+# absent at the start (a clean clone, CI), the run fails if any test, or a process it started, made it.
+_VAR = ROOT / "var"
+_VAR_EXISTED = _VAR.exists()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):  # pytest-xdist: the controller checks once for all
+        return
+    if not _VAR_EXISTED and _VAR.exists():
+        made = sorted(str(p.relative_to(ROOT)) for p in _VAR.rglob("*"))[:10]
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(
+            f"error: the tests wrote into the checkout's var/ (use tmp paths): {made or ['var/']}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook turns them into node ids)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, tests sharing a module-scoped fixture run on one worker, in file order.
+
+    Such a fixture is one expensive thing (a whole stack) that the module's tests use in turn, some
+    building on what the ones before them did; spread over workers, each worker would start its own
+    copy and the later tests would find it fresh. ``--dist loadgroup`` (set in addopts) keeps every
+    group on one worker; everything else is spread test by test.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = sorted(
+            name
+            for name, defs in info.name2fixturedefs.items()
+            if defs and defs[-1].scope == "module" and defs[-1].baseid.endswith(".py")
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{'+'.join(shared)}"))
+
+
+@pytest.fixture(autouse=True)
+def _xdist_grouped(request: pytest.FixtureRequest) -> None:
+    """Fail a grouped test whose group xdist ignored (it suffixes a grouped test's node id with "@group"):
+    it would share its module's stack with tests on other workers."""
+    node = request.node
+    grouped = getattr(request.config.option, "loadgroup", False) and node.get_closest_marker("xdist_group")
+    if grouped and "@" not in node.nodeid:
+        pytest.fail(
+            "pytest-xdist did not keep this test's group on one worker: this pytest and pytest-xdist do "
+            "not work together (see the pin in pyproject.toml)",
+            pytrace=False,
+        )
+
+
 @dataclass
 class PrometheusServer:
     url: str

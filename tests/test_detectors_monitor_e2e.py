@@ -82,6 +82,7 @@ def test_monitor_rejects_a_bad_detector_param_with_one_line(tmp_path: Path) -> N
         [
             sys.executable, "monitor.py", METRIC, str(ROOT / "datasets" / f"{METRIC}_train.json"),
             str(free_port()), "--detector", "sma", "--param", "window=ten",
+            "--model-dir", str(tmp_path / "models"),
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

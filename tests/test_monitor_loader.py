@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -139,9 +140,13 @@ def test_millisecond_timestamps_are_rejected_not_learnt_as_seconds(tmp_path: Pat
 
 
 def run_monitor(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python monitor.py`` with ``PORT`` replaced by a free port."""
+    """``python monitor.py`` with ``PORT`` replaced by a free port, and a model folder of its own unless
+    the test names one (the default, var/models, is the checkout's: tests run in parallel beside it)."""
     argv = [str(free_port()) if a == "PORT" else a for a in args]
-    return run_python("monitor.py", *argv)
+    if "--model-dir" in argv:
+        return run_python("monitor.py", *argv)
+    with tempfile.TemporaryDirectory(prefix="monitor-models-") as models:
+        return run_python("monitor.py", *argv, "--model-dir", models)
 
 
 def _series_doc(n_series: int) -> str:
