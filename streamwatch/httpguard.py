@@ -19,7 +19,6 @@ Flask app refuse NaN and Infinity both ways (they are not JSON, and ``jq`` stops
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,9 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+
+from streamwatch import strictjson
+from streamwatch.strictjson import json_depth
 
 MAX_BODY_BYTES = 64 * 1024  # an injection or a few alerts fit many times over
 MAX_JSON_DEPTH = 32  # the deepest legitimate body (an Alertmanager notification) nests 4 deep
@@ -141,42 +143,17 @@ class Guard:
             raise Refused(400, f"JSON nests {depth} deep, over the limit of {self.max_json_depth}")
 
 
-def json_depth(raw: bytes) -> int:
-    """How deep ``[``/``{`` nest in ``raw`` outside strings (a scan, never recursion: any size is safe)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # closing quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
-    return deepest
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 class StrictJSONProvider(DefaultJSONProvider):
-    """Flask's JSON with NaN and Infinity refused: never written (ValueError), never read (a 400)."""
+    """Flask's JSON with NaN and Infinity (and 1e999) refused: never written (ValueError), never read
+    (a 400)."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         kwargs.setdefault("allow_nan", False)
         return super().dumps(obj, **kwargs)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        kwargs.setdefault("parse_constant", _refuse_constant)
-        return json.loads(s, **kwargs)
+        # 1e999 too: Python reads it as inf, which then fails (500) wherever it is written back out.
+        return strictjson.loads(s)
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
