@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from incident.log import check_rotation
 from incident.severity import Rules, SeriesLimits
 from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
 from streamwatch.config import check_interval
 from streamwatch.promapi import check_base_url
+from streamwatch.ranges import (
+    INTERVAL,
+    LOG_BACKUPS,
+    LOG_BYTES,
+    PORT,
+    PROMETHEUS_TIMEOUT,
+    Range,
+    check_ranges,
+)
 
 # Empty: every metric the monitors export (the ``metric`` label of their anomaly counter) is watched.
 DEFAULT_METRICS: list[str] = []
@@ -57,7 +66,28 @@ class IncidentConfig:
     log_backup_count: int = 5
     recent_incidents: int = 20
 
+    # Wide enough for any real deployment, narrow enough that no value breaks time arithmetic or memory
+    # (a 1e300 s half-life was accepted and held every score forever).
+    RANGES: ClassVar[dict[str, Range]] = {
+        "top_series": Range(1, 1000),
+        "forget_series_after_s": Range(1, 604_800, "s"),
+        "max_series": Range(1, 1_000_000),
+        "half_life_s": Range(1, 86_400, "s"),
+        "threshold": Range(0, 1e9, low_open=True),
+        "clear_threshold": Range(0, 1e9, low_open=True),
+        "sev1_min_metrics": Range(1, 1000),
+        "prometheus_timeout_s": PROMETHEUS_TIMEOUT,
+        "interval": INTERVAL,
+        "backoff_max_s": Range(0.1, 3600, "s"),
+        "catchup_max_s": Range(1, 86_400, "s"),
+        "port": PORT,
+        "log_max_bytes": LOG_BYTES,
+        "log_backup_count": LOG_BACKUPS,
+        "recent_incidents": Range(0, 10_000),
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics has duplicates: {self.metrics}")
         for name in ("query", "monitors_query", "replicas_query"):

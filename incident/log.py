@@ -16,15 +16,22 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from incident.severity import IncidentEvent
+from streamwatch import strictjson
 from streamwatch.errors import DataError, UserError
 
 LogFormat = Literal["json", "text"]
 
 
 def dumps(doc: Any) -> str:
-    """JSON as the incident detector writes it (log, state file, /state): compact, and NaN or Infinity
-    refused with a ``ValueError`` rather than written as something that is not JSON."""
-    return json.dumps(doc, allow_nan=False, separators=(",", ":"))
+    """JSON as the incident detector writes it (log, state file, /state): compact, and always JSON.
+
+    A non-finite number (bounded counts keep every score finite, so only a bug makes one) is written as
+    null: no value can make a write path raise and stop the detector (a 1e308 counter jump once did).
+    """
+    try:
+        return strictjson.dumps(doc)
+    except ValueError:
+        return strictjson.dumps(strictjson.finite(doc))
 
 
 def check_rotation(max_bytes: int, backup_count: int) -> None:

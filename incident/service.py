@@ -51,7 +51,7 @@ class IncidentWatcher:
         self.state_failing = False  # say so once per streak of failed state writes
         # Lines of events the incident log has not taken yet, in order (a full disk, or a cycle in progress).
         self.unwritten: list[str] = []
-        saved = state_file.load() if state_file else None
+        saved = state_file.load(cfg.log_format) if state_file else None
         if saved is None:
             self.tracker = IncidentTracker(
                 tuple(cfg.metrics), cfg.rules(), cfg.recent_incidents, cfg.limits()
@@ -234,7 +234,7 @@ class IncidentWatcher:
         }
         try:
             self.state_file.save(doc)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # a value no write may fail on: never stop the detector
             self.metrics.state_errors.inc()
             if not self.state_failing:
                 log.error(

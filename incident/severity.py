@@ -34,10 +34,28 @@ EventKind = Literal["opened", "escalated", "de-escalated", "changed", "resolved"
 # Labels a monitor's scrape adds: they tell monitors apart, not the watched series, so the readable
 # name leaves them out (the series' key and the JSON log keep them).
 TARGET_LABELS = frozenset({"job", "instance"})
+# The most anomalies one series can have per second: one per sample, at a scrape interval of 100 ms.
+# A counter that jumps by more (1e308 once killed the detector, and one jump would have held a score
+# for 17 hours) is a broken monitor, not news: what it adds is capped at this rate over the gap (and at
+# least over a minute, so a burst counted in one short cycle is not cut), so one absurd reading adds at
+# most 600 (gone below the clear threshold in 7 half-lives) and every score stays a finite number.
+MAX_ANOMALIES_PER_S = 10.0
+MIN_COUNT_WINDOW_S = 60.0
 
 
 def severity_label(severity: int) -> str:
     return {NONE: "none", SEV1: "Sev 1", SEV2: "Sev 2"}[severity]
+
+
+def bounded_count(gap_s: float) -> float:
+    """The most anomalies a series may add in ``gap_s`` seconds (at least a minute's worth).
+
+    >>> bounded_count(5.0)
+    600.0
+    >>> bounded_count(3600.0)
+    36000.0
+    """
+    return MAX_ANOMALIES_PER_S * max(MIN_COUNT_WINDOW_S, gap_s)
 
 
 def severity_for(in_trouble: int, sev1_min_metrics: int) -> int:
@@ -375,13 +393,14 @@ class IncidentTracker:
         """
         gap = 0.0 if self.last_ts is None else ts - self.last_ts
         weight = spread_weight(gap, self.rules.half_life_s)
+        most = bounded_count(gap)
         self.refused = []
         reading = {k if isinstance(k, SeriesId) else SeriesId(k): n for k, n in new_anomalies.items()}
         self._forget(ts, reading)  # first, so the room they leave takes new series at once
         for sid, count in reading.items():
             st = self._admit(sid, ts)
             if st is not None and math.isfinite(count) and count > 0:
-                st.score.add(float(count) * weight, ts)
+                st.score.add(min(float(count), most) * weight, ts)
         self.last_ts = ts if self.last_ts is None else max(ts, self.last_ts)
         # One pass over the series (thousands of them): hysteresis, each metric's worst score, the troubled.
         values = {m: 0.0 for m in self.known_metrics()}

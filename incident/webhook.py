@@ -15,17 +15,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from incident.log import AppendOnlyLog, check_rotation
+from incident.log import AppendOnlyLog, check_rotation, dumps
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.config import load
 from streamwatch.httpguard import ALLOWED_HOST_HELP, Guard, protect
 from streamwatch.logs import setup_logging
+from streamwatch.ranges import BODY_BYTES, LOG_BACKUPS, LOG_BYTES, PORT, Range, check_ranges
 from streamwatch.wsgi import serve
 
 log = logging.getLogger("alerts")
@@ -45,11 +46,16 @@ class WebhookConfig:
     # refused as too large would be lost; 1 MiB holds hundreds of alerts.
     max_body_bytes: int = 1024 * 1024
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "port": PORT,
+        "log_max_bytes": LOG_BYTES,
+        "log_backup_count": LOG_BACKUPS,
+        "recent": Range(1, 10_000),
+        "max_body_bytes": BODY_BYTES,
+    }
+
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
-        if self.recent < 1:
-            raise ValueError(f"recent must be at least 1, got {self.recent}")
+        check_ranges(self)
         check_rotation(self.log_max_bytes, self.log_backup_count)
         self.guard()  # a malformed allowed_hosts entry is a config error at start
 
@@ -58,31 +64,57 @@ class WebhookConfig:
         return Guard.for_server(self.host, self.port, self.allowed_hosts, self.max_body_bytes)
 
 
+def _strings(value: Any, where: str) -> dict[str, str]:
+    """A label or annotation set: an object of strings (Alertmanager's are never anything else)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object of strings")
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise ValueError(f"{where}.{k} must be a string, got {type(v).__name__}")
+    return dict(value)
+
+
+def _time_text(value: Any, where: str) -> str | None:
+    """``startsAt``/``endsAt``: an RFC 3339 string as Alertmanager sends it (or absent)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"{where} must be an RFC 3339 time string, got {type(value).__name__}")
+
+
 def alert_records(payload: Any, received: float) -> list[dict[str, Any]]:
     """The alerts of one Alertmanager webhook payload (version 4), one flat record each.
 
-    Raises ``ValueError`` naming what is missing when ``payload`` is not such a notification.
+    Raises ``ValueError`` naming what is wrong when ``payload`` is not such a notification. Everything
+    is checked here, before anything is written: a 5xx after a line was written would make Alertmanager
+    retry, and the retry write it twice.
     """
     if not isinstance(payload, dict):
         raise ValueError("body must be a JSON object (Alertmanager's webhook payload)")
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise ValueError("'alerts' must be a list")
+    receiver = payload.get("receiver")
+    if receiver is not None and not isinstance(receiver, str):
+        raise ValueError("'receiver' must be a string")
     out = []
     for i, alert in enumerate(alerts):
-        if not isinstance(alert, dict) or not isinstance(alert.get("labels"), dict):
+        if not isinstance(alert, dict):
             raise ValueError(f"alerts[{i}] must be an object with 'labels'")
-        labels = {str(k): str(v) for k, v in alert["labels"].items()}
+        labels = _strings(alert.get("labels"), f"alerts[{i}].labels")
+        annotations = _strings(alert.get("annotations") or {}, f"alerts[{i}].annotations")
+        status = alert.get("status", payload.get("status", "unknown"))
+        if not isinstance(status, str):
+            raise ValueError(f"alerts[{i}].status must be a string")
         out.append(
             {
                 "received": round(received, 3),
-                "status": str(alert.get("status", payload.get("status", "unknown"))),
+                "status": status,
                 "alertname": labels.get("alertname", ""),
                 "labels": labels,
-                "annotations": alert.get("annotations") or {},
-                "startsAt": alert.get("startsAt"),
-                "endsAt": alert.get("endsAt"),
-                "receiver": payload.get("receiver"),
+                "annotations": annotations,
+                "startsAt": _time_text(alert.get("startsAt"), f"alerts[{i}].startsAt"),
+                "endsAt": _time_text(alert.get("endsAt"), f"alerts[{i}].endsAt"),
+                "receiver": receiver,
             }
         )
     return out
@@ -116,10 +148,11 @@ def create_app(cfg: WebhookConfig, alert_log: AppendOnlyLog, clock: Callable[[],
             records = alert_records(payload, clock())
         except ValueError as exc:
             return jsonify(error=str(exc)), 400
+        lines = [dumps(record) for record in records]  # all formatted before the first is written
         with lock:  # one writer at a time keeps lines whole
-            for record in records:
+            for record, line in zip(records, lines, strict=True):
                 try:
-                    alert_log.append_json(record)
+                    alert_log.append_line(line)
                 except OSError as exc:
                     # A 5xx makes Alertmanager retry the notification, so a full disk delays the alerts
                     # instead of losing them (the ones already written may then appear twice).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Literal
@@ -27,10 +28,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control character written as an escape: one message stays one line.
+
+    An alert label holding a newline once printed as a forged second line of the receiver's log.
+
+    >>> escape_control("ok\\nFIRING forged\\x1b[31m")
+    'ok\\\\nFIRING forged\\\\x1b[31m'
+    """
+    return _CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record (a traceback still follows it): control characters in the message and its
+    arguments, which can come from a request, are escaped."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
         self.converter = time.localtime
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_control(record.message)
+        return super().formatMessage(record)
 
 
 def setup_logging(fmt: LogFormat = "text", level: int = logging.INFO) -> None:
