@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from streamwatch.httpguard import MAX_BODY_BYTES, Guard
 from streamwatch.promapi import check_base_url
+from streamwatch.ranges import BODY_BYTES, PORT, PROMETHEUS_TIMEOUT, Range, check_ranges
 
 # A watched metric's short name is pasted into PromQL label matchers, so only plain names are accepted.
 METRIC_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -40,9 +42,21 @@ class DashboardConfig:
     allowed_hosts: list[str] = field(default_factory=list)
     max_body_bytes: int = MAX_BODY_BYTES
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "port": PORT,
+        "scrape_step_s": Range(0.1, 3600, "s"),
+        "top_k": Range(1, 200),
+        "refresh_s": Range(0.5, 3600, "s"),
+        "timeout_s": PROMETHEUS_TIMEOUT,
+        "max_points": Range(10, 11_000),  # Prometheus answers at most 11,000 points per series
+        "spike_magnitude": Range(0, 1000, low_open=True),  # the simulator's own limit for a spike
+        "transient_duration_s": Range(1, 86_400, "s"),  # the simulator's limit for an anomaly
+        "prolonged_duration_s": Range(1, 86_400, "s"),
+        "max_body_bytes": BODY_BYTES,
+    }
+
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        check_ranges(self)
         for name in ("prometheus_url", "simulator_url", "incident_url"):
             url = getattr(self, name)
             check_base_url(name, url)

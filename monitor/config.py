@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, DEFAULT_K
-from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS
+from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS, MAX_TRAIN_POINTS
 from streamwatch import config as swconfig
 from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
 from streamwatch.config import check_interval
 from streamwatch.errors import ConfigError
 from streamwatch.promapi import check_base_url
+from streamwatch.ranges import INTERVAL, PORT, Range, check_ranges
 
 # Labels the monitor sets on what it exports; an input series' own label of that name is exported
 # as ``exported_<name>``, as Prometheus does for scraped labels that clash with target labels.
@@ -41,7 +42,15 @@ class QueryConfig:
     stale_after: float = 600.0  # seconds without a new point before a series is dropped
     max_series: int = 10_000  # series watched at most; further new ones are refused and counted
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "step": Range(0.1, 86_400, "s"),
+        "fit_window": Range(1, 2_592_000, "s"),  # 30 days
+        "stale_after": Range(1, 604_800, "s"),  # 1e-9 was accepted: every series dropped each cycle
+        "max_series": Range(1, 1_000_000),
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self, prefix=f"query {self.name}: ")
         if not self.name or not self.name.replace("_", "a").isalnum():
             raise ValueError(f"query name must be letters, digits and _ (a label value), got {self.name!r}")
         if not self.expr.strip():
@@ -86,7 +95,27 @@ class MonitorConfig:
     shard: str | None = None  # "INDEX/COUNT" or "auto/COUNT": watch only this shard's series (monitor.shard)
     snapshot_every: float = 300.0  # seconds between writes of every detector's state (and on SIGTERM)
 
+    # Issue 22: each of interval = 1e12, max_catchup = 1e-9, horizon = 1e12 (a 3.64 TiB band),
+    # fit_workers = 100000 and snapshot_every = 1e-9 was accepted.
+    RANGES: ClassVar[dict[str, Range]] = {
+        "interval": INTERVAL,
+        "port": PORT,
+        "period": Range(1, 31_536_000, "s"),  # a year
+        "k": Range(0, 100, low_open=True),
+        "fourier_order": Range(1, 100),
+        "retrain_every": Range(1, 31_536_000, "s", off=0),
+        "retrain_window": Range(1, 2_592_000, "s"),  # 30 days
+        "horizon": Range(1, 604_800, "s"),  # a week of band ahead
+        "max_catchup": Range(1, 86_400, "s"),
+        "backoff_max": Range(0.1, 3600, "s"),
+        "min_train_points": Range(4, MAX_TRAIN_POINTS),
+        "max_train_points": Range(4, MAX_TRAIN_POINTS),  # the fit's memory grows with it (monitor.loader)
+        "fit_workers": Range(0, 128),  # 0: one per CPU core; each is a process with Prophet loaded
+        "snapshot_every": Range(1, 86_400, "s"),
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         for name in (
             "interval",
             "k",

@@ -21,11 +21,19 @@ from streamwatch.promapi import FormatError, parse_response
 from streamwatch.series import Series
 
 DEFAULT_MIN_POINTS = 20
-DEFAULT_MAX_POINTS = 5_000_000
+# Sized so the fit fits in memory: Prophet's fit peaked at 0.3 GiB for 100,000 points, 0.7 GiB for
+# 300,000 and 2.0 GiB for 1,000,000 (max RSS, /usr/bin/time; docs/monitor.md). The old 5,000,000 was
+# accepted and the process reached 8 GiB.
+DEFAULT_MAX_POINTS = 1_000_000
+MAX_TRAIN_POINTS = 2_000_000  # the most max_train_points may allow (about 4 GiB at the fit)
 # A sample takes about 30 bytes in Prometheus' JSON and 25 in CSV; 100 leaves room for indentation and
-# long labels. A file larger than max_points * this cannot hold an acceptable series, so it is refused
-# from its size alone, before it is read: reading one of 5 million points grew past 8 GiB.
+# long labels. A file larger than max_points * this cannot hold an acceptable series: reading stops
+# there (checked while reading, so /dev/zero or a growing file cannot get past it either).
 MAX_BYTES_PER_POINT = 100
+# Each point of Prometheus' JSON is one [t, "v"] pair (one bracket, two commas); labels add a few. More
+# brackets or commas than this cannot be an acceptable series, and are refused before the parser turns
+# every one of them into a Python object (5,000,001 points were refused only after 2.2 GiB).
+JSON_SLACK_TOKENS = 10_000
 # Epoch seconds stay below 1e11 until the year 5138, and epoch milliseconds are above it since 1973: a
 # larger timestamp is milliseconds, which would make every period and interval 1000 times too long.
 MAX_EPOCH_SECONDS = 1e11
@@ -41,10 +49,13 @@ def load_training(
     """
     p = Path(path)
     _check_size(p, max_points)
-    text = read_text(p, "training file", DataError)
+    hint = "raise max_train_points to allow a larger one"
+    limit = max_points * MAX_BYTES_PER_POINT
+    text = read_text(p, "training file", DataError, max_bytes=limit, hint=hint)
     if p.suffix.lower() == ".csv" or (text.lstrip()[:1] not in ("{", "[")):
-        series = _parse_csv(p, text)
+        series = _parse_csv(p, text, max_points)
     else:
+        _check_tokens(p, text, max_points)
         series = _parse_json(p, text)
         if len(series):  # sorted by the parser: the newest tells seconds from milliseconds
             _check_seconds(float(series.timestamps[-1]), str(p))
@@ -73,6 +84,16 @@ def _check_size(p: Path, max_points: int) -> None:
         raise DataError(
             f"{p}: training file is {size:,} bytes, more than {max_points} points can take "
             f"({limit:,} bytes at {MAX_BYTES_PER_POINT} a point; raise max_train_points to allow it)"
+        )
+
+
+def _check_tokens(p: Path, text: str, max_points: int) -> None:
+    """Refuse JSON holding more values than ``max_points`` points can, before parsing it."""
+    brackets, commas = text.count("["), text.count(",")
+    if brackets > max_points + JSON_SLACK_TOKENS or commas > 2 * max_points + JSON_SLACK_TOKENS:
+        raise DataError(
+            f"{p}: holds more than {max_points:,} points (max_train_points), or is not a series "
+            f"({brackets:,} arrays, {commas:,} values)"
         )
 
 
@@ -114,7 +135,7 @@ def _describe(s: Series) -> str:
     return f"{s.name or ''}{{{inner}}}"
 
 
-def _parse_csv(p: Path, text: str) -> Series:
+def _parse_csv(p: Path, text: str, max_points: int = DEFAULT_MAX_POINTS) -> Series:
     ts: list[float] = []
     vs: list[float] = []
     rows = csv.reader(io.StringIO(text))
@@ -138,6 +159,8 @@ def _parse_csv(p: Path, text: str) -> Series:
             raise DataError(f"{p}: line {lineno}: value {raw_v!r} is not a number") from None
         ts.append(t)
         vs.append(v)
+        if len(ts) > max_points:  # stop here: every row read costs memory
+            raise DataError(f"{p}: too many points to train on (more than {max_points}: max_train_points)")
     if not ts:
         raise DataError(f"{p}: no samples (expected CSV lines timestamp,value)")
     t_arr = np.array(ts, dtype=np.float64)

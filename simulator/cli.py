@@ -23,6 +23,8 @@ from streamwatch.logs import setup_logging
 
 log = logging.getLogger("simulator")
 COMMANDS = ("serve", "generate", "capture")
+MAX_GENERATE_POINTS = 2_000_000  # monitor.loader.MAX_TRAIN_POINTS (not imported: it loads numpy)
+MAX_EPOCH_S = 1e11  # the year 5138; later is milliseconds by mistake
 
 # Flask, pandas and the API client are imported inside the subcommand that needs them: a typo in a
 # flag is reported at once, and `serve` starts without loading pandas.
@@ -141,6 +143,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     step_s = parse_duration(args.step, "--step")
     if step_s > duration_s:
         raise UserError(f"--step {args.step} is longer than --duration {args.duration}")
+    # 100000d at 2 s was accepted: 4.3 billion points. A monitor trains on at most MAX_TRAIN_POINTS.
+    points = duration_s / step_s
+    if points > MAX_GENERATE_POINTS:
+        raise UserError(
+            f"--duration {args.duration} at --step {args.step} is {points:,.0f} points, more than "
+            f"{MAX_GENERATE_POINTS:,} (the most a monitor trains on); shorten it or raise --step"
+        )
+    if args.end is not None and not 0 <= args.end <= MAX_EPOCH_S:
+        raise UserError(f"--end must be epoch seconds from 0 to {MAX_EPOCH_S:g}, got {args.end:g}")
     end = args.end if args.end is not None else time.time()
     doc = generate(spec, end, duration_s, step_s, cfg.seed, cfg.tick_s, args.job, args.instance)
     _write_json(args.out, doc)

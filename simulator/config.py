@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from streamwatch.httpguard import MAX_BODY_BYTES, Guard
+from streamwatch.ranges import BODY_BYTES, PORT, Range, check_ranges
 
 # Prometheus metric names; the simulator appends "_metric" to each configured name.
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -29,6 +31,9 @@ MAX_SERIES = 100_000  # per metric: a fleet for benchmarks, not a memory exhaust
 DEFAULT_JOB = "flask_app"
 DEFAULT_INSTANCE = "127.0.0.1:5000"
 MAX_ACTIVE_ANOMALIES = 100  # far more than any demo needs; each one costs every scrape a little
+# A metric's values stay within this: min = -1e308, max = 1e308 was accepted, its range overflowed to
+# inf and every scrape was a 500.
+MAX_ABS_VALUE = 1e12
 
 
 @dataclass
@@ -39,9 +44,17 @@ class MetricSpec:
     step: float
     noise: float = DEFAULT_NOISE
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "min": Range(-MAX_ABS_VALUE, MAX_ABS_VALUE),
+        "max": Range(-MAX_ABS_VALUE, MAX_ABS_VALUE),
+        "step": Range(0, 2 * MAX_ABS_VALUE, low_open=True),
+        "noise": Range(0, 10),  # a fraction of max - min
+    }
+
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"metric name must be snake_case letters, digits and _, got {self.name!r}")
+        check_ranges(self, prefix=f"{self.name}: ")
         for key in ("min", "max", "step", "noise"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"{self.name}: {key} must be a finite number")
@@ -86,9 +99,20 @@ class SimulatorConfig:
     churn_every: float = 0.0  # 0: no churn
     churn_count: int = 0
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "port": PORT,
+        "seed": Range(0, 2**32 - 1),
+        "tick_s": Range(0.01, 3600, "s"),
+        "max_body_bytes": BODY_BYTES,
+        "max_active_anomalies": Range(1, 10_000),
+        "series": Range(1, MAX_SERIES),
+        # 1e-9 was accepted: every scrape renamed series as fast as it could.
+        "churn_every": Range(1, 86_400, "s", off=0),
+        "churn_count": Range(0, MAX_SERIES),
+    }
+
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be in 1..65535, got {self.port}")
+        check_ranges(self)
         if self.max_active_anomalies < 1:
             raise ValueError(f"max_active_anomalies must be at least 1, got {self.max_active_anomalies}")
         self.guard()  # a malformed allowed_hosts entry or body limit is a config error at start

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from streamwatch import config as config_loader
 from streamwatch.errors import ConfigError
+from streamwatch.ranges import PORT, Range, check_ranges
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "stack.toml"
@@ -48,9 +49,10 @@ class ServiceConfig:
     # started with `--shard I/N` (a monitor splitting its series), all scraped under the one `job`.
     replicas: int = 1
 
+    RANGES: ClassVar[dict[str, Range]] = {"port": PORT, "replicas": Range(1, 64)}
+
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        check_ranges(self)
         if not self.command:
             raise ValueError("command must not be empty")
         if not self.health_path.startswith("/"):
@@ -101,7 +103,13 @@ class StackConfig:
     demo_metric: str = "energy_price"  # used in the banner's ready-made curl and graph query
     services: dict[str, ServiceConfig] = field(default_factory=dict)
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "health_timeout_s": Range(1, 3600, "s"),
+        "grafana_port": PORT,
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if not self.services:
             raise ValueError("services must list at least one service")
         for name in self.services:

@@ -34,7 +34,7 @@ def test_busy_port_is_one_line_and_exit_2() -> None:
 @pytest.mark.parametrize(
     ("toml", "fragment"),
     [
-        ("[dashboard]\nrefresh_s = 0\n", "refresh_s must be positive"),
+        ("[dashboard]\nrefresh_s = 0\n", "refresh_s must be 0.5 to 3,600 s, got 0"),
         ("[dashboard]\nmetrics = ['bad name']\n", "is not a valid metric name"),
         ("[dashboard\n", "not valid TOML"),
     ],

@@ -56,7 +56,7 @@ def test_minimal_stack_loads(tmp_path: Path) -> None:
     ("text", "needle"),
     [
         (MINIMAL.format(prom=5000, sim=5000), "both use port 5000"),
-        (MINIMAL.format(prom=9090, sim=70000), "port must be between 1 and 65535"),
+        (MINIMAL.format(prom=9090, sim=70000), "port must be 1 to 65,535, got 70000"),
         (
             MINIMAL.format(prom=9090, sim=5000).replace('job = "flask_app"', 'jobb = "x"'),
             "unknown key 'jobb'",
@@ -66,7 +66,10 @@ def test_minimal_stack_loads(tmp_path: Path) -> None:
         (MINIMAL.format(prom=9090, sim=5000).replace("[services.simulator]", "[services.Sim_1]"), "Sim_1"),
         (MINIMAL.format(prom=9090, sim=5000) + "[extra]\nx = 1\n", "unknown table(s) extra"),
         ("[stack]\n", "at least one service"),
-        (MINIMAL.format(prom=9090, sim=5000).replace('job = "flask_app"', "replicas = 0"), "at least 1"),
+        (
+            MINIMAL.format(prom=9090, sim=5000).replace('job = "flask_app"', "replicas = 0"),
+            "replicas must be 1 to 64",
+        ),
         (
             MINIMAL.format(prom=9090, sim=5000).replace('job = "prometheus"', "replicas = 2"),
             "replicas > 1 needs a Python service",
