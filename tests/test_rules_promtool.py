@@ -78,9 +78,7 @@ def test_every_alert_says_what_and_where() -> None:
 def test_unit_tests_catch_a_broken_rule(tmp_path: Path) -> None:
     # The unit tests have teeth: a Sev 1 rule that fires on Sev 2 makes them fail.
     rules = (RULES_DIR / "streamwatch.rules.yml").read_text()
-    broken = rules.replace(
-        "expr: streamwatch_incident_severity == 1", "expr: streamwatch_incident_severity >= 1"
-    )
+    broken = rules.replace("(streamwatch_incident_severity == 1)", "(streamwatch_incident_severity >= 1)")
     assert broken != rules
     (tmp_path / "streamwatch.rules.yml").write_text(broken)
     (tmp_path / "tests").mkdir()
@@ -103,3 +101,42 @@ def test_unit_tests_catch_an_input_silent_rule_that_ignores_a_blind_monitor(tmp_
         shutil.copy(t, tmp_path / "tests" / t.name)
     proc = promtool("test", "rules", *[f"tests/{t.name}" for t in TEST_FILES], cwd=tmp_path)
     assert proc.returncode != 0 and "StreamwatchInputSilent" in proc.stdout + proc.stderr
+
+
+def promtool_on(tmp_path: Path, rules: str) -> subprocess.CompletedProcess[str]:
+    """``promtool test rules`` with the shipped unit tests run against ``rules`` instead of ours."""
+    (tmp_path / "streamwatch.rules.yml").write_text(rules)
+    (tmp_path / "tests").mkdir()
+    for t in TEST_FILES:
+        shutil.copy(t, tmp_path / "tests" / t.name)
+    return promtool("test", "rules", *[f"tests/{t.name}" for t in TEST_FILES], cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("cut", "alert"),
+    [
+        # Issue 22, item 4: the alerts as they were, resolving as soon as the detector's series go stale.
+        (
+            """
+          or
+          (
+            last_over_time(streamwatch_incident_severity[1h]) == 1
+              unless on (job) streamwatch_incident_severity
+          )""",
+            "StreamwatchSev1",
+        ),
+        # Issue 22, item 5: Sev 2 firing for the one detector cycle a Sev 1 passes on its way down.
+        (
+            "\n              unless on (job, instance) (max_over_time((streamwatch_incident_severity == bool 1)"
+            "[1m:5s]) == 1)",
+            "StreamwatchSev2",
+        ),
+    ],
+    ids=["sev1-resolves-when-the-detector-is-away", "sev2-fires-on-the-way-down"],
+)
+def test_unit_tests_catch_the_issue_22_faults(tmp_path: Path, cut: str, alert: str) -> None:
+    rules = (RULES_DIR / "streamwatch.rules.yml").read_text()
+    broken = rules.replace(cut, "")
+    assert broken != rules
+    proc = promtool_on(tmp_path, broken)
+    assert proc.returncode != 0 and f"alertname: {alert}" in proc.stdout + proc.stderr
