@@ -70,6 +70,13 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
+def _plain(value: float) -> str:
+    """A default as it is written in a config file: ``8110``, ``0.5``, ``1e+06``."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def check_ranges(obj: Any, ranges: Mapping[str, Range] | None = None, prefix: str = "") -> None:
     """Check every field named in ``ranges`` (default: ``type(obj).RANGES``) against its range."""
     table = ranges if ranges is not None else getattr(type(obj), "RANGES", {})
@@ -101,7 +108,7 @@ def markdown_table(cls: type, ranges: Mapping[str, Range] | None = None) -> str:
     lines = ["| key | default | range |", "|---|---|---|"]
     for name, rng in table.items():
         default = defaults.get(name, dataclasses.MISSING)
-        shown = "-" if default is dataclasses.MISSING else ("none" if default is None else _num(default))
+        shown = "-" if default is dataclasses.MISSING else ("none" if default is None else _plain(default))
         lines.append(f"| `{name}` | {shown} | {rng.text()} |")
     return "\n".join(lines)
 
