@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dashboard.config import METRIC_NAME
+from streamwatch import strictjson
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Labels the monitor sets itself: a series is picked by the others (bound is never part of one).
@@ -77,7 +78,7 @@ def parse_series(raw: str | None) -> dict[str, str]:
     if raw in (None, ""):
         return {}
     try:
-        doc = json.loads(raw)
+        doc = strictjson.loads(raw, max_depth=2)  # 5,000 brackets were a RecursionError and a 500
     except ValueError:
         raise BadRequest("series must be a JSON object of label names to values") from None
     if not isinstance(doc, dict) or len(doc) > 30:

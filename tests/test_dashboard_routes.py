@@ -64,6 +64,9 @@ def exporter() -> Iterator[ServiceMetrics]:
             "must be a metric name",
         ),
         ("/api/series?name=band&metric=cpu&series=cpu=1", "series must be a JSON object"),
+        # Issue 22: a 5,000-deep series= was a RecursionError and a 500.
+        ("/api/series?name=band&metric=cpu&series=" + "[" * 5000 + "]" * 5000, "series must be a JSON"),
+        ('/api/series?name=band&metric=cpu&series={"cpu": 1e999}', "series must be a JSON object"),
     ],
 )
 def test_bad_parameters_are_rejected_with_400_json(url: str, message: str) -> None:

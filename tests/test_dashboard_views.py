@@ -309,14 +309,14 @@ def test_config_loads_from_a_toml_section_and_flags_win(tmp_path: Path) -> None:
     ("toml", "message"),
     [
         ("colour = 1", "unknown key 'colour'"),
-        ("refresh_s = -2", "refresh_s must be positive"),
+        ("refresh_s = -2", "refresh_s must be 0.5 to 3,600 s, got -2"),
         ('metrics = ["energy_price\\"} or up{"]', "is not a valid metric name"),
         ("metrics = []", "at least one watched metric"),
         ('prometheus_url = "localhost:9090"', "must be an http:// or https:// URL"),
         ('port = "eighty"', "must be an integer"),
         ('incident_url = "127.0.0.1:8110"', "incident_url must be an http:// or https:// URL"),
-        ("top_k = 0", "top_k must be between 1 and 200"),
-        ("scrape_step_s = 0", "scrape_step_s must be positive"),
+        ("top_k = 0", "top_k must be 1 to 200, got 0"),
+        ("scrape_step_s = 0", "scrape_step_s must be 0.1 to 3,600 s, got 0"),
         ('source_query = " "', "source_query must not be empty"),
     ],
 )
