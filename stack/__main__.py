@@ -3,6 +3,7 @@
 python -m stack [--config stack.toml]           start everything, Ctrl-C stops it
 python -m stack render [--config stack.toml]    rewrite prometheus/prometheus.yml and
                                                 docker-compose.yml from stack.toml
+python -m stack credentials --data-dir DIR      make (or keep) Alertmanager's credential in DIR
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stack import render
+from stack import credentials, render
 from stack.config import DEFAULT_CONFIG, ROOT, load_stack
 from stack.runner import Stack
 from streamwatch.atomic import atomic_write_text
@@ -37,9 +38,16 @@ def committed_files(config: Path | None = None) -> dict[Path, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m stack", description=__doc__.splitlines()[0])
-    parser.add_argument("action", nargs="?", choices=["run", "render"], default="run")
+    parser.add_argument("action", nargs="?", choices=["run", "render", "credentials"], default="run")
     parser.add_argument("--config", type=Path, default=None, help=f"default: {DEFAULT_CONFIG.name}")
+    parser.add_argument("--data-dir", type=Path, help="credentials: the folder to keep them in")
     args = parser.parse_args(argv)
+    if args.action == "credentials":
+        if args.data_dir is None:
+            parser.error("credentials needs --data-dir")
+        made = credentials.ensure(args.data_dir)
+        print(f"Alertmanager credential for user {made.user} in {made.password_file}")
+        return 0
     if args.action == "render":
         for path, text in committed_files(args.config).items():
             atomic_write_text(path, text)

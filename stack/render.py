@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import yaml
 
+from stack import credentials
 from stack.config import Kind, Process, ServiceConfig, StackConfig
 from streamwatch.errors import ConfigError
 
@@ -29,11 +30,14 @@ GENERATED_HEADER = (
 COMPOSE_ROOT = "/app"
 COMPOSE_DATA_DIR = "/data"
 COMPOSE_PROMETHEUS_DIR = "/etc/prometheus"
+# The Alertmanager credential, made by a one-shot service and mounted read-only where it is needed.
+COMPOSE_SECRETS_DIR = "/secrets"
+CREDENTIALS_SERVICE = "alertmanager-credential"
 
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.1"
 ALERTMANAGER_IMAGE = "prom/alertmanager:v0.27.0"
 GRAFANA_IMAGE = "grafana/grafana-oss:11.1.3"
-VOLUMES = ("prometheus-data", "alertmanager-data", "grafana-data", "streamwatch-data")
+VOLUMES = ("prometheus-data", "alertmanager-data", "grafana-data", "streamwatch-data", "alertmanager-secrets")
 
 
 @dataclass(frozen=True)
@@ -147,21 +151,25 @@ def prometheus_service(cfg: StackConfig) -> tuple[str, ServiceConfig]:
     return found
 
 
-def prometheus_config(cfg: StackConfig, hosts: dict[str, str], rule_files: list[str]) -> dict[str, Any]:
+def prometheus_config(
+    cfg: StackConfig, hosts: dict[str, str], rule_files: list[str], am_password_file: str = ""
+) -> dict[str, Any]:
     """Prometheus' config: one scrape job per service with a ``job``, the rules, and Alertmanager.
 
     ``hosts`` maps each process name (``cfg.processes()``) to the host Prometheus reaches it at
     (127.0.0.1 locally, the compose service name in compose). A replicated service is one job with a
-    target per replica.
+    target per replica. Alertmanager requires the stack's credential (``stack.credentials``): its alerts
+    and its scrape use ``am_password_file``.
     """
     doc: dict[str, Any] = {
         "global": {"scrape_interval": cfg.scrape_interval, "evaluation_interval": cfg.evaluation_interval},
         "rule_files": rule_files,
     }
     am = cfg.service_of_kind("alertmanager")
+    auth = {"basic_auth": {"username": credentials.USER, "password_file": am_password_file}}
     if am is not None:
         doc["alerting"] = {
-            "alertmanagers": [{"static_configs": [{"targets": [f"{hosts[am[0]]}:{am[1].port}"]}]}]
+            "alertmanagers": [{**auth, "static_configs": [{"targets": [f"{hosts[am[0]]}:{am[1].port}"]}]}]
         }
     jobs = []
     for name, svc in cfg.enabled_services().items():
@@ -172,6 +180,8 @@ def prometheus_config(cfg: StackConfig, hosts: dict[str, str], rule_files: list[
             job["scrape_interval"] = svc.scrape_interval
         if svc.metrics_path != "/metrics":
             job["metrics_path"] = svc.metrics_path
+        if svc.kind == "alertmanager":
+            job.update(auth)
         targets = [f"{hosts[p.name]}:{p.port}" for p in cfg.replicas_of(name)]
         job["static_configs"] = [{"targets": targets, "labels": {"service": name}}]
         jobs.append(job)
@@ -181,7 +191,8 @@ def prometheus_config(cfg: StackConfig, hosts: dict[str, str], rule_files: list[
 
 def local_prometheus_config(cfg: StackConfig, root: Path) -> dict[str, Any]:
     hosts = dict.fromkeys(cfg.processes(), cfg.host)
-    return prometheus_config(cfg, hosts, [str(root / "prometheus" / "rules" / "*.yml")])
+    rules = [str(root / "prometheus" / "rules" / "*.yml")]
+    return prometheus_config(cfg, hosts, rules, str(cfg.data_path(root) / credentials.PASSWORD_FILE))
 
 
 def local_alertmanager_config(cfg: StackConfig, committed: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +227,9 @@ def compose_prometheus_config(cfg: StackConfig) -> dict[str, Any]:
     hosts = compose_hosts(cfg)
     # Relative to the config file's folder: /etc/prometheus/rules in compose, and prometheus/rules/ when
     # someone runs `promtool check config prometheus/prometheus.yml` in the repository (rules checked too).
-    return prometheus_config(cfg, hosts, ["rules/*.yml"])
+    return prometheus_config(
+        cfg, hosts, ["rules/*.yml"], f"{COMPOSE_SECRETS_DIR}/{credentials.PASSWORD_FILE}"
+    )
 
 
 _REFERENCE = re.compile(r"\{(?:urls|ports)\[([^\]]+)\]\}")
@@ -232,10 +245,15 @@ def _referenced_services(svc: ServiceConfig) -> list[str]:
     return names
 
 
-def _wget_check(port: int, path: str) -> dict[str, Any]:
+def _wget_check(port: int, path: str, auth: bool = False) -> dict[str, Any]:
     # The upstream images are busybox/alpine based: wget is there, curl is not.
+    test = ["CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{port}{path}"]
+    if auth:  # Alertmanager answers 401 without the stack's credential
+        pw = f"{COMPOSE_SECRETS_DIR}/{credentials.PASSWORD_FILE}"
+        url = f"http://{credentials.USER}:$$(cat {pw})@127.0.0.1:{port}{path}"
+        test = ["CMD-SHELL", f"wget -q --spider {url}"]
     return {
-        "test": ["CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{port}{path}"],
+        "test": test,
         "interval": "10s",
         "timeout": "5s",
         "retries": 5,
@@ -275,7 +293,11 @@ def compose_file(cfg: StackConfig) -> dict[str, Any]:
                     f"--web.listen-address=0.0.0.0:{svc.port}",
                     f"--web.cors.origin={ctx.dashboard_origin}",  # and never --web.enable-lifecycle (/-/quit)
                 ],
-                "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+                "volumes": [
+                    "./prometheus:/etc/prometheus:ro",
+                    "prometheus-data:/prometheus",
+                    f"alertmanager-secrets:{COMPOSE_SECRETS_DIR}:ro",
+                ],
                 "healthcheck": _wget_check(svc.port, svc.health_path),
             }
         elif svc.kind == "alertmanager":
@@ -286,12 +308,15 @@ def compose_file(cfg: StackConfig) -> dict[str, Any]:
                     "--storage.path=/alertmanager",
                     f"--web.listen-address=0.0.0.0:{svc.port}",
                     "--cluster.listen-address=",
+                    f"--web.config.file={COMPOSE_SECRETS_DIR}/{credentials.WEB_CONFIG_FILE}",
                 ],
                 "volumes": [
                     "./prometheus/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro",
                     "alertmanager-data:/alertmanager",
+                    f"alertmanager-secrets:{COMPOSE_SECRETS_DIR}:ro",
                 ],
-                "healthcheck": _wget_check(svc.port, svc.health_path),
+                "healthcheck": _wget_check(svc.port, svc.health_path, auth=True),
+                "depends_on": {CREDENTIALS_SERVICE: {"condition": "service_completed_successfully"}},
             }
         else:
             entry = {
@@ -318,6 +343,13 @@ def compose_file(cfg: StackConfig) -> dict[str, Any]:
     if "alertmanager" in {s.kind for s in cfg.enabled_services().values()}:
         am_name = cfg.service_of_kind("alertmanager")[0]  # type: ignore[index]
         services[prom_name]["depends_on"] = [am_name]
+        services[CREDENTIALS_SERVICE] = {
+            "build": ".",
+            "image": "streamwatch:latest",
+            "command": ["python", "-m", "stack", "credentials", "--data-dir", COMPOSE_SECRETS_DIR],
+            "volumes": [f"alertmanager-secrets:{COMPOSE_SECRETS_DIR}"],
+            "restart": "no",
+        }
     services["grafana"] = {
         "image": GRAFANA_IMAGE,
         "environment": {
@@ -415,6 +447,13 @@ def banner(cfg: StackConfig, root: Path, cwd: Path | None = None) -> str:
     if any("alerts.log" in arg for svc in services.values() for arg in svc.command):
         lines.append("  watch Alertmanager deliver the Sev 1 / Sev 2 alerts:")
         lines.append(f"    tail -f {shown / 'alerts.log'}")
+    am = cfg.service_of_kind("alertmanager")
+    if am is not None:
+        am_url = ctx.urls[am[0]]
+        lines.append("  Alertmanager's API (it requires the stack's credential, made at first start):")
+        amtool_yml, password = shown / credentials.AMTOOL_CONFIG_FILE, shown / credentials.PASSWORD_FILE
+        lines.append(f"    amtool --alertmanager.url={am_url} --http.config.file={amtool_yml} alert query")
+        lines.append(f"    curl -s -u {credentials.USER}:$(cat {password}) {am_url}/api/v2/alerts")
     prom_name, _ = prometheus_service(cfg)
     expr = f'{{__name__=~"streamwatch_monitor_(actual|forecast)",metric="{cfg.demo_metric}"}}'
     lines.append("  actual value against its forecast band, in Prometheus:")

@@ -24,7 +24,7 @@ from typing import IO, Any
 import yaml
 from honcho.manager import Manager
 
-from stack import render
+from stack import credentials, render
 from stack.config import ROOT, StackConfig
 from streamwatch.atomic import atomic_write_text
 from streamwatch.errors import UserError
@@ -78,11 +78,19 @@ def prepare_data_dir(cfg: StackConfig, root: Path = ROOT) -> Path:
             atomic_write_text(data / name, text)
     except OSError as exc:
         raise UserError(f"cannot prepare the data folder {data}: {exc.strerror or exc}") from None
+    if cfg.service_of_kind("alertmanager"):
+        credentials.ensure(data)  # first start: a random password; later ones keep it
     return data
 
 
 def health_urls(cfg: StackConfig) -> dict[str, str]:
     return {name: f"http://{cfg.host}:{p.port}{p.config.health_path}" for name, p in cfg.processes().items()}
+
+
+def health_auth(cfg: StackConfig, data: Path) -> dict[str, tuple[str, str]]:
+    """The credential each health check needs: Alertmanager's (it answers 401 without it)."""
+    found = cfg.service_of_kind("alertmanager")
+    return {} if found is None else {found[0]: credentials.ensure(data).auth}
 
 
 def jobs_not_up(prometheus_url: str, jobs: set[str]) -> list[str] | None:
@@ -222,11 +230,12 @@ class Stack:
         """Wait for every health URL, then for Prometheus to see every target up; then print the banner."""
         timeout = self.cfg.health_timeout_s
         pending = dict(health_urls(self.cfg))
+        auth = health_auth(self.cfg, data)
 
         def all_healthy() -> bool:
             if self.stopping.is_set():
                 return True
-            for name in [n for n, url in pending.items() if http_ok(url)]:
+            for name in [n for n, url in pending.items() if http_ok(url, auth=auth.get(n))]:
                 del pending[name]
             return not pending
 

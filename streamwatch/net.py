@@ -129,8 +129,8 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
         time.sleep(interval_s)
 
 
-def http_ok(url: str, timeout_s: float = 1.0) -> bool:
+def http_ok(url: str, timeout_s: float = 1.0, auth: tuple[str, str] | None = None) -> bool:
     try:
-        return requests.get(url, timeout=timeout_s).status_code == 200
+        return requests.get(url, timeout=timeout_s, auth=auth).status_code == 200
     except requests.RequestException:
         return False

@@ -108,6 +108,7 @@ class PrometheusFactory:
         rule_files: Sequence[Path] = (),
         alertmanager: str | None = None,
         interval: str = "1s",
+        alertmanager_password_file: Path | None = None,
     ) -> PrometheusServer:
         if shutil.which("prometheus") is None:
             pytest.fail("prometheus is not installed: run `make setup` (installs Debian's prometheus)")
@@ -133,7 +134,13 @@ class PrometheusFactory:
         if rule_files:
             config["rule_files"] = [str(p) for p in rule_files]
         if alertmanager:
-            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+            am: dict = {"static_configs": [{"targets": [alertmanager]}]}
+            if alertmanager_password_file is not None:  # the stack's Alertmanager requires its credential
+                am["basic_auth"] = {
+                    "username": "streamwatch",
+                    "password_file": str(alertmanager_password_file),
+                }
+            config["alerting"] = {"alertmanagers": [am]}
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
         proc = ManagedProcess("prometheus", prometheus_argv(workdir, port), workdir / "prometheus.log")

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from stack import credentials
 from stack.config import ROOT, load_stack
 from stack.render import standalone_command
 from streamwatch.net import http_ok, wait_until
@@ -48,9 +49,9 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_http(self, url: str, timeout_s: float = 30.0) -> None:
+    def wait_http(self, url: str, timeout_s: float = 30.0, auth: tuple[str, str] | None = None) -> None:
         """Wait until ``url`` answers 200; raise with the log's tail if the process dies or times out."""
-        ok = wait_until(lambda: not self.alive or http_ok(url), timeout_s, 0.1)
+        ok = wait_until(lambda: not self.alive or http_ok(url, auth=auth), timeout_s, 0.1)
         if not ok or not self.alive:
             self.stop()
             raise RuntimeError(f"{self.name} did not become healthy at {url}:\n{self.log_tail()}")
@@ -94,5 +95,6 @@ def prometheus_argv(data_dir: Path, port: int) -> list[str]:
 
 def alertmanager_argv(data_dir: Path, port: int) -> list[str]:
     """Alertmanager as stack.toml starts it, on ``port``: config ``data_dir/alertmanager.yml``, state in
-    ``data_dir/alertmanager``."""
+    ``data_dir/alertmanager``, and the stack's credential (``stack.credentials``) made in ``data_dir``."""
+    credentials.ensure(data_dir)
     return standalone_command(load_stack(), "alertmanager", data_dir, port, ROOT, sys.executable)

@@ -50,7 +50,7 @@ def test_v1_compatible_top_level() -> None:
 
 
 def test_every_stack_service_is_in_compose_with_its_port_published_on_loopback() -> None:
-    assert set(SERVICES) == set(CFG.enabled_services()) | {"grafana"}
+    assert set(SERVICES) == set(CFG.enabled_services()) | {"grafana", render.CREDENTIALS_SERVICE}
     for name, svc in CFG.enabled_services().items():
         published = f"127.0.0.1:{svc.port}:{svc.port}"
         if svc.compose_network_of:
@@ -136,3 +136,20 @@ def test_dockerfile_runs_as_an_unprivileged_user() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     for path in (".venv", "var", ".git", ".env"):
         assert path in ignored
+
+
+def test_alertmanager_requires_the_credential_the_one_shot_service_makes_in_compose() -> None:
+    # Issue 22, item 6: the same credential as the local stack, made before Alertmanager starts.
+    am, prom = SERVICES["alertmanager"], SERVICES["prometheus"]
+    maker = SERVICES[render.CREDENTIALS_SERVICE]
+    assert maker["command"][-3:] == ["credentials", "--data-dir", render.COMPOSE_SECRETS_DIR]
+    assert am["depends_on"] == {render.CREDENTIALS_SERVICE: {"condition": "service_completed_successfully"}}
+    assert f"--web.config.file={render.COMPOSE_SECRETS_DIR}/alertmanager-web.yml" in am["command"]
+    for svc in (am, prom):
+        assert f"alertmanager-secrets:{render.COMPOSE_SECRETS_DIR}:ro" in svc["volumes"]
+    doc = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    auth = {"username": "streamwatch", "password_file": f"{render.COMPOSE_SECRETS_DIR}/alertmanager.password"}
+    assert doc["alerting"]["alertmanagers"][0]["basic_auth"] == auth
+    [am_job] = [j for j in doc["scrape_configs"] if j["job_name"] == "alertmanager"]
+    assert am_job["basic_auth"] == auth
+    assert "$$(cat /secrets/alertmanager.password)" in am["healthcheck"]["test"][1]

@@ -19,6 +19,7 @@ import requests
 import yaml
 
 from incident.log import read_events
+from stack import credentials
 from streamwatch.net import free_port, wait_until
 from tests.conftest import (
     ROOT,
@@ -126,7 +127,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             alertmanager_argv(tmp, am_port),
             tmp / "alertmanager.log",
         )
-        am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout_s=30)
+        am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout_s=30, auth=credentials.ensure(tmp).auth)
         sim = sims()
         ports = {m: free_port() for m in METRICS}
         det_port = free_port()
@@ -137,6 +138,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             targets,
             rule_files=sorted((ROOT / "prometheus" / "rules").glob("*.yml")),
             alertmanager=f"127.0.0.1:{am_port}",
+            alertmanager_password_file=tmp / "alertmanager.password",
         )
         for m, port in ports.items():
             # Training data that ends now, so the monitors' forecast grid starts where the live data is.

@@ -28,6 +28,7 @@ from incident.decay import decay_factor, spread_weight
 from incident.log import IncidentLog, read_events
 from incident.service import IncidentWatcher, serve
 from incident.state import StateFile, state_path_for
+from stack import credentials
 from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, http_ok, start_metrics_server, wait_until
 from streamwatch.promapi import PrometheusClient
@@ -392,13 +393,16 @@ def test_prometheus_killed_during_a_prolonged_spike_is_one_incident_and_one_aler
             targets,
             rule_files=sorted((ROOT / "prometheus" / "rules").glob("*.yml")),
             alertmanager=f"127.0.0.1:{am_port}",
+            alertmanager_password_file=tmp_path / "alertmanager.password",
         )
         # Three half-lives: an unheld score of 29 would fall to 3.6 before the monitors' next cycle.
         fakes = MonitorsLike(prom.url, resume_s=3 * HALF_LIFE_S)
         server, _thread = start_metrics_server(fakes.registry, "127.0.0.1", monitors_port)
         fakes.thread.start()
         rcv.wait_http(f"{receiver}/healthz", timeout_s=30)
-        am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout_s=30)
+        am.wait_http(
+            f"http://127.0.0.1:{am_port}/-/ready", timeout_s=30, auth=credentials.ensure(tmp_path).auth
+        )
         argv = python_argv(
             str(ROOT / "incident_detector.py"), "--config", str(conf), "--port", str(watcher_port),
             "--prometheus-url", prom.url, "--log", str(log_path),

@@ -127,8 +127,8 @@ def promtool_on(tmp_path: Path, rules: str) -> subprocess.CompletedProcess[str]:
         ),
         # Issue 22, item 5: Sev 2 firing for the one detector cycle a Sev 1 passes on its way down.
         (
-            "\n              unless on (job, instance) (max_over_time((streamwatch_incident_severity == bool 1)"
-            "[1m:5s]) == 1)",
+            "\n              unless on (job, instance) (max_over_time("
+            "(streamwatch_incident_severity == bool 1)[1m:5s]) == 1)",
             "StreamwatchSev2",
         ),
     ],
