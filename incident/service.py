@@ -22,6 +22,7 @@ from streamwatch.errors import DataError, UserError
 from streamwatch.net import LISTEN_BACKLOG, listen_error
 from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
+from streamwatch.serverlimits import BoundedThreads
 
 log = logging.getLogger("incident")
 
@@ -347,7 +348,7 @@ def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per scrape would drown the incident lines
 
-    class Server(ThreadingHTTPServer):
+    class Server(BoundedThreads, ThreadingHTTPServer):
         request_queue_size = LISTEN_BACKLOG  # socketserver's 5 makes clients wait 1 s retries under load
         daemon_threads = True
 

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from streamwatch.errors import UserError
+from streamwatch.serverlimits import BoundedThreads
 
 # Connections the kernel queues while every handler is busy. socketserver's default is 5: under load the
 # monitor's queue overflowed and clients waited a 1 s SYN retry (63 of 60,000 requests).
@@ -106,7 +107,7 @@ def start_metrics_server(
     try:  # an unknown host (socket.gaierror) is an OSError as well
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
 
-        class Server(ThreadingWSGIServer):
+        class Server(BoundedThreads, ThreadingWSGIServer):
             address_family = family
             request_queue_size = LISTEN_BACKLOG
 

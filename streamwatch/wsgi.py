@@ -8,12 +8,19 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer
 
 from streamwatch.errors import UserError
 from streamwatch.net import port_in_use
+from streamwatch.serverlimits import BoundedThreads
 
 log = logging.getLogger("serve")
+
+
+class BoundedWSGIServer(BoundedThreads, BaseWSGIServer):
+    """werkzeug's server with a read timeout and a bounded worker pool (``threaded=True`` had neither)."""
+
+    multithread = True
 
 
 def serve(
@@ -34,7 +41,7 @@ def serve(
     if port_in_use(host, port):
         raise UserError(f"port {port} on {host} is already in use (choose another with --port)")
     try:
-        server = make_server(host, port, app, threaded=True)
+        server = BoundedWSGIServer(host, port, app)
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     if started:
