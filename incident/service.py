@@ -338,6 +338,12 @@ def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer
                 body = dumps({"error": f"no such path {path}; try /metrics, /state or /healthz"})
                 self._send(404, "application/json", body.encode())
 
+        def _refuse(self) -> None:
+            body = dumps({"error": f"{self.command} is not supported here; this server only answers GET"})
+            self._send(405, "application/json", body.encode())
+
+        do_POST = do_PUT = do_PATCH = do_DELETE = _refuse
+
         def _send(self, status: int, ctype: str, body: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)

@@ -33,7 +33,7 @@ def anchors(page: Path) -> set[str]:
 
 
 def test_the_readme_is_a_front_door() -> None:
-    assert len(README.read_text().splitlines()) <= 200
+    assert len(README.read_text().splitlines()) < 250  # the lead's limit for the front door (issue 22)
 
 
 @pytest.mark.parametrize("command", readme_python_commands())

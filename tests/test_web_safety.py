@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from incident.log import iter_events
+from stack import credentials
 from stack.config import ROOT, StackConfig, load_stack
 from stack.runner import prepare_data_dir, service_commands
 from streamwatch.net import wait_until
@@ -74,8 +75,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for name in STARTED:
             processes[name] = ManagedProcess(name, commands[name], tmp / f"{name}.log", cwd=ROOT)
         st = Stack(cfg, data, processes)
+        auth = {"alertmanager": credentials.ensure(data).auth}  # made by prepare_data_dir, as make demo does
         for name in STARTED:
-            processes[name].wait_http(st.url(name) + cfg.services[name].health_path, timeout_s=60)
+            processes[name].wait_http(st.url(name) + cfg.services[name].health_path, 60, auth.get(name))
         yield st
     finally:
         for p in processes.values():
@@ -151,11 +153,23 @@ def test_prometheus_answers_cross_origin_reads_for_the_dashboard_only(stack: Sta
         assert own.headers.get("Access-Control-Allow-Origin") == origin
 
 
-def test_alertmanager_answers_any_origin_as_docs_security_md_says(stack: Stack) -> None:
-    # Alertmanager 0.25 has no flag for this (docs/security.md says what to do about it); if this starts
-    # failing, a newer Alertmanager changed it and the docs are out of date.
-    resp = requests.get(f"{stack.url('alertmanager')}/api/v2/status", headers={"Origin": EVIL}, timeout=5)
-    assert resp.headers.get("Access-Control-Allow-Origin") == "*"
+def test_alertmanager_answers_any_origin_but_only_with_the_stacks_credential(stack: Stack) -> None:
+    # Alertmanager 0.25 has no CORS flag (docs/security.md): with the credential it still answers any
+    # origin; without it (a browser's request) it refuses, preflight included (issue 22, item 6).
+    url = f"{stack.url('alertmanager')}/api/v2/status"
+    auth = credentials.ensure(stack.data).auth
+    assert (
+        requests.get(url, headers={"Origin": EVIL}, auth=auth, timeout=5).headers.get(
+            "Access-Control-Allow-Origin"
+        )
+        == "*"
+    )
+    refused = requests.get(url, headers={"Origin": EVIL}, timeout=5)
+    assert refused.status_code == 401 and "Access-Control-Allow-Origin" not in refused.headers
+    forged = hostile(
+        f"{stack.url('alertmanager')}/api/v2/alerts", json.dumps([{"labels": {"alertname": "X"}}])
+    )
+    assert forged.status_code == 401
 
 
 def test_legitimate_callers_still_get_through(stack: Stack) -> None:
@@ -166,7 +180,8 @@ def test_legitimate_callers_still_get_through(stack: Stack) -> None:
     assert ended.status_code == 204
     # Alertmanager's own webhook delivery: an alert posted to its API reaches the guarded receiver.
     alert = [{"labels": {"alertname": "StreamwatchWebSafety", "severity": "critical"}}]
-    posted = requests.post(f"{stack.url('alertmanager')}/api/v2/alerts", json=alert, timeout=5)
+    auth = credentials.ensure(stack.data).auth  # as Prometheus and amtool send it
+    posted = requests.post(f"{stack.url('alertmanager')}/api/v2/alerts", json=alert, auth=auth, timeout=5)
     assert posted.status_code == 200, posted.text
 
     def delivered() -> bool:
