@@ -80,7 +80,9 @@ def test_the_services_refuse_dev_zero_and_fifos_in_one_line(tmp_path: Path) -> N
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for path in ("/dev/zero", str(fifo)):
-        proc = run_python("monitor.py", "energy_price", path, "8999", timeout=60)
+        proc = run_python(
+            "monitor.py", "energy_price", path, "8999", "--model-dir", str(tmp_path / "models"), timeout=60
+        )
         assert_one_line_error(proc, "not a regular file")
         proc = run_python(
             "incident_detector.py", "--config", path, "--log", str(tmp_path / "i.log"), timeout=60

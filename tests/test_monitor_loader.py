@@ -303,7 +303,7 @@ def test_an_interval_below_a_tenth_of_a_second_is_refused(tmp_path: Path):
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
     done = run_monitor("energy_price", str(f), "PORT", "--interval", "1e-9")
-    assert_one_line_error(done, "interval must be at least 0.1 s")
+    assert_one_line_error(done, "interval must be 0.1 to 86,400 s")
 
 
 @pytest.mark.e2e
