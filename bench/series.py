@@ -31,9 +31,9 @@ from tempfile import TemporaryDirectory
 import requests
 import yaml
 
+from harness.procs import ManagedProcess, prometheus_argv, python_argv
 from streamwatch.net import free_port, wait_until
 from streamwatch.promapi import PrometheusClient
-from tests.procs import ManagedProcess, prometheus_argv, python_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRAPE_S = 2

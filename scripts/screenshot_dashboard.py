@@ -3,7 +3,7 @@
     .venv/bin/python scripts/screenshot_dashboard.py                 # start a fast stack, inject, shoot
     .venv/bin/python scripts/screenshot_dashboard.py --url http://127.0.0.1:8000   # a running `make demo`
 
-Without --url it starts the real stack on free ports (tests.quickstack), waits until every per-metric chart
+Without --url it starts the real stack on free ports (harness.quickstack), waits until every per-metric chart
 has data, clicks "Prolonged spike in both" and takes the picture once the Sev 1 banner shows and the spike
 has left its anomaly marks, so the image shows everything the page can show.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import quickstack  # noqa: E402
 from streamwatch.cli import run  # noqa: E402
 from streamwatch.errors import UserError  # noqa: E402
 from streamwatch.net import wait_until  # noqa: E402
-from tests import quickstack  # noqa: E402
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # the system chromium only, never a download
 

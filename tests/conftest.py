@@ -1,22 +1,30 @@
-"""Fixtures shared by the whole suite: real Prometheus (and Alertmanager) processes on loopback."""
+"""Fixtures shared by the whole suite: real services on loopback, started by the harness package.
+
+The services themselves (what starts them, how they are configured) live in ``harness/``, which tests,
+``bench/`` and ``scripts/`` import; here are only the fixtures that stop them after each test, and the
+suite's own settings (hypothesis profile, xdist groups, the guard on the checkout's var/).
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import settings
 
-from streamwatch.net import free_port
-from streamwatch.promapi import PrometheusClient
-from tests.procs import ManagedProcess, prometheus_argv, python_argv
+# The harness' helpers assert (assert_one_line_error, assert_promtool_metrics_ok): pytest explains their
+# failures as it does a test's.
+pytest.register_assert_rewrite("harness")
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT  # noqa: E402
+from harness.fake_monitors import FakeMonitors, start_fake_monitors  # noqa: E402
+from harness.services import (  # noqa: E402
+    FleetMonitorFactory,
+    NodeExporterFactory,
+    PrometheusFactory,
+    SimulatorFactory,
+)
 
 # The suite's property tests draw the same examples on every run, so CI never goes red on a draw it
 # has not seen before; hunt for new failures with `pytest --hypothesis-profile=thorough` (random, 20x).
@@ -81,75 +89,6 @@ def _xdist_grouped(request: pytest.FixtureRequest) -> None:
         )
 
 
-@dataclass
-class PrometheusServer:
-    url: str
-    client: PrometheusClient
-    process: ManagedProcess
-    config_path: Path
-
-
-@dataclass
-class ScrapeTarget:
-    job: str
-    address: str  # host:port
-    interval: str = "1s"
-    metrics_path: str = "/metrics"
-
-
-@dataclass
-class PrometheusFactory:
-    tmp_path: Path
-    started: list[ManagedProcess] = field(default_factory=list)
-
-    def __call__(
-        self,
-        targets: Sequence[ScrapeTarget] = (),
-        rule_files: Sequence[Path] = (),
-        alertmanager: str | None = None,
-        interval: str = "1s",
-        alertmanager_password_file: Path | None = None,
-    ) -> PrometheusServer:
-        if shutil.which("prometheus") is None:
-            pytest.fail("prometheus is not installed: run `make setup` (installs Debian's prometheus)")
-        port = free_port()
-        workdir = self.tmp_path / f"prometheus-{port}"
-        workdir.mkdir()
-        config: dict = {
-            "global": {"scrape_interval": interval, "evaluation_interval": interval},
-            "scrape_configs": [],
-        }
-        jobs: dict[str, dict] = {}  # targets of one job (replicas) are one scrape config
-        for t in targets:
-            if t.job in jobs:
-                jobs[t.job]["static_configs"][0]["targets"].append(t.address)
-                continue
-            jobs[t.job] = {
-                "job_name": t.job,
-                "scrape_interval": t.interval,
-                "metrics_path": t.metrics_path,
-                "static_configs": [{"targets": [t.address]}],
-            }
-            config["scrape_configs"].append(jobs[t.job])
-        if rule_files:
-            config["rule_files"] = [str(p) for p in rule_files]
-        if alertmanager:
-            am: dict = {"static_configs": [{"targets": [alertmanager]}]}
-            if alertmanager_password_file is not None:  # the stack's Alertmanager requires its credential
-                am["basic_auth"] = {
-                    "username": "streamwatch",
-                    "password_file": str(alertmanager_password_file),
-                }
-            config["alerting"] = {"alertmanagers": [am]}
-        config_path = workdir / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config))
-        proc = ManagedProcess("prometheus", prometheus_argv(workdir, port), workdir / "prometheus.log")
-        self.started.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        proc.wait_http(f"{url}/-/ready", timeout_s=30)
-        return PrometheusServer(url, PrometheusClient(url), proc, config_path)
-
-
 @pytest.fixture
 def start_prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
     """Start real Prometheus servers on free loopback ports; all are stopped after the test."""
@@ -157,47 +96,6 @@ def start_prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
     yield factory
     for proc in factory.started:
         proc.stop()
-
-
-# --- simulator (issue #2) -------------------------------------------------------------------------
-
-
-@dataclass
-class SimulatorServer:
-    url: str  # http://127.0.0.1:PORT
-    port: int
-    address: str  # 127.0.0.1:PORT, as a Prometheus scrape target
-    process: ManagedProcess
-
-
-@dataclass
-class SimulatorFactory:
-    tmp_path: Path
-    started: list[ManagedProcess] = field(default_factory=list)
-
-    def __call__(
-        self, config: Path | str | None = None, *extra_args: str, seed: int | None = None
-    ) -> SimulatorServer:
-        """Start ``python simulator.py serve`` from the repo root on a free port; wait for /healthz.
-
-        ``config`` is a TOML file (e.g. with custom ``[[metrics]]``); ``extra_args`` go to ``serve``.
-        """
-        port = free_port()
-        args = ["simulator.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        if config is not None:
-            args += ["--config", str(config)]
-        if seed is not None:
-            args += ["--seed", str(seed)]
-        proc = ManagedProcess(
-            "simulator",
-            python_argv(*args, *extra_args),
-            self.tmp_path / f"simulator-{port}.log",
-            cwd=ROOT,
-        )
-        self.started.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        proc.wait_http(f"{url}/healthz", timeout_s=30)
-        return SimulatorServer(url, port, f"127.0.0.1:{port}", proc)
 
 
 @pytest.fixture
@@ -209,93 +107,27 @@ def start_simulator(tmp_path: Path) -> Iterator[SimulatorFactory]:
         proc.stop()
 
 
-def assert_promtool_metrics_ok(exposition: str) -> None:
-    """Fail unless ``promtool check metrics`` accepts ``exposition`` (naming, HELP, types, units)."""
-    if shutil.which("promtool") is None:
-        pytest.fail("promtool is not installed: run `make setup` (installs Debian's prometheus)")
-    done = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-# --- many-series monitor (issue #13) ---------------------------------------------------------------
-
-
-@dataclass
-class ExporterServer:
-    address: str  # 127.0.0.1:PORT, as a Prometheus scrape target
-    process: ManagedProcess
-
-
 @pytest.fixture
-def start_node_exporter(tmp_path: Path) -> Iterator[Callable[[], ExporterServer]]:
-    """Start Debian's prometheus-node-exporter on a free loopback port (a real exporter nobody here wrote)."""
-    started: list[ManagedProcess] = []
-
-    def start() -> ExporterServer:
-        binary = shutil.which("prometheus-node-exporter")
-        if binary is None:
-            pytest.fail("prometheus-node-exporter is not installed: run `make setup`")
-        port = free_port()
-        argv = [binary, f"--web.listen-address=127.0.0.1:{port}"]
-        proc = ManagedProcess("node-exporter", argv, tmp_path / f"node-exporter-{port}.log")
-        started.append(proc)
-        proc.wait_http(f"http://127.0.0.1:{port}/metrics", timeout_s=30)
-        return ExporterServer(f"127.0.0.1:{port}", proc)
-
-    yield start
-    for proc in started:
+def start_node_exporter(tmp_path: Path) -> Iterator[NodeExporterFactory]:
+    """Start Debian's prometheus-node-exporter on a free loopback port; stopped after the test."""
+    factory = NodeExporterFactory(tmp_path)
+    yield factory
+    for proc in factory.started:
         proc.stop()
 
 
-@dataclass
-class FleetMonitor:
-    url: str  # http://127.0.0.1:PORT/metrics
-    address: str
-    process: ManagedProcess
-    config_path: Path
+@pytest.fixture
+def start_fleet_monitor(tmp_path: Path) -> Iterator[FleetMonitorFactory]:
+    """Start ``python monitor.py --config watch.toml`` with the given [[monitor.queries]] tables."""
+    factory = FleetMonitorFactory(tmp_path)
+    yield factory
+    for proc in factory.started:
+        proc.stop()
 
 
 @pytest.fixture
-def start_fleet_monitor(tmp_path: Path) -> Iterator[Callable[..., FleetMonitor]]:
-    """Start ``python monitor.py --config watch.toml`` with the given [[monitor.queries]] tables.
-
-    ``start(prometheus_url, queries, interval=2.0)``: ``queries`` are dicts written as TOML tables.
-    """
-    started: list[ManagedProcess] = []
-
-    def start(prometheus_url: str, queries: Sequence[dict], interval: float = 2.0) -> FleetMonitor:
-        port = free_port()
-        lines = [
-            "[monitor]",
-            f"port = {port}",
-            f'prometheus_url = "{prometheus_url}"',
-            f"interval = {interval}",
-            # Its own folder: snapshots must not outlive the test (nor reach the next one's monitor).
-            f'model_dir = "{tmp_path / f"models-{port}"}"',
-        ]
-        for q in queries:
-            lines.append("\n[[monitor.queries]]")
-            for key, value in q.items():
-                if isinstance(value, dict):
-                    inner = ", ".join(f"{k} = {v!r}" for k, v in value.items())
-                    lines.append(f"{key} = {{ {inner} }}")
-                elif isinstance(value, str):
-                    lines.append(f"{key} = '{value}'")
-                else:
-                    lines.append(f"{key} = {value}")
-        config_path = tmp_path / f"watch-{port}.toml"
-        config_path.write_text("\n".join(lines) + "\n")
-        proc = ManagedProcess(
-            "monitor",
-            python_argv("monitor.py", "--config", str(config_path)),
-            tmp_path / f"monitor-{port}.log",
-            cwd=ROOT,
-        )
-        started.append(proc)
-        url = f"http://127.0.0.1:{port}/metrics"
-        proc.wait_http(url, timeout_s=60)
-        return FleetMonitor(url, f"127.0.0.1:{port}", proc, config_path)
-
-    yield start
-    for proc in started:
-        proc.stop()
+def monitors(start_prometheus: PrometheusFactory) -> Iterator[FakeMonitors]:
+    """The monitors' anomaly counters and last-success gauges, served and scraped every second."""
+    fm, server = start_fake_monitors(start_prometheus)
+    yield fm
+    server.shutdown()

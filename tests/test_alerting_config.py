@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from harness import ROOT
 
 CONFIG = ROOT / "prometheus" / "alertmanager.yml"
 

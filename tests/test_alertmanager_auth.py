@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness import ROOT
+from harness.procs import ManagedProcess, alertmanager_argv
 from stack import credentials
 from streamwatch.net import free_port
-from tests.conftest import ROOT
-from tests.procs import ManagedProcess, alertmanager_argv
 
 FORGED = json.dumps(
     [{"labels": {"alertname": "StreamwatchSev1", "sev": "1"}, "endsAt": "2030-01-01T00:00:00Z"}]

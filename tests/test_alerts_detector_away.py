@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import requests
 
+from harness import ROOT
+from harness.procs import ManagedProcess, python_argv
+from harness.services import PrometheusFactory, ScrapeTarget
 from incident.severity import IncidentTracker, Rules
 from incident.state import StateFile, state_path_for
 from streamwatch.net import free_port, wait_until
-from tests.conftest import ROOT, PrometheusFactory, ScrapeTarget
-from tests.procs import ManagedProcess, python_argv
 
 RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import assert_one_line_error, run_python
 from monitor.loader import load_training
 from streamwatch.errors import DataError, UserError
 from streamwatch.files import read_bytes
-from tests.cli_support import assert_one_line_error, run_python
 
 
 def peak_bytes(fn: object) -> int:

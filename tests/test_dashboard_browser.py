@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import requests
 
+from harness import ROOT, quickstack
+from harness.fleet import start_fleet
+from harness.procs import ManagedProcess, python_argv
+from harness.services import ScrapeTarget
 from streamwatch.net import free_port, wait_until
-from tests import quickstack
-from tests.conftest import ROOT, ScrapeTarget
-from tests.fleet_support import start_fleet
-from tests.procs import ManagedProcess, python_argv
 
 # Never let Playwright fetch a browser of its own: the system chromium is the one under test.
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -154,7 +154,7 @@ def test_page_says_prometheus_is_unreachable_and_keeps_retrying(tmp_path: Path, 
 
 @pytest.fixture
 def fleet_page(tmp_path: Path, start_prometheus: Any) -> Iterator[tuple[Any, str]]:
-    """50 series of one metric (tests.fleet_support) scraped by a real Prometheus, and the live page on it."""
+    """50 series of one metric (harness.fleet) scraped by a real Prometheus, and the live page on it."""
     fleet = start_fleet(tmp_path, "cpu", 50)
     prom = start_prometheus([ScrapeTarget("fleet", fleet.address)])
     port = free_port()

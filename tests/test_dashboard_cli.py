@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness import ROOT
+from harness import cli as cli_support
+from harness.cli import run_python
+from harness.net import busy_port
+from harness.procs import ManagedProcess, python_argv
 from streamwatch.net import free_port
-from tests import cli_support
-from tests.cli_support import busy_port, run_python
-from tests.conftest import ROOT
-from tests.procs import ManagedProcess, python_argv
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

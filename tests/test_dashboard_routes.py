@@ -14,15 +14,15 @@ from flask.testing import FlaskClient
 
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig
+from harness.fleet import start_fleet
+from harness.service_metrics import ServiceMetrics, start_service_metrics
+from harness.services import PrometheusFactory, ScrapeTarget
 from incident.config import IncidentConfig
 from incident.log import IncidentLog, read_events
 from incident.service import IncidentWatcher, serve
 from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, wait_until
 from streamwatch.promapi import PrometheusClient
-from tests.conftest import PrometheusFactory, ScrapeTarget
-from tests.dashboard_support import ServiceMetrics, start_service_metrics
-from tests.fleet_support import start_fleet
 
 METRICS = ["energy_consumption", "energy_price"]
 T0 = 1_700_000_000.0

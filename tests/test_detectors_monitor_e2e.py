@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness import ROOT
+from harness.procs import ManagedProcess, python_argv
+from harness.services import ScrapeTarget
+from harness.waves import scrape_monitor
 from streamwatch.net import free_port, wait_until
-from tests.conftest import ROOT, ScrapeTarget
-from tests.monitor_support import scrape_monitor
-from tests.procs import ManagedProcess, python_argv
 
 METRIC = "energy_price"
 TUNED = [

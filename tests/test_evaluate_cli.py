@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.cli import assert_one_line_error, run_python
 from monitor.evaluate import main, unit_score
 from monitor.evaluation import nabscore
 from monitor.evaluation.metrics import count, probation_rows
-from tests.cli_support import assert_one_line_error, run_python
 
 SPIKES = [5, 40, 60, 61, 70]  # 5: probationary; 40: inside window 1; 60-61 and 70: outside (2 episodes)
 WINDOWS = [(38, 45), (80, 85)]  # window 2 gets no flag

@@ -13,12 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stack.render import GRAFANA_DATASOURCE_UID
-from streamwatch.net import wait_until
-from tests.conftest import ScrapeTarget
-from tests.dashboard_support import start_service_metrics
-from tests.fleet_support import start_fleet
-from tests.grafana_support import (
+from harness.fleet import start_fleet
+from harness.grafana import (
     DASHBOARD_DIR,
     ROOT,
     load,
@@ -28,6 +24,10 @@ from tests.grafana_support import (
     targets,
     variable,
 )
+from harness.service_metrics import start_service_metrics
+from harness.services import ScrapeTarget
+from stack.render import GRAFANA_DATASOURCE_UID
+from streamwatch.net import wait_until
 
 DASHBOARD = load()
 DATASOURCES = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())

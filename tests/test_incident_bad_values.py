@@ -19,6 +19,10 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from harness import ROOT
+from harness.cli import assert_one_line_error, run_python
+from harness.procs import ManagedProcess, python_argv
+from harness.services import PrometheusFactory, ScrapeTarget
 from incident.decay import steady_state
 from incident.log import AppendOnlyLog, IncidentLog
 from incident.severity import MAX_ANOMALIES_PER_S, MIN_COUNT_WINDOW_S, IncidentTracker, Rules
@@ -27,9 +31,6 @@ from incident.webhook import WebhookConfig, alert_records, create_app
 from streamwatch.errors import DataError
 from streamwatch.logs import setup_logging
 from streamwatch.net import free_port, start_metrics_server, wait_until
-from tests.cli_support import assert_one_line_error, run_python
-from tests.conftest import ROOT, PrometheusFactory, ScrapeTarget
-from tests.procs import ManagedProcess, python_argv
 
 T0 = 1_700_000_000.0
 METRICS = ("energy_consumption", "energy_price")

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from harness import ROOT
+from harness.cli import assert_one_line_error
+from harness.net import busy_port
+from harness.services import PrometheusFactory
 from incident.config import DEFAULT_METRICS, IncidentConfig
 from streamwatch.config import load
 from streamwatch.errors import ConfigError
 from streamwatch.net import free_port
-from tests.cli_support import assert_one_line_error, busy_port
-from tests.conftest import ROOT, PrometheusFactory
 
 
 def test_defaults_are_the_documented_numbers() -> None:

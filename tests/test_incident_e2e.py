@@ -18,18 +18,18 @@ import pytest
 import requests
 import yaml
 
-from incident.log import read_events
-from stack import credentials
-from streamwatch.net import free_port, wait_until
-from tests.conftest import (
-    ROOT,
+from harness import ROOT
+from harness.procs import ManagedProcess, alertmanager_argv, python_argv
+from harness.services import (
     PrometheusFactory,
     PrometheusServer,
     ScrapeTarget,
     SimulatorFactory,
     SimulatorServer,
 )
-from tests.procs import ManagedProcess, alertmanager_argv, python_argv
+from incident.log import read_events
+from stack import credentials
+from streamwatch.net import free_port, wait_until
 
 METRICS = ("energy_consumption", "energy_price")
 DETECTOR_TOML = """

@@ -23,6 +23,11 @@ import requests
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from harness import ROOT
+from harness.cli import assert_one_line_error, run_python
+from harness.fake_monitors import FakeMonitors
+from harness.procs import ManagedProcess, alertmanager_argv, prometheus_argv, python_argv
+from harness.services import PrometheusFactory, ScrapeTarget
 from incident.config import IncidentConfig
 from incident.decay import decay_factor, spread_weight
 from incident.log import IncidentLog, read_events
@@ -32,10 +37,6 @@ from stack import credentials
 from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, http_ok, start_metrics_server, wait_until
 from streamwatch.promapi import PrometheusClient
-from tests.cli_support import assert_one_line_error, run_python
-from tests.conftest import ROOT, PrometheusFactory, ScrapeTarget
-from tests.procs import ManagedProcess, alertmanager_argv, prometheus_argv, python_argv
-from tests.test_incident_service import FakeMonitors, monitors  # noqa: F401  (the fixture)
 
 METRICS = ("energy_consumption", "energy_price")
 T0 = 1_700_000_000.0
@@ -76,7 +77,7 @@ def get_state(port: int) -> dict[str, Any]:
 
 @pytest.mark.e2e
 def test_sigkill_mid_incident_then_restart_continues_and_resolves_it_once(
-    monitors: FakeMonitors,  # noqa: F811
+    monitors: FakeMonitors,
     tmp_path: Path,
 ) -> None:
     conf = tmp_path / "incident.toml"
@@ -125,7 +126,7 @@ def test_sigkill_mid_incident_then_restart_continues_and_resolves_it_once(
 
 @pytest.mark.e2e
 def test_restart_counts_the_anomalies_of_its_downtime_spread_over_the_gap(
-    monitors: FakeMonitors,  # noqa: F811
+    monitors: FakeMonitors,
     tmp_path: Path,
 ) -> None:
     cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, interval=5, half_life_s=10, threshold=10)
@@ -169,7 +170,7 @@ def test_restart_counts_the_anomalies_of_its_downtime_spread_over_the_gap(
 
 @pytest.mark.e2e
 def test_restart_between_log_write_and_state_save_writes_no_event_twice(
-    monitors: FakeMonitors,  # noqa: F811
+    monitors: FakeMonitors,
     tmp_path: Path,
 ) -> None:
     cfg = IncidentConfig(prometheus_url=monitors.prometheus.url, interval=5, half_life_s=10, threshold=10)
@@ -226,7 +227,7 @@ def strict_json(text: str) -> Any:
 
 @pytest.mark.e2e
 def test_infinite_and_nan_counts_are_ignored_counted_and_never_written(
-    monitors: FakeMonitors,  # noqa: F811
+    monitors: FakeMonitors,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

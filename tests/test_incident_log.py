@@ -11,20 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import ROOT
+from harness.incidents import lifecycle
 from incident.log import IncidentLog, iter_events, read_events
-from incident.severity import IncidentTracker, Rules
 from streamwatch.errors import DataError
-from tests.conftest import ROOT
-
-T0 = 1_700_000_000.0
-
-
-def lifecycle() -> list:
-    tr = IncidentTracker(("a", "b"), Rules(half_life_s=10, threshold=10, clear_threshold=5))
-    events = tr.observe(T0, {"a": 12})
-    events += tr.observe(T0 + 1, {"b": 12})
-    events += tr.observe(T0 + 120, {})
-    return events
 
 
 def test_one_json_object_per_event(tmp_path: Path) -> None:
@@ -131,7 +121,7 @@ def test_a_line_cut_anywhere_is_torn_not_corrupt(tmp_path: Path) -> None:
 WRITE_UNDER_A_SIZE_LIMIT = """
 import os, resource, sys
 from incident.log import IncidentLog
-from tests.test_incident_log import lifecycle
+from harness.incidents import lifecycle
 
 opened, escalated, _ = lifecycle()
 path = sys.argv[1]

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.fleet import Fleet, start_fleet
+from harness.services import PrometheusFactory, PrometheusServer, ScrapeTarget, assert_promtool_metrics_ok
 from incident.config import IncidentConfig
 from incident.log import IncidentLog, read_events
 from incident.service import IncidentWatcher, serve
 from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, wait_until
 from streamwatch.promapi import PrometheusClient
-from tests.conftest import PrometheusFactory, PrometheusServer, ScrapeTarget, assert_promtool_metrics_ok
-from tests.fleet_support import Fleet, start_fleet
 
 T0 = 1_700_000_000.0
 SERIES = 50

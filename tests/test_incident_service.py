@@ -9,77 +9,25 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from harness import ROOT
+from harness.fake_monitors import FakeMonitors
+from harness.net import listen_backlog
+from harness.procs import ManagedProcess, python_argv
+from harness.services import assert_promtool_metrics_ok
 from incident.config import IncidentConfig
 from incident.decay import spread_weight
 from incident.log import IncidentLog, read_events
 from incident.service import IncidentWatcher, serve
 from streamwatch.clock import FakeClock
-from streamwatch.net import LISTEN_BACKLOG, free_port, start_metrics_server, wait_until
+from streamwatch.net import LISTEN_BACKLOG, free_port, wait_until
 from streamwatch.promapi import PrometheusClient
-from tests.conftest import ROOT, PrometheusFactory, PrometheusServer, ScrapeTarget, assert_promtool_metrics_ok
-from tests.procs import ManagedProcess, python_argv
-from tests.test_shared import listen_backlog
 
 T0 = 1_700_000_000.0
-
-
-@dataclass
-class FakeMonitors:
-    """Real exporter with the monitors' anomaly counter, scraped by a real Prometheus."""
-
-    counter: Counter
-    prometheus: PrometheusServer
-    last_success: Gauge
-
-    def completed_cycle(self, at: float) -> None:
-        """Every monitor says it completed a cycle at ``at`` (as after a Prometheus outage)."""
-        for m in ("energy_consumption", "energy_price"):
-            self.last_success.labels(metric=m).set(at)
-        q = "min(streamwatch_monitor_last_success_timestamp_seconds)"
-
-        def visible() -> bool:
-            res = self.prometheus.client.query(q)
-            return bool(res) and res[0].values[-1] == at
-
-        assert wait_until(visible, 15), "Prometheus did not scrape the monitors' last success"
-
-    def add(self, metric: str, n: int) -> None:
-        self.counter.labels(metric=metric).inc(n)
-        want = self.counter.labels(metric=metric)._value.get()
-        q = f'sum by (metric) (streamwatch_monitor_anomalies_total{{metric="{metric}"}})'
-
-        def visible() -> bool:
-            res = self.prometheus.client.query(q)
-            return bool(res) and res[0].values[-1] == want
-
-        assert wait_until(visible, 15), f"Prometheus did not scrape {metric}={want}"
-
-
-@pytest.fixture
-def monitors(start_prometheus: PrometheusFactory) -> Iterator[FakeMonitors]:
-    registry = CollectorRegistry()
-    counter = Counter("streamwatch_monitor_anomalies_total", "anomalies", ["metric"], registry=registry)
-    # Labelled, so it appears only once set: as a monitor's, with its first successful cycle.
-    last_success = Gauge(
-        "streamwatch_monitor_last_success_timestamp_seconds", "last cycle", ["metric"], registry=registry
-    )
-    for m in ("energy_consumption", "energy_price"):
-        counter.labels(metric=m)
-    port = free_port()
-    server, _thread = start_metrics_server(registry, "127.0.0.1", port)
-    prom = start_prometheus([ScrapeTarget("monitor_any_name", f"127.0.0.1:{port}", "1s")])
-    fm = FakeMonitors(counter, prom, last_success)
-    assert wait_until(lambda: len(prom.client.query("streamwatch_monitor_anomalies_total")) == 2, 15)
-    yield fm
-    server.shutdown()
 
 
 def value(watcher: IncidentWatcher, name: str, labels: dict[str, str] | None = None) -> float | None:

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from harness import ROOT
+from harness.net import busy_port
+from harness.procs import python_argv
+from harness.services import assert_promtool_metrics_ok
 from incident.log import AppendOnlyLog, iter_events
 from incident.webhook import WebhookConfig, alert_records, create_app, one_line
-from tests.cli_support import busy_port
-from tests.conftest import ROOT, assert_promtool_metrics_ok
-from tests.procs import python_argv
 
 
 def payload(status: str = "firing", **labels: str) -> dict[str, Any]:

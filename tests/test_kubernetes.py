@@ -15,11 +15,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from harness import ROOT
 from incident.cli import build_parser as incident_parser
 from incident.config import IncidentConfig
 from monitor.cli import build_parser
 from monitor.config import load_file
-from tests.conftest import ROOT
 
 K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 
-from tests.conftest import ROOT
+from harness import ROOT
 
 
 def test_every_python_module_and_script_the_makefile_runs_exists() -> None:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
+from harness import ROOT
 from incident.exporter import IncidentMetrics
 from incident.log import AppendOnlyLog
 from incident.webhook import WebhookConfig
@@ -27,7 +28,6 @@ from monitor.fleetexport import FleetMetrics, render_series
 from simulator.app import create_app as create_simulator
 from simulator.config import SimulatorConfig
 from streamwatch.series import Series
-from tests.conftest import ROOT
 
 REFERENCE = ROOT / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<type>[a-z ]+) \|(?P<labels>[^|]*)\| (?P<source>[^|]+) \|")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.waves import CONSUMPTION, PRICE, WAVES, grid
 from monitor import forecast, modelstore
 from monitor.config import MonitorConfig
 from monitor.detectors import registry
@@ -22,7 +23,6 @@ from monitor.scoring import cycle_stats, mae, mape
 from simulator import wave
 from simulator.config import default_metrics
 from streamwatch.errors import ConfigError
-from tests.monitor_support import CONSUMPTION, PRICE, WAVES, grid
 
 START = 1_763_900_000.0
 SPECS = {s.name: s for s in default_metrics()}

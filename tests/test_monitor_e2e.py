@@ -16,10 +16,11 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Gauge
 
+from harness import ROOT
+from harness.procs import ManagedProcess, python_argv
+from harness.services import ScrapeTarget, assert_promtool_metrics_ok
+from harness.waves import scrape_monitor
 from streamwatch.net import free_port, start_metrics_server, wait_until
-from tests.conftest import ROOT, ScrapeTarget, assert_promtool_metrics_ok
-from tests.monitor_support import scrape_monitor
-from tests.procs import ManagedProcess, python_argv
 
 METRIC = "energy_price"
 INTERVAL = 2.0

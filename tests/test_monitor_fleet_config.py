@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import assert_one_line_error, run_python
 from monitor.config import MonitorConfig, QueryConfig, load_file
 from streamwatch.errors import ConfigError
-from tests.cli_support import assert_one_line_error, run_python
 
 ISSUE_TOML = """
 [monitor]

@@ -8,12 +8,12 @@ import logging
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.services import assert_promtool_metrics_ok
 from monitor.config import QueryConfig
 from monitor.detectors import registry
 from monitor.fleet import QueryFleet, exported_labels
 from monitor.fleetexport import FleetMetrics, render_series
 from streamwatch.series import Series
-from tests.conftest import assert_promtool_metrics_ok
 
 T0 = 1_700_000_000.0
 

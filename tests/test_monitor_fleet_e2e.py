@@ -10,8 +10,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.services import ScrapeTarget, assert_promtool_metrics_ok
 from streamwatch.net import wait_until
-from tests.conftest import ScrapeTarget, assert_promtool_metrics_ok
 
 PER_SERIES = (
     "streamwatch_monitor_anomaly_score",

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import requests
 
+from harness.services import ScrapeTarget
+from harness.waves import PRICE, grid
 from monitor.detectors.prophet import ProphetParams
 from monitor.fitpool import FitPool
 from monitor.prophet_profile import ProfileBandDetector, fit_profile
 from streamwatch.net import wait_until
-from tests.conftest import ScrapeTarget
-from tests.monitor_support import PRICE, grid
 
 T0 = 1_700_000_000.0
 

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness import ROOT
+from harness.cli import assert_one_line_error, run_python
+from harness.net import busy_port
+from harness.waves import PRICE, grid
 from monitor.loader import load_training
 from monitor.period import sampling_step
 from streamwatch.errors import DataError
 from streamwatch.net import free_port
 from streamwatch.promapi import matrix_response
 from streamwatch.series import Series
-from tests.cli_support import assert_one_line_error, busy_port, run_python
-from tests.conftest import ROOT
-from tests.monitor_support import PRICE, grid
 
 START = 1_763_900_000.0
 TS = grid(START, 400)

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
+from harness.monitor_doubles import NORMAL, TROUBLE, Recording, constant_detector
+from harness.services import ScrapeTarget
 from monitor.exporter import MonitorMetrics
 from monitor.runner import Runner, RunnerSettings
 from monitor.source import PrometheusSource
 from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, start_metrics_server, wait_until
 from streamwatch.promapi import PrometheusClient
-from tests.conftest import ScrapeTarget
-from tests.test_monitor_runner import NORMAL, TROUBLE, Recording, constant_detector
 
 QUERY = "two_series_metric"
 

@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from harness.monitor_doubles import NORMAL, TROUBLE, Recording, constant_detector
+from harness.net import answering
+from harness.services import ScrapeTarget, assert_promtool_metrics_ok
 from monitor.config import MonitorConfig
 from monitor.detectors.prophet import ProphetBandDetector
-from monitor.detectors.scores import Scores
 from monitor.exporter import MonitorMetrics
 from monitor.forecast import Band
 from monitor.runner import Runner, RunnerSettings
@@ -28,12 +30,8 @@ from streamwatch.clock import FakeClock
 from streamwatch.net import free_port, start_metrics_server, wait_until
 from streamwatch.promapi import PrometheusClient
 from streamwatch.series import Series
-from tests.cli_support import answering
-from tests.conftest import ScrapeTarget, assert_promtool_metrics_ok
 
 QUERY = "watched_metric"
-NORMAL = 50.0
-TROUBLE = 500.0
 
 
 @dataclass
@@ -52,41 +50,6 @@ def target() -> Iterator[Target]:
     server, _ = start_metrics_server(registry, "127.0.0.1", port, "test target")
     yield Target(gauge, f"127.0.0.1:{port}")
     server.shutdown()
-
-
-def constant_detector(level: float = NORMAL, half_width: float = 10.0) -> ProphetBandDetector:
-    """The band detector over a flat forecast: the real lookup and scoring, without a Prophet fit."""
-    start = time.time() - 3600
-
-    def predict(ts: np.ndarray) -> np.ndarray:
-        return np.full(ts.size, level)
-
-    band = Band(start, 1.0, predict(np.arange(2 * 3600)), half_width, predict, horizon=3600.0)
-    return ProphetBandDetector(band, period=60.0)
-
-
-class Recording:
-    """Wraps a detector and keeps every timestamp it scored, to count samples across cycles."""
-
-    def __init__(self, inner: ProphetBandDetector):
-        self.inner = inner
-        self.ts: list[float] = []
-        self.values: list[float] = []
-
-    def score_one(self, x: float, t: float):
-        return self.inner.score_one(x, t)
-
-    def learn_one(self, x: float, t: float) -> None:
-        self.inner.learn_one(x, t)
-
-    def update_one(self, x: float, t: float):
-        self.ts.append(t)
-        return self.inner.update_one(x, t)
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        self.ts.extend(float(t) for t in ts)
-        self.values.extend(float(x) for x in xs)
-        return self.inner.update_many(xs, ts)
 
 
 def newest_stored(client: PrometheusClient) -> float:

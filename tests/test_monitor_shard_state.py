@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.cli import assert_one_line_error, run_python
+from harness.services import assert_promtool_metrics_ok
 from monitor import snapshot
 from monitor.config import QueryConfig
 from monitor.detectors import registry
@@ -16,8 +18,6 @@ from monitor.prophet_profile import PROFILE_POINTS, Profile, ProfileBandDetector
 from monitor.shard import belongs
 from streamwatch.net import free_port
 from streamwatch.series import Series
-from tests.cli_support import assert_one_line_error, run_python
-from tests.conftest import assert_promtool_metrics_ok
 
 T0 = 1_700_000_000.0
 QUERY = QueryConfig(name="price", expr="energy_price_metric", detector="ema")

@@ -11,10 +11,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness import ROOT
+from harness.procs import ManagedProcess, python_argv
+from harness.services import ScrapeTarget
 from monitor.shard import belongs
 from streamwatch.net import free_port, wait_until
-from tests.conftest import ROOT, ScrapeTarget
-from tests.procs import ManagedProcess, python_argv
 
 SERIES = 300
 COUNT = 3

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from harness import ROOT
 from streamwatch.config import from_mapping
 from streamwatch.errors import ConfigError
 from streamwatch.ranges import Range, numeric_fields
-from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import render_settings_docs

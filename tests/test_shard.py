@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
+from harness import ROOT
 from monitor.shard import belongs, canonical_labels, hostname_ordinal, parse_shard, series_hash
 from streamwatch.errors import UserError
-from tests.conftest import ROOT
 
 # The contract. These numbers were computed once (SHA-256, first 8 bytes, big-endian) and must never
 # change: every running replica of every version has to agree on them, or series move between shards.

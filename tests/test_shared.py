@@ -17,6 +17,8 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from harness import ROOT
+from harness.net import answering, busy_port, listen_backlog
 from streamwatch import config
 from streamwatch.atomic import atomic_write_text
 from streamwatch.backoff import Backoff
@@ -41,8 +43,6 @@ from streamwatch.promapi import (
     parse_response,
 )
 from streamwatch.series import Series
-from tests.cli_support import answering, busy_port
-from tests.conftest import ROOT
 
 
 @dataclass
@@ -344,8 +344,8 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_real_prometheus_scrapes_itself(start_prometheus) -> None:
+    from harness.services import ScrapeTarget
     from streamwatch.net import wait_until
-    from tests.conftest import ScrapeTarget
 
     prom = start_prometheus([])
     addr = prom.url.removeprefix("http://")
@@ -353,12 +353,6 @@ def test_real_prometheus_scrapes_itself(start_prometheus) -> None:
     assert wait_until(lambda: bool(prom.client.query('up{job="prometheus"}')), 20)
     (s,) = prom.client.query('up{job="prometheus"}')
     assert s.values[-1] == 1.0 and s.labels["job"] == "prometheus"
-
-
-def listen_backlog(port: int) -> int:
-    """The kernel's accept-queue limit of the socket listening on ``port`` (ss shows it as Send-Q)."""
-    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[2])
 
 
 def test_metrics_server_serves_with_a_normal_listen_backlog() -> None:

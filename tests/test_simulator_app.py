@@ -9,13 +9,13 @@ import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.services import assert_promtool_metrics_ok
 from simulator import wave
 from simulator.app import create_app
 from simulator.cli import load_config
 from simulator.config import SimulatorConfig
 from streamwatch.clock import FakeClock
 from streamwatch.errors import ConfigError
-from tests.conftest import assert_promtool_metrics_ok
 
 START = 1_700_000_001.0  # inside a tick, not on its edge
 

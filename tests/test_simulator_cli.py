@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness import ROOT
+from harness.cli import assert_one_line_error, run_python
+from harness.net import answering, busy_port
 from simulator import wave
 from simulator.cli import _parser, main
 from simulator.config import default_metrics
@@ -17,8 +20,6 @@ from streamwatch.durations import parse_duration
 from streamwatch.errors import UserError
 from streamwatch.net import free_port
 from streamwatch.promapi import parse_response
-from tests.cli_support import answering, assert_one_line_error, busy_port, run_python
-from tests.conftest import ROOT
 
 END = 1_700_003_600.0
 PRICE = default_metrics()[1]

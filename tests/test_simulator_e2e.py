@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import requests
 
+from harness import ROOT
+from harness.services import ScrapeTarget
 from streamwatch.net import wait_until
 from streamwatch.promapi import parse_response
-from tests.conftest import ROOT, ScrapeTarget
 
 pytestmark = pytest.mark.e2e
 

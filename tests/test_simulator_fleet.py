@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.services import assert_promtool_metrics_ok
 from simulator.app import create_app
 from simulator.config import SimulatorConfig
 from streamwatch.clock import FakeClock
-from tests.conftest import assert_promtool_metrics_ok
 
 T0 = 1_700_000_000.0
 

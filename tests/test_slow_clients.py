@@ -17,10 +17,10 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
+from harness import ROOT
+from harness.procs import ManagedProcess, python_argv
 from streamwatch.net import free_port, start_metrics_server, wait_until
 from streamwatch.serverlimits import MAX_WORKERS, READ_TIMEOUT_S, BoundedThreads
-from tests.conftest import ROOT
-from tests.procs import ManagedProcess, python_argv
 
 HALF_POST = (
     b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"

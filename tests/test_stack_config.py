@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.net import busy_port
 from stack.config import DEFAULT_CONFIG, load_stack
 from stack.runner import check_ports, prepare_data_dir
 from streamwatch.errors import ConfigError, UserError
 from streamwatch.net import free_port
-from tests.cli_support import busy_port
 
 MINIMAL = """
 [services.prometheus]

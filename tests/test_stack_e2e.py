@@ -1,6 +1,6 @@
 """The whole stack, started as `make demo` starts it, through the original design's four cases.
 
-One stack session (module fixture) on free ports with short intervals (tests.stack_variant changes
+One stack session (module fixture) on free ports with short intervals (harness.stack_variant changes
 settings only, never code paths). In order: every service up and scraped; a transient spike in one
 metric and in both opens nothing; a prolonged spike in one metric opens a Sev 2, in both a Sev 1, and
 each resolves after; every Grafana panel's query returns data; SIGTERM leaves no process behind; a
@@ -18,14 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from incident.log import read_events
-from simulator.config import default_metrics
-from stack.config import load_stack
-from streamwatch.net import port_in_use, wait_until
-from streamwatch.promapi import PrometheusClient
-from tests import grafana_support
-from tests.cli_support import busy_port
-from tests.stack_support import (
+from harness import grafana as grafana_support
+from harness.net import busy_port
+from harness.stack_run import (
     FAST,
     RunningStack,
     pid_alive,
@@ -33,6 +28,11 @@ from tests.stack_support import (
     start_stack,
     write_test_stack,
 )
+from incident.log import read_events
+from simulator.config import default_metrics
+from stack.config import load_stack
+from streamwatch.net import port_in_use, wait_until
+from streamwatch.promapi import PrometheusClient
 
 pytestmark = pytest.mark.e2e
 

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from honcho.printer import Message
 
+from harness.stack_variant import write_fast_config
 from stack import render
 from stack.__main__ import committed_files
 from stack.config import ROOT, Kind, ServiceConfig, load_stack
 from stack.runner import LogPrinter, health_urls, prepare_data_dir, service_commands
 from streamwatch.errors import ConfigError
-from tests.stack_variant import write_fast_config
 
 CFG = load_stack()
 

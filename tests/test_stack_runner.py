@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.stack_run import pid_alive, start_stack
 from stack.config import ROOT
 from streamwatch.net import free_port, port_in_use, wait_until
 from streamwatch.promapi import PrometheusClient
-from tests.stack_support import pid_alive, start_stack
 
 pytestmark = pytest.mark.e2e
 

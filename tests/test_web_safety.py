@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import requests
 
+from harness.procs import ManagedProcess
+from harness.stack_variant import Timing, write_fast_config
 from incident.log import iter_events
 from stack import credentials
 from stack.config import ROOT, StackConfig, load_stack
 from stack.runner import prepare_data_dir, service_commands
 from streamwatch.net import wait_until
-from tests.procs import ManagedProcess
-from tests.stack_variant import Timing, write_fast_config
 
 pytestmark = pytest.mark.e2e
 
@@ -195,7 +195,7 @@ def test_the_dashboard_page_injects_and_a_foreign_page_cannot(stack: Stack) -> N
     """In a real browser: the button's same-origin JSON fetch works; the same fetch from another origin
     (the simulator's page stands in for a foreign site) does not reach the simulator."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    from tests import quickstack
+    from harness import quickstack
 
     if not Path(quickstack.CHROMIUM).exists():
         pytest.fail(f"{quickstack.CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")

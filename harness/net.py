@@ -1,37 +1,15 @@
-"""Running a command-line entry point as a user would, and checking its one-line errors."""
+"""Sockets for the tests: a port held busy, a server answering garbage, a listening socket's backlog."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from streamwatch.net import free_port
-from tests.conftest import ROOT
-
-
-def run_python(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python *argv`` from the repository root, output captured as text."""
-    return subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_line_error(
-    proc: subprocess.CompletedProcess[str], *needles: str, prog: str | None = None
-) -> str:
-    """Exit 2, no traceback, a single stderr line (``<prog>: error: ...``) holding every needle."""
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    if prog is not None:
-        assert lines[0].startswith(f"{prog}: error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 @contextmanager
@@ -71,3 +49,9 @@ def answering(body: str, status: int = 200) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def listen_backlog(port: int) -> int:
+    """The kernel's accept-queue limit of the socket listening on ``port`` (ss shows it as Send-Q)."""
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[2])

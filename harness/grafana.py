@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness import ROOT
 from streamwatch.promapi import PrometheusClient
-from tests.conftest import ROOT
 
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 OVERVIEW = DASHBOARD_DIR / "streamwatch-overview.json"

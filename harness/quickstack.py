@@ -1,7 +1,7 @@
 """The real stack on free ports, with the dashboard and short intervals: for the browser test and the
 screenshot script.
 
-It is ``tests.stack_variant``'s fast copy of ``stack.toml`` (the very services ``make demo``
+It is ``harness.stack_variant``'s fast copy of ``stack.toml`` (the very services ``make demo``
 starts), tuned so a prolonged spike becomes a Sev 1 incident, and resolves, within a minute, plus the
 dashboard's own button timings. It also owns the one way to launch Debian's Chromium for Playwright.
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 import requests
 
+from harness.procs import ManagedProcess, python_argv
+from harness.stack_variant import Timing, dump_toml, write_fast_config
 from stack.config import ROOT, load_stack
 from streamwatch.net import http_ok, wait_until
-from tests.procs import ManagedProcess, python_argv
-from tests.stack_variant import Timing, dump_toml, write_fast_config
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless as root on a machine with no outside network: no sandbox, no GPU, no background fetches.

@@ -1,4 +1,4 @@
-"""Running the fast copy of stack.toml (tests.stack_variant) as `make demo` runs the real one."""
+"""Running the fast copy of stack.toml (harness.stack_variant) as `make demo` runs the real one."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.stack_variant import Timing, write_fast_config
 from stack.config import ROOT, StackConfig, load_stack
 from streamwatch.net import wait_until
-from tests.stack_variant import Timing, write_fast_config
 
 FAST = Timing()
 

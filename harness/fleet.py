@@ -1,6 +1,6 @@
 """A stand-in for a many-series monitor: one process exporting per-series anomaly counters.
 
-``python -m tests.fleet_support --port P --metric cpu --series 50`` serves, for series ``cpu="0"`` ..
+``python -m harness.fleet --port P --metric cpu --series 50`` serves, for series ``cpu="0"`` ..
 ``cpu="49"``, what a monitor watching a many-series query exports: ``streamwatch_monitor_anomalies_total``,
 ``streamwatch_monitor_anomaly_score``, ``streamwatch_monitor_actual`` and ``..._forecast``, each with
 ``metric`` plus the series' own label, and ``streamwatch_monitor_last_success_timestamp_seconds``. Tests
@@ -24,8 +24,8 @@ from typing import Any
 import requests
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+from harness.procs import ManagedProcess, python_argv
 from streamwatch.net import free_port
-from tests.procs import ManagedProcess, python_argv
 
 
 def serve(port: int, metric: str, series: int, label: str, first: int = 0) -> None:
@@ -122,7 +122,7 @@ def start_fleet(
     """Start the exporter (on ``port``, e.g. again where a stopped one was, or a free one)."""
     port = port or free_port()
     argv = python_argv(
-        "-m", "tests.fleet_support", "--port", str(port), "--metric", metric, "--series", str(series),
+        "-m", "harness.fleet", "--port", str(port), "--metric", metric, "--series", str(series),
         "--label", label, "--first", str(first),
     )  # fmt: skip
     root = Path(__file__).resolve().parent.parent
@@ -133,7 +133,7 @@ def start_fleet(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m tests.fleet_support")
+    p = argparse.ArgumentParser(prog="python -m harness.fleet")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--metric", default="cpu")
     p.add_argument("--series", type=int, default=50)
