@@ -13,6 +13,7 @@ from flask import Flask, jsonify, render_template, request
 from dashboard import injection, queries, views
 from dashboard.config import DashboardConfig
 from dashboard.queries import BadRequest
+from streamwatch import healthz
 from streamwatch.httpguard import protect
 from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
 from streamwatch.series import Series
@@ -76,9 +77,7 @@ def create_app(config: DashboardConfig | None = None, clock: Callable[[], float]
             top_k=cfg.top_k,
         )
 
-    @app.get("/healthz")
-    def healthz() -> Any:
-        return jsonify(status="ok")
+    healthz.add_route(app)
 
     @app.get("/api/config")
     def api_config() -> Any:

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from dashboard import queries
-from streamwatch.series import Series
+from streamwatch.scores import ANOMALY_THRESHOLD
+from streamwatch.series import Series, label_text
 
 Column = list[float | None]
 
@@ -149,13 +150,15 @@ def top_payload(result: Sequence[Series]) -> list[dict[str, Any]]:
         if not len(s) or not math.isfinite(float(s.values[-1])):
             continue
         labels = _own_labels(s.labels)
-        shown = ",".join(f'{k}="{v}"' for k, v in labels.items() if k not in ("job", "instance"))
+        shown = label_text(labels, drop=("job", "instance"))
         rows.append(
             {
                 "metric": s.labels.get("metric", ""),
                 "labels": labels,
                 "name": f"{s.labels.get('metric', '')}{{{shown}}}" if shown else s.labels.get("metric", ""),
                 "score": float(s.values[-1]),
+                # Decided here, on the one scale's threshold, so the page never hard-codes it.
+                "anomalous": float(s.values[-1]) > ANOMALY_THRESHOLD,
             }
         )
     rows.sort(key=lambda r: (-r["score"], r["name"]))

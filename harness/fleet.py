@@ -25,7 +25,7 @@ import requests
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from harness.procs import ManagedProcess, python_argv
-from streamwatch.net import free_port
+from streamwatch.net import free_port, reply
 
 
 def serve(port: int, metric: str, series: int, label: str, first: int = 0) -> None:
@@ -63,7 +63,7 @@ def serve(port: int, metric: str, series: int, label: str, first: int = 0) -> No
         def do_GET(self) -> None:
             with lock:
                 body = generate_latest(registry)
-            self._send(200, CONTENT_TYPE_LATEST, body)
+            reply(self, 200, CONTENT_TYPE_LATEST, body)
 
         def do_POST(self) -> None:
             doc = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -75,14 +75,7 @@ def serve(port: int, metric: str, series: int, label: str, first: int = 0) -> No
                 if "done" in doc:
                     done.labels(metric).set(doc["done"])
                 totals = {k: anomalies.labels(metric, k)._value.get() for k in doc.get("anomalies", {})}
-            self._send(200, "application/json", json.dumps({"totals": totals}).encode())
-
-        def _send(self, status: int, ctype: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, 200, "application/json", json.dumps({"totals": totals}).encode())
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

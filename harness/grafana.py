@@ -10,6 +10,7 @@ from typing import Any
 
 from harness import ROOT
 from streamwatch.promapi import PrometheusClient
+from streamwatch.series import label_text
 
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 OVERVIEW = DASHBOARD_DIR / "streamwatch-overview.json"
@@ -65,7 +66,7 @@ def query_result_values(var: dict[str, Any], client: PrometheusClient) -> list[s
     for s in client.query(query[len("query_result(") : -1]):
         labels = dict(s.labels)
         name = labels.pop("__name__", "")
-        text = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        text = name + "{" + label_text(labels) + "}"
         text += f" {s.values[-1]} {int(s.timestamps[-1] * 1000)}"
         m = pattern.search(text)
         if m:

@@ -39,10 +39,33 @@ class ScrapeTarget:
 
 
 @dataclass
-class PrometheusFactory:
+class Started:
+    """What a factory started, each with its log in ``tmp_path``; ``stop_all`` stops every one."""
+
     tmp_path: Path
     started: list[ManagedProcess] = field(default_factory=list)
 
+    def _start(
+        self,
+        name: str,
+        argv: list[str],
+        log: str,
+        ready_url: str,
+        timeout_s: float = 30,
+        cwd: Path | None = None,
+    ) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.tmp_path / log, cwd=cwd)
+        self.started.append(proc)
+        proc.wait_http(ready_url, timeout_s=timeout_s)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            proc.stop()
+
+
+@dataclass
+class PrometheusFactory(Started):
     def __call__(
         self,
         targets: Sequence[ScrapeTarget] = (),
@@ -84,10 +107,9 @@ class PrometheusFactory:
             config["alerting"] = {"alertmanagers": [am]}
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        proc = ManagedProcess("prometheus", prometheus_argv(workdir, port), workdir / "prometheus.log")
-        self.started.append(proc)
         url = f"http://127.0.0.1:{port}"
-        proc.wait_http(f"{url}/-/ready", timeout_s=30)
+        log = f"{workdir.name}/prometheus.log"
+        proc = self._start("prometheus", prometheus_argv(workdir, port), log, f"{url}/-/ready")
         return PrometheusServer(url, PrometheusClient(url), proc, config_path)
 
 
@@ -100,10 +122,7 @@ class SimulatorServer:
 
 
 @dataclass
-class SimulatorFactory:
-    tmp_path: Path
-    started: list[ManagedProcess] = field(default_factory=list)
-
+class SimulatorFactory(Started):
     def __call__(
         self, config: Path | str | None = None, *extra_args: str, seed: int | None = None
     ) -> SimulatorServer:
@@ -117,15 +136,9 @@ class SimulatorFactory:
             args += ["--config", str(config)]
         if seed is not None:
             args += ["--seed", str(seed)]
-        proc = ManagedProcess(
-            "simulator",
-            python_argv(*args, *extra_args),
-            self.tmp_path / f"simulator-{port}.log",
-            cwd=ROOT,
-        )
-        self.started.append(proc)
         url = f"http://127.0.0.1:{port}"
-        proc.wait_http(f"{url}/healthz", timeout_s=30)
+        argv = python_argv(*args, *extra_args)
+        proc = self._start("simulator", argv, f"simulator-{port}.log", f"{url}/healthz", cwd=ROOT)
         return SimulatorServer(url, port, f"127.0.0.1:{port}", proc)
 
 
@@ -144,11 +157,8 @@ class ExporterServer:
 
 
 @dataclass
-class NodeExporterFactory:
+class NodeExporterFactory(Started):
     """Debian's prometheus-node-exporter on a free loopback port (a real exporter nobody here wrote)."""
-
-    tmp_path: Path
-    started: list[ManagedProcess] = field(default_factory=list)
 
     def __call__(self) -> ExporterServer:
         binary = shutil.which("prometheus-node-exporter")
@@ -156,9 +166,8 @@ class NodeExporterFactory:
             pytest.fail("prometheus-node-exporter is not installed: run `make setup`")
         port = free_port()
         argv = [binary, f"--web.listen-address=127.0.0.1:{port}"]
-        proc = ManagedProcess("node-exporter", argv, self.tmp_path / f"node-exporter-{port}.log")
-        self.started.append(proc)
-        proc.wait_http(f"http://127.0.0.1:{port}/metrics", timeout_s=30)
+        url = f"http://127.0.0.1:{port}/metrics"
+        proc = self._start("node-exporter", argv, f"node-exporter-{port}.log", url)
         return ExporterServer(f"127.0.0.1:{port}", proc)
 
 
@@ -171,14 +180,11 @@ class FleetMonitor:
 
 
 @dataclass
-class FleetMonitorFactory:
+class FleetMonitorFactory(Started):
     """``python monitor.py --config watch.toml`` with the given [[monitor.queries]] tables.
 
     ``start(prometheus_url, queries, interval=2.0)``: ``queries`` are dicts written as TOML tables.
     """
-
-    tmp_path: Path
-    started: list[ManagedProcess] = field(default_factory=list)
 
     def __call__(self, prometheus_url: str, queries: Sequence[dict], interval: float = 2.0) -> FleetMonitor:
         port = free_port()
@@ -202,13 +208,7 @@ class FleetMonitorFactory:
                     lines.append(f"{key} = {value}")
         config_path = self.tmp_path / f"watch-{port}.toml"
         config_path.write_text("\n".join(lines) + "\n")
-        proc = ManagedProcess(
-            "monitor",
-            python_argv("monitor.py", "--config", str(config_path)),
-            self.tmp_path / f"monitor-{port}.log",
-            cwd=ROOT,
-        )
-        self.started.append(proc)
         url = f"http://127.0.0.1:{port}/metrics"
-        proc.wait_http(url, timeout_s=60)
+        argv = python_argv("monitor.py", "--config", str(config_path))
+        proc = self._start("monitor", argv, f"monitor-{port}.log", url, timeout_s=60, cwd=ROOT)
         return FleetMonitor(url, f"127.0.0.1:{port}", proc, config_path)

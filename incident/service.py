@@ -16,10 +16,11 @@ from incident.exporter import IncidentMetrics
 from incident.log import IncidentLog, dumps
 from incident.severity import IncidentTracker, SeriesId, severity_label
 from incident.state import StateFile
+from streamwatch import healthz
 from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
 from streamwatch.errors import DataError, UserError
-from streamwatch.net import LISTEN_BACKLOG, listen_error
+from streamwatch.net import LISTEN_BACKLOG, listen_error, reply
 from streamwatch.promapi import FormatError, PrometheusError
 from streamwatch.series import Series
 from streamwatch.serverlimits import BoundedThreads
@@ -332,8 +333,8 @@ def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(watcher.metrics.registry))
             elif path == "/state":
                 self._send(200, "application/json", dumps(watcher.state()).encode())
-            elif path in ("/healthz", "/"):
-                self._send(200, "text/plain; charset=utf-8", b"ok\n")
+            elif path in (healthz.PATH, "/"):
+                self._send(200, healthz.CONTENT_TYPE, healthz.body())
             else:
                 body = dumps({"error": f"no such path {path}; try /metrics, /state or /healthz"})
                 self._send(404, "application/json", body.encode())
@@ -345,11 +346,7 @@ def serve(watcher: IncidentWatcher, host: str, port: int) -> ThreadingHTTPServer
         do_POST = do_PUT = do_PATCH = do_DELETE = _refuse
 
         def _send(self, status: int, ctype: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, status, ctype, body)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per scrape would drown the incident lines

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
 from incident.decay import DecayingScore, spread_weight
+from streamwatch.series import SeriesKey, label_text, series_key
 
 NONE, SEV1, SEV2 = 0, 1, 2
 EventKind = Literal["opened", "escalated", "de-escalated", "changed", "resolved"]
@@ -94,16 +95,16 @@ class SeriesId:
     """One series of the monitors' anomaly counter: its ``metric`` label and all its other labels."""
 
     metric: str
-    labels: tuple[tuple[str, str], ...] = ()  # sorted (name, value) pairs, without metric and __name__
+    labels: SeriesKey = ()  # the series' key without metric and __name__
 
     @classmethod
     def of(cls, labels: Mapping[str, str], metric_label: str = "metric") -> SeriesId:
-        rest = tuple(sorted((k, v) for k, v in labels.items() if k not in (metric_label, "__name__")))
+        rest = series_key((k, v) for k, v in labels.items() if k not in (metric_label, "__name__"))
         return cls(labels.get(metric_label, ""), rest)
 
     def label_text(self) -> str:
         """The series' own labels as PromQL writes them (without the monitor's job and instance)."""
-        return ",".join(f'{k}="{v}"' for k, v in self.labels if k not in TARGET_LABELS)
+        return label_text(self.labels, drop=TARGET_LABELS)
 
     def __str__(self) -> str:
         text = self.label_text()
@@ -123,9 +124,7 @@ class SeriesId:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> SeriesId:
-        return cls(
-            str(doc["metric"]), tuple(sorted((str(k), str(v)) for k, v in dict(doc["labels"]).items()))
-        )
+        return cls(str(doc["metric"]), series_key(dict(doc["labels"])))
 
 
 SeriesScores = tuple[tuple[SeriesId, float], ...]  # series and their scores, worst first

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, disable_created_metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from incident.log import AppendOnlyLog, check_rotation, dumps
+from streamwatch import healthz
 from streamwatch.cli import ArgumentParser, run
 from streamwatch.config import load
 from streamwatch.httpguard import ALLOWED_HOST_HELP, Guard, protect
@@ -173,9 +174,7 @@ def create_app(cfg: WebhookConfig, alert_log: AppendOnlyLog, clock: Callable[[],
     def metrics() -> Response:
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz")
-    def healthz() -> Any:
-        return jsonify(status="ok")
+    healthz.add_route(app)
 
     return app
 

@@ -19,6 +19,7 @@ from simulator.active import ActiveAnomalies, TooManyAnomalies
 from simulator.anomalies import AnomalyError, validate, validate_series
 from simulator.config import SimulatorConfig
 from simulator.exporter import build_registry
+from streamwatch import healthz
 from streamwatch.clock import Clock, SystemClock
 from streamwatch.httpguard import protect
 
@@ -57,9 +58,7 @@ def create_app(config: SimulatorConfig | None = None, clock: Clock | None = None
     def metrics() -> Response:
         return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"status": "ok", "metrics": [m.metric_name for m in config.metrics]})
+    healthz.add_route(app, lambda: {"metrics": [m.metric_name for m in config.metrics]})
 
     @app.get("/anomalies")
     def list_anomalies() -> Response:

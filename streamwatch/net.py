@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -14,6 +15,7 @@ import requests
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from streamwatch import healthz
 from streamwatch.errors import UserError
 from streamwatch.serverlimits import BoundedThreads
 
@@ -84,17 +86,27 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def metrics_app(registry: CollectorRegistry) -> Callable[..., Any]:
-    """``/healthz`` answers ``ok`` (for liveness and readiness probes, without rendering every series);
-    every other path serves ``registry`` as prometheus_client does."""
+    """``/healthz`` answers as every server does (``streamwatch.healthz``: for liveness and readiness
+    probes, without rendering every series); every other path serves ``registry`` as prometheus_client
+    does."""
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"ok\n"]
+        if environ.get("PATH_INFO") == healthz.PATH:
+            start_response("200 OK", [("Content-Type", healthz.CONTENT_TYPE)])
+            return [healthz.body()]
         return metrics(environ, start_response)
 
     return app
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, content_type: str, body: bytes) -> None:
+    """Send one whole response from a ``http.server`` handler: status, type, length, body."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def start_metrics_server(

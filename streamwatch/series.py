@@ -1,17 +1,47 @@
-"""A time series as a plain value: labels plus two numpy arrays.
+r"""A time series as a plain value: labels plus two numpy arrays; its key and its labels as text.
 
 Everything that handles metric data (training files, query results, detectors) passes ``Series``
-values around, so one process can hold as many series as it watches.
+values around, so one process can hold as many series as it watches. A series is identified by its
+``SeriesKey`` (``Series.key``, or ``series_key(labels)``), and its labels are written as Prometheus
+writes them by ``label_text``.
+
+>>> s = Series({"job": "node", "cpu": "1"}, [0.0], [2.0])
+>>> s.key == series_key({"cpu": "1", "job": "node"})
+True
+>>> label_text(s.key, drop=("job",))
+'cpu="1"'
+>>> print(label_text({"msg": 'say "hi"'}))
+msg="say \"hi\""
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
+
+SeriesKey = tuple[tuple[str, str], ...]
+"""A series' identity: its whole label set as (name, value) pairs sorted by name, as Prometheus
+identifies series. Hashable; the one key every package uses for a series."""
+
+
+def series_key(labels: Mapping[str, str] | Iterable[tuple[str, str]]) -> SeriesKey:
+    """The key of the series with ``labels`` (a mapping, or (name, value) pairs in any order)."""
+    pairs = labels.items() if isinstance(labels, Mapping) else labels
+    return tuple(sorted((str(k), str(v)) for k, v in pairs))
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+
+
+def label_text(labels: Mapping[str, str] | Iterable[tuple[str, str]], drop: Collection[str] = ()) -> str:
+    """``k="v"`` pairs joined by commas, values escaped as in Prometheus' text format and selectors, in
+    the order given (a ``SeriesKey`` is sorted), without the labels named in ``drop``."""
+    pairs = labels.items() if isinstance(labels, Mapping) else labels
+    return ",".join(f'{k}="{str(v).translate(_ESCAPES)}"' for k, v in pairs if k not in drop)
 
 
 @dataclass(frozen=True)
@@ -19,7 +49,7 @@ class Series:
     labels: Mapping[str, str]
     timestamps: np.ndarray  # float64 epoch seconds, ascending
     values: np.ndarray  # float64, same length
-    _key: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    _key: SeriesKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ts = np.asarray(self.timestamps, dtype=np.float64)
@@ -29,14 +59,14 @@ class Series:
         object.__setattr__(self, "timestamps", ts)
         object.__setattr__(self, "values", vs)
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
-        object.__setattr__(self, "_key", tuple(sorted(self.labels.items())))
+        object.__setattr__(self, "_key", series_key(self.labels))
 
     @property
     def name(self) -> str | None:
         return self.labels.get("__name__")
 
     @property
-    def key(self) -> tuple[tuple[str, str], ...]:
+    def key(self) -> SeriesKey:
         """Hashable identity of the series (its sorted label set), as Prometheus identifies series."""
         return self._key
 

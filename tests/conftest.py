@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import settings
@@ -24,7 +25,10 @@ from harness.services import (  # noqa: E402
     NodeExporterFactory,
     PrometheusFactory,
     SimulatorFactory,
+    Started,
 )
+
+F = TypeVar("F", bound=Started)
 
 # The suite's property tests draw the same examples on every run, so CI never goes red on a draw it
 # has not seen before; hunt for new failures with `pytest --hypothesis-profile=thorough` (random, 20x).
@@ -89,40 +93,33 @@ def _xdist_grouped(request: pytest.FixtureRequest) -> None:
         )
 
 
+def _stopped_after(factory: F) -> Iterator[F]:
+    yield factory
+    factory.stop_all()
+
+
 @pytest.fixture
 def start_prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
     """Start real Prometheus servers on free loopback ports; all are stopped after the test."""
-    factory = PrometheusFactory(tmp_path)
-    yield factory
-    for proc in factory.started:
-        proc.stop()
+    yield from _stopped_after(PrometheusFactory(tmp_path))
 
 
 @pytest.fixture
 def start_simulator(tmp_path: Path) -> Iterator[SimulatorFactory]:
     """Start real simulators (subprocesses) on free loopback ports; all are stopped after the test."""
-    factory = SimulatorFactory(tmp_path)
-    yield factory
-    for proc in factory.started:
-        proc.stop()
+    yield from _stopped_after(SimulatorFactory(tmp_path))
 
 
 @pytest.fixture
 def start_node_exporter(tmp_path: Path) -> Iterator[NodeExporterFactory]:
     """Start Debian's prometheus-node-exporter on a free loopback port; stopped after the test."""
-    factory = NodeExporterFactory(tmp_path)
-    yield factory
-    for proc in factory.started:
-        proc.stop()
+    yield from _stopped_after(NodeExporterFactory(tmp_path))
 
 
 @pytest.fixture
 def start_fleet_monitor(tmp_path: Path) -> Iterator[FleetMonitorFactory]:
     """Start ``python monitor.py --config watch.toml`` with the given [[monitor.queries]] tables."""
-    factory = FleetMonitorFactory(tmp_path)
-    yield factory
-    for proc in factory.started:
-        proc.stop()
+    yield from _stopped_after(FleetMonitorFactory(tmp_path))
 
 
 @pytest.fixture

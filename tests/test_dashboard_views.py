@@ -188,6 +188,8 @@ def test_top_rows_sort_by_score_and_name_their_series() -> None:
     assert [r["name"] for r in rows] == ['cpu{cpu="7"}', "energy_price", 'cpu{cpu="0"}']
     assert rows[0]["labels"] == {"cpu": "7", "instance": "h", "job": "m"} and rows[0]["score"] == 3.5
     assert rows[0]["metric"] == "cpu"
+    # Above the one scale's threshold or not, decided by the server (the page only colours the row).
+    assert [r["anomalous"] for r in rows] == [True, True, False]
 
 
 def detector_state(events: list[tuple[float, dict[str, float]]], at: float) -> tuple[dict, list]:

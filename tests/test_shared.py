@@ -294,7 +294,7 @@ def test_metrics_server_serves_metrics_and_a_cheap_healthz() -> None:
     server, thread = start_metrics_server(registry, "127.0.0.1", port, "test")
     try:
         health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-        assert health.status_code == 200 and health.text == "ok\n"
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert metrics.status_code == 200 and "streamwatch_test_value 3.0" in metrics.text
         with pytest.raises(UserError, match=f"^port {port} for the again on 127.0.0.1 is already in use$"):

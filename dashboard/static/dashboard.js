@@ -193,7 +193,7 @@
       tr.insertCell().textContent = row.metric;
       const score = tr.insertCell();
       score.textContent = fmtNumber(row.score, 2);
-      score.classList.toggle("hot", row.score > 1);  // above 1: outside the band, as the monitor says
+      score.classList.toggle("hot", row.anomalous);  // above the one scale's threshold (the server decides)
       const pick = () => select(row);
       tr.addEventListener("click", pick);
       tr.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(); });
