@@ -179,7 +179,7 @@ FLAGS: dict[str, dict[str, list[str]]] = {
         "--end": ["-1", "1e308", "nan", "inf", "abc"],
         "--seed": ["-1", "abc"],
         "--metric": ["nope", ""],
-        "--out": ["/nonexistent/dir/x.json", "/dev/full"],
+        "--out": ["/proc/x.json", "/proc/version"],  # never a real device: it must not be replaced
     },
     "dashboard": {
         "--port": ["0", "-1", "70000", "abc"],
@@ -195,11 +195,11 @@ FLAGS: dict[str, dict[str, list[str]]] = {
         "--interval": NUMBERS,
         "--prometheus-url": ["ftp://x", "not a url", ""],
         "--log-format": ["xml"],
-        "--log": ["/nonexistent/dir/x.log", "/"],
+        "--log": ["/proc/x.log", "/"],
     },
     "receiver": {
         "--port": ["0", "-1", "70000", "abc"],
-        "--log": ["/nonexistent/dir/x.log", "/"],
+        "--log": ["/proc/x.log", "/"],
         "--allowed-host": ["a b", ":99999"],
     },
     "monitor": {
@@ -376,12 +376,14 @@ def file_cases(ctx: Ctx) -> list[Callable[[], Result]]:
         "100k-deep JSON": make("deep.json", lambda p: p.write_text('{"a": ' + deep + "}")),
         "1e999 JSON": make("inf.json", lambda p: p.write_text('{"status": "success", "data": 1e999}')),
         "a directory": make("dir", lambda p: p.mkdir()),
-        "empty": make("empty", lambda p: p.write_text("")),
     }
     toml_deep = make("deep.toml", lambda p: p.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n"))
     cases: list[Callable[[], Result]] = []
     for what, build in files.items():
         cases.append(_file_case(ctx, "monitor", "training file", what, build))
+    cases.append(
+        _file_case(ctx, "monitor", "training file", "empty", make("empty", lambda p: p.write_text("")))
+    )
     for service in ("simulator", "dashboard", "incident", "receiver", "monitor"):
         for what, build in [*files.items(), ("100k-deep TOML", toml_deep)]:
             if what in ("1e999 JSON", "100k-deep JSON"):

@@ -15,6 +15,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o
     model or dataset written here can be read by another user or a container.
     """
     target = Path(path)
+    # Renaming over a device or a FIFO would replace it: `generate --out /dev/full` run as root once
+    # turned /dev/full into a JSON file. Only a regular file (or nothing yet) is replaced.
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise IsADirectoryError(21, "not a regular file; refusing to replace it", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

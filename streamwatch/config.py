@@ -46,6 +46,8 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{p}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per bracket: 100,000 of them exhaust the stack
+        raise ConfigError(f"{p}: not valid TOML: nested too deeply") from None
 
 
 def load(

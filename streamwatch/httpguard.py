@@ -19,6 +19,7 @@ Flask app refuse NaN and Infinity both ways (they are not JSON, and ``jq`` stops
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,9 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _DEFAULT_PORTS = {"http": 80, "https": 443}  # an Origin states only a port that is not these
 
 
+_HOST_NAME = re.compile(r"^[a-z0-9_.:-]+$")  # a DNS name, an IPv4 or (brackets stripped) an IPv6 address
+
+
 class Refused(Exception):
     """A request the guard turns away: ``status`` (400, 403, 413 or 415) and a one-line reason."""
 
@@ -53,10 +57,14 @@ class Refused(Exception):
 
 def _split_host(value: str) -> tuple[str, int | None]:
     """``name[:port]`` (``[v6]:port`` too) -> (lower-case name, port or None); ValueError if malformed."""
+    if any(c.isspace() or not c.isprintable() for c in value):  # urlsplit drops \n and \t silently
+        raise ValueError(value)
     parts = urlsplit(f"//{value}")
     name = parts.hostname
     port = parts.port  # raises ValueError on a port that is not a number in 0..65535
     if not name or parts.path or parts.query or parts.fragment or parts.username is not None:
+        raise ValueError(value)
+    if not _HOST_NAME.match(name):  # "a b" was accepted as a host name
         raise ValueError(value)
     return name, port
 

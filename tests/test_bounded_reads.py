@@ -17,7 +17,9 @@ import pytest
 
 from harness.cli import assert_one_line_error, run_python
 from monitor.loader import load_training
-from streamwatch.errors import DataError, UserError
+from streamwatch.atomic import atomic_write_text
+from streamwatch.config import read_toml
+from streamwatch.errors import ConfigError, DataError, UserError
 from streamwatch.files import read_bytes
 
 
@@ -88,3 +90,22 @@ def test_the_services_refuse_dev_zero_and_fifos_in_one_line(tmp_path: Path) -> N
             "incident_detector.py", "--config", path, "--log", str(tmp_path / "i.log"), timeout=60
         )
         assert_one_line_error(proc, "not a regular file")
+
+
+def test_a_deeply_nested_toml_is_one_config_error(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")  # tomllib recursed into RecursionError
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        read_toml(f)
+
+
+def test_an_atomic_write_never_replaces_a_device(tmp_path: Path) -> None:
+    # `simulator.py generate --out /dev/full`, run as root, renamed a JSON file over the device.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        atomic_write_text(fifo, "x")
+    assert fifo.is_fifo()
+    with pytest.raises(OSError, match="not a regular file"):
+        atomic_write_text("/dev/null", "x")
+    assert Path("/dev/null").is_char_device()

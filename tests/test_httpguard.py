@@ -177,3 +177,10 @@ def test_nan_and_infinity_are_neither_read_nor_written() -> None:
         assert "Infinity" not in resp.get_data(as_text=True) and "NaN" not in resp.get_data(as_text=True)
     finite = c.get("/things?v=2.5").get_data(as_text=True)
     assert json.loads(finite)["value"] == 2.5 and not math.isnan(json.loads(finite)["value"])
+
+
+@pytest.mark.parametrize("entry", ["a b", "x\ny", "exa mple.com:80"])
+def test_an_allowed_host_with_spaces_or_control_characters_is_refused(entry: str) -> None:
+    # Issue 22's sweep: "a b" was accepted as a host name.
+    with pytest.raises(ValueError, match="is not a host name"):
+        Guard.for_server("127.0.0.1", 5000, [entry])
