@@ -255,8 +255,8 @@ CONFIGS = [
     ("monitor", "monitor.config.MonitorConfig", "[monitor]"),
     ("stack", "stack.config.StackConfig", "[stack]"),
 ]
-# port and host: the sweep gives every server its own free port by flag, which wins over the file.
-SKIP_KEYS = {"metrics", "queries", "services", "model_dir", "data_dir", "log", "port", "host"}
+# port, host and prometheus_url: the sweep gives every server its own by flag, which wins over the file.
+SKIP_KEYS = {"metrics", "queries", "services", "model_dir", "data_dir", "log", "port", "host", "prometheus_url"}
 VALUES = {
     "float": ["-1e308", "1e-9", "1e12", "1e308", "nan", '"text"'],
     "int": ["-1", "1000000000000000", '"text"'],
