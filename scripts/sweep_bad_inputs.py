@@ -256,7 +256,8 @@ CONFIGS = [
     ("stack", "stack.config.StackConfig", "[stack]"),
 ]
 # port, host and prometheus_url: the sweep gives every server its own by flag, which wins over the file.
-SKIP_KEYS = {"metrics", "queries", "services", "model_dir", "data_dir", "log", "port", "host", "prometheus_url"}
+SKIP_KEYS = {"metrics", "queries", "services", "model_dir", "data_dir", "log", "port", "host"}
+SKIP_KEYS |= {"prometheus_url"}
 VALUES = {
     "float": ["-1e308", "1e-9", "1e12", "1e308", "nan", '"text"'],
     "int": ["-1", "1000000000000000", '"text"'],
