@@ -3,8 +3,8 @@
 Prints: fit time for 1 h, 6 h and 24 h of 2 s training data; the cost of one cycle and samples scored
 per second; resident memory after 1,000 cycles; and the calibration the issue asks for (share of clean
 samples flagged, share of quarter-range shifts caught) on both simulator metrics over several hours.
-Data comes from the simulator's own wave function; the cycle runs through the real ``Runner`` with a
-``FakeClock`` and an in-process source, so no network time is measured.
+Data comes from the simulator's own wave function; the cycle runs through the real ``Engine`` with a
+``FakeClock`` and an in-process client, so no network time is measured.
 """
 
 from __future__ import annotations
@@ -18,38 +18,39 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from monitor.config import MonitorConfig, QueryConfig
 from monitor.detectors import registry
-from monitor.detectors.prophet import ProphetBandDetector
-from monitor.exporter import MonitorMetrics
-from monitor.runner import Runner, RunnerSettings
+from monitor.detectors.prophet import ProphetParams
+from monitor.engine import Engine, Seed
+from monitor.prophet_profile import Profile, fit_profile
 from simulator import wave
 from simulator.config import MetricSpec, default_metrics
 from streamwatch.clock import FakeClock
+from streamwatch.promapi import Columns
 from streamwatch.series import Series
 
 STEP_S = 2.0
 START = 1_763_900_000.0
 
 
-class WaveSource:
-    """New samples of a simulator wave since the previous call, as Prometheus would hand them over."""
+class WaveClient:
+    """Prometheus' raw reads of a simulator wave, in process: ``expr[Nms]`` at ``at`` returns the wave's
+    samples of that window, as the monitor's reader asks for them."""
 
-    def __init__(self, spec: MetricSpec, step_s: float, start: float, seed: int = 3):
+    def __init__(self, spec: MetricSpec, step_s: float, seed: int = 3):
         self.spec = spec
         self.step_s = step_s
-        self.last = start
         self.seed = seed
         self.labels = {"__name__": spec.metric_name}
 
-    def fetch(self, now: float) -> list[Series]:
-        ts = np.arange(self.last + self.step_s, now + 1e-9, self.step_s)
-        if ts.size:
-            self.last = float(ts[-1])
-        return [Series(self.labels, ts, wave.values(self.spec, ts, self.seed))]
-
-    def recent(self, now: float, window: float) -> list[Series]:
-        ts = np.arange(now - window, now + 1e-9, self.step_s)
-        return [Series(self.labels, ts, wave.values(self.spec, ts, self.seed))]
+    def query_columns(self, expr: str, at: float | None = None) -> Columns:
+        assert at is not None
+        window = float(expr.rsplit("[", 1)[1].rstrip("ms]")) / 1000.0
+        ts = (
+            np.arange(math.floor((at - window) / self.step_s) + 1, math.floor(at / self.step_s) + 1)
+            * self.step_s
+        )
+        return Columns.of([Series(self.labels, ts, wave.values(self.spec, ts, self.seed))])
 
 
 def rss_mib() -> float:
@@ -65,69 +66,58 @@ def train(spec: MetricSpec, hours: float) -> tuple[np.ndarray, np.ndarray]:
     return ts, wave.values(spec, ts)
 
 
+def fit(spec: MetricSpec, hours: float) -> Profile:
+    ts, vs = train(spec, hours)
+    return fit_profile(ts, vs, ProphetParams())
+
+
 def bench_fit(spec: MetricSpec, hours_list: Sequence[float]) -> None:
-    print(f"\nfit time, {spec.name}, 2 s samples (period detection + Prophet fit + 6 h band grid)")
+    print(f"\nfit time, {spec.name}, 2 s samples (period detection + Prophet fit + one period's profile)")
     for hours in hours_list:
-        ts, vs = train(spec, hours)
         began = time.perf_counter()
-        det = registry.build("prophet", {}, ts, vs)
+        profile = fit(spec, hours)
         total = time.perf_counter() - began
         print(
-            f"  {hours:>4g} h  {ts.size:>6} points  total {total:6.2f} s"
-            f"  (Prophet fit {det.fit_seconds:5.2f} s)  period {det.period:g} s"
+            f"  {hours:>4g} h  {int(hours * 3600 / STEP_S):>6} points  total {total:6.2f} s"
+            f"  (Prophet fit {profile.fit_seconds:5.2f} s)  period {profile.period:g} s"
         )
 
 
-def bench_cycles(spec: MetricSpec, det: ProphetBandDetector, cycles: int, interval: float) -> None:
+def bench_cycles(spec: MetricSpec, profile: Profile, cycles: int, interval: float) -> None:
+    """The positional form's cycle: one query, one series, the engine as the service runs it."""
     clock = FakeClock(START + 3600)
-    source = WaveSource(spec, STEP_S, clock.time())
-    runner = Runner(
-        det, source, MonitorMetrics(spec.name), clock, RunnerSettings(interval=interval), out=io.StringIO()
+    q = QueryConfig(
+        name=spec.name, expr=spec.metric_name, detector="prophet", step=STEP_S, max_series=1, export_band=True
     )
-    # The wave itself is generated outside the timed part: only what the monitor does is measured.
-    batches = []
-    for _ in range(cycles):
-        clock.advance(interval)
-        batches.append(source.fetch(clock.time()))
+    cfg = MonitorConfig(interval=interval, queries=[q], port=1, snapshot_every=1e9)
+    engine = Engine(cfg, WaveClient(spec, STEP_S), clock, out=io.StringIO())
+    engine.watches[0].seed = Seed(registry.from_profile("prophet", {}, profile), clock.time())
+    engine.last_snapshot = math.inf  # no snapshot writes: only the cycle is measured
+    engine.run_cycle()
     rss_before = rss_mib()
     timings = np.empty(cycles)
-    scored = 0
-    for i, batch in enumerate(batches):
-        began = time.perf_counter()
-        stats, last = runner.score(batch)
-        runner.metrics.record_cycle(stats, START, last)
-        runner._print(START, stats)
-        timings[i] = time.perf_counter() - began
-        scored += stats.samples
-    print(f"\ncycles, {spec.name}: {cycles} cycles of {interval:g} s ({scored // cycles} samples each)")
-    print(
-        f"  per cycle: median {np.median(timings) * 1e6:7.1f} us,"
-        f" p99 {np.percentile(timings, 99) * 1e6:7.1f} us"
-        f"  ->  {scored / timings.sum():,.0f} samples scored per second"
-    )
-    # Then the whole cycle as the service runs it (source, scoring, metrics, printed line), for memory.
-    for _ in range(cycles):
+    for i in range(cycles):
         clock.advance(interval)
-        runner.run_cycle()
-    runner.out = io.StringIO()
+        began = time.perf_counter()
+        engine.run_cycle()
+        timings[i] = time.perf_counter() - began
+    scored = engine.metrics.samples.labels(spec.name)._value.get()
     print(
-        f"  resident memory: {rss_before:.0f} MiB before, {rss_mib():.0f} MiB after {2 * cycles} cycles"
-        f" (the whole process: Python, pandas, Prophet, the fitted model)"
+        f"\ncycles, {spec.name}: {cycles} cycles of {interval:g} s ({scored / (cycles + 1):.0f} samples each)"
     )
-    big_ts = START + 3600 + np.arange(0.0, 86400.0, 1.0)
-    big_x = wave.values(spec, big_ts[:2000])
-    big_x = np.resize(big_x, big_ts.size)
-    began = time.perf_counter()
-    det.update_many(big_x, big_ts)
-    took = time.perf_counter() - began
     print(
-        f"  one batch of {big_ts.size:,} samples (a day at 1 s, band extended as needed): {took * 1e3:.1f} ms"
+        f"  per cycle (read, score, export, print): median {np.median(timings) * 1e6:7.1f} us,"
+        f" p99 {np.percentile(timings, 99) * 1e6:7.1f} us"
+    )
+    print(
+        f"  resident memory: {rss_before:.0f} MiB before, {rss_mib():.0f} MiB after {cycles} cycles"
+        f" (the whole process: Python, pandas, Prophet, the fitted model)"
     )
 
 
 def calibrate(spec: MetricSpec, hours: int, seeds: Sequence[int]) -> None:
-    ts_train, vs_train = train(spec, 1)
-    det = registry.build("prophet", {}, ts_train, vs_train)
+    profile = fit(spec, 1)
+    det = registry.from_profile("prophet", {}, profile)
     quarter = (spec.max - spec.min) / 4
     per_hour: list[float] = []
     caught_up: list[float] = []
@@ -145,7 +135,7 @@ def calibrate(spec: MetricSpec, hours: int, seeds: Sequence[int]) -> None:
     worst = max(per_hour)
     print(
         f"\ncalibration, {spec.name}: trained on 1 h, scored {hours} h x {len(seeds)} noise seeds "
-        f"({n:,} samples at 1 s); band +/- {det.band.half_width:.1f} (k=4), period {det.period:g} s"
+        f"({n:,} samples at 1 s); band +/- {profile.half_width:.1f} (k=4), period {profile.period:g} s"
     )
     print(f"  clean data flagged: {np.mean(per_hour) * 100:.3f}% overall, worst hour {worst * 100:.3f}%")
     print(
@@ -166,9 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("prophet").setLevel(logging.ERROR)
     specs = default_metrics()
     bench_fit(specs[1], [1] if args.quick else [1, 6, 24])
-    ts, vs = train(specs[1], 1)
-    det = registry.build("prophet", {}, ts, vs)
-    bench_cycles(specs[1], det, 1000, 30.0)
+    bench_cycles(specs[1], fit(specs[1], 1), 1000, 30.0)
     for spec in specs:
         calibrate(spec, 2 if args.quick else 6, [0] if args.quick else [0, 1, 2])
     return 0

@@ -204,6 +204,8 @@ class FleetMonitorFactory(Started):
                     lines.append(f"{key} = {{ {inner} }}")
                 elif isinstance(value, str):
                     lines.append(f"{key} = '{value}'")
+                elif isinstance(value, bool):
+                    lines.append(f"{key} = {str(value).lower()}")
                 else:
                     lines.append(f"{key} = {value}")
         config_path = self.tmp_path / f"watch-{port}.toml"

@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import logging
 import os
 import signal
-import time
-from collections.abc import Mapping, Sequence
+import socket
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from monitor import forecast, position
-from monitor.config import MonitorConfig
+import numpy as np
+
+from monitor.config import MonitorConfig, QueryConfig, load_file
 from monitor.detectors import registry
-from monitor.detectors.base import SeriesDetector
-from monitor.detectors.prophet import ModelStore
-from monitor.exporter import MonitorMetrics
+from monitor.engine import Engine, Seed
+from monitor.export import MonitorMetrics
+from monitor.forecast import UselessBandError, check_band_can_flag
 from monitor.loader import load_training
-from monitor.period import NoSeasonError, PeriodError
-from monitor.runner import Runner, RunnerSettings
-from monitor.source import PrometheusSource
+from monitor.period import PeriodError, check_period, sampling_step
+from monitor.prophet_profile import fit_profile
+from monitor.shard import belongs, parse_shard
 from streamwatch import config as swconfig
 from streamwatch.cli import ArgumentParser
 from streamwatch.clock import SystemClock
-from streamwatch.errors import ConfigError, DataError, UserError
+from streamwatch.errors import DataError, UserError
 from streamwatch.logs import setup_logging
 from streamwatch.net import require_free_port, start_metrics_server
-from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError
+from streamwatch.promapi import PrometheusClient
 from streamwatch.series import Series
 
 log = logging.getLogger("monitor")
@@ -82,7 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detector",
         choices=registry.NAMES,
-        default="prophet",
         help="anomaly detector (default prophet); the others are streaming detectors warmed on TRAIN_FILE",
     )
     p.add_argument(
@@ -110,6 +112,37 @@ def load_config(args: argparse.Namespace) -> MonitorConfig:
     return swconfig.load(MonitorConfig, args.config, section="monitor", overrides=overrides)
 
 
+def load_watch_config(args: argparse.Namespace) -> MonitorConfig:
+    """The ``--config`` form's settings: every ``[[monitor.queries]]`` table, checked."""
+    if args.config is None:
+        raise UserError("give METRIC TRAIN_FILE PORT, or --config FILE with [[monitor.queries]] tables")
+    # Flags of the one-series form would be silently ignored here: each query says its own.
+    for flag, given in (
+        ("--query", args.query),
+        ("--param", args.param),
+        ("--period", args.period),
+        ("--detector", args.detector),
+    ):
+        if given:
+            raise UserError(f"{flag} is for the METRIC TRAIN_FILE PORT form; set it in [[monitor.queries]]")
+    cfg = load_file(
+        args.config,
+        prometheus_url=args.prometheus_url,
+        interval=args.interval,
+        host=args.host,
+        log_format=args.log_format,
+        port=args.port_option,
+        shard=args.shard,
+        model_dir=str(args.model_dir) if args.model_dir else None,
+        retrain_every=args.retrain_every,
+    )
+    if not cfg.queries:
+        raise UserError(f"{args.config}: no [[monitor.queries]] table: nothing to watch")
+    if cfg.port is None:
+        raise UserError(f"{args.config}: [monitor] needs port = N (where /metrics is served)")
+    return cfg
+
+
 def check_series_name(metric: str, query: str, training: Series, train_file: Path) -> None:
     """The training file must be about the watched metric, when its series says which metric it is.
 
@@ -128,7 +161,7 @@ def check_series_name(metric: str, query: str, training: Series, train_file: Pat
 
 
 def prepare_model_dir(model_dir: Path) -> None:
-    """Create the model folder now: a folder that cannot hold models must not surface after the fit."""
+    """Create the model folder now: a folder that cannot hold snapshots must not surface later."""
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -137,22 +170,6 @@ def prepare_model_dir(model_dir: Path) -> None:
         raise UserError(f"cannot create the model folder {model_dir}: {exc.strerror or exc}") from None
     if not os.access(model_dir, os.W_OK | os.X_OK):
         raise UserError(f"cannot write models into {model_dir}: permission denied (--model-dir)")
-
-
-def check_query(source: PrometheusSource, url: str) -> None:
-    """Ask Prometheus once whether it accepts the query: a refused one is a config error (exit 2), where
-    it would otherwise look like an outage forever. Prometheus down at start is an outage: the loop
-    retries it with backoff (and logs it once)."""
-    try:
-        source.probe(time.time())
-    except PrometheusError as exc:
-        if exc.bad_query:
-            raise ConfigError(
-                f"Prometheus at {url} refuses the query {source.query!r} ({exc}); the monitor reads raw "
-                f"samples as {source.expression(1.0)}, so --query must be a series selector"
-            ) from None
-    except FormatError:
-        pass  # an answer we cannot parse is counted and retried by the loop, as ever
 
 
 def detector_params(cfg: MonitorConfig, name: str, pairs: Sequence[str]) -> dict[str, Any]:
@@ -166,93 +183,157 @@ def detector_params(cfg: MonitorConfig, name: str, pairs: Sequence[str]) -> dict
     return raw
 
 
-def effective_params(detector: SeriesDetector, params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with what the detector settled on (the period Prophet detected): a refit on an hour of
-    live data keeps the season the training file showed instead of wandering to another one."""
-    p = getattr(detector, "p", None)
-    chosen = dataclasses.asdict(p) if dataclasses.is_dataclass(p) and not isinstance(p, type) else {}
-    return {**params, **chosen}
+# The positional form watches its one series for good: a week without a point, and it is forgotten.
+POSITIONAL_STALE_AFTER_S = 7 * 86400.0
+
+
+def positional_config(
+    args: argparse.Namespace, cfg: MonitorConfig, params: dict[str, Any], step: float
+) -> MonitorConfig:
+    """The positional form as the one-query configuration it is: the query's series (the one whose
+    labels are the training file's, else the first), its band exported, read every ``interval``."""
+    query = QueryConfig(
+        name=args.metric,
+        expr=cfg.query_for(args.metric),
+        detector=args.detector or "prophet",
+        params=params,
+        step=step,
+        fit_window=max(cfg.retrain_window, step),
+        stale_after=POSITIONAL_STALE_AFTER_S,
+        max_series=1,
+        export_band=True,
+    )
+    return dataclasses.replace(cfg, port=args.port, queries=[query])
+
+
+def training_seed(
+    q: QueryConfig, training: Series, cfg: MonitorConfig, metrics: MonitorMetrics, train_file: Path
+) -> Seed:
+    """The model the training file makes: a streaming detector that has learnt it, or a Prophet band
+    fitted on it (in this process, before the monitor serves: a bad file is an error at once)."""
+    ts, vs = training.timestamps, training.values
+    if not registry.needs_fit(q.detector):
+        detector = registry.create(q.detector, q.params, rows=1)
+        detector.update_many(vs, ts)
+        return Seed(detector, float(ts[-1]))
+    p = registry.make_params(q.detector, q.params)
+    try:
+        if p.period:
+            check_period(p.period, ts)
+        profile = fit_profile(ts, vs, p)
+        if profile.period and p.period:  # a period the user gave: a band that can never flag is their error
+            check_band_can_flag(profile.half_width, p.period, vs)
+    except (PeriodError, UselessBandError) as exc:
+        hint = "; leave out --period to detect the season" if p.period else ""
+        raise DataError(f"{train_file}: {exc}{hint}") from None
+    if profile.no_season:
+        log.info(
+            "%s has no repeating shape (%s): watching it with a flat band, no season",
+            train_file,
+            profile.no_season,
+        )
+    else:
+        log.info(
+            "model: period %.6g s, band +/- %.4g, fitted in %.2f s",
+            profile.period,
+            profile.half_width,
+            profile.fit_seconds,
+        )
+    metrics.fit_duration.labels(q.name).set(profile.fit_seconds)
+    return Seed(registry.from_profile(q.detector, q.params, profile), float(ts[-1]))
+
+
+def training_fingerprint(training: Series) -> str:
+    """The training samples' hash: a snapshot made from another file is not restored."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(training.timestamps, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(training.values, dtype=np.float64).tobytes())
+    return h.hexdigest()[:20]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.metric is None:
-        from monitor import fleetcli
-
-        return fleetcli.main(args)
+        cfg = load_watch_config(args)
+        return serve(cfg, args)
     if args.shard is not None or args.port_option is not None:
         raise UserError(
             "--shard and --port go with --config and [[monitor.queries]], not METRIC TRAIN_FILE PORT"
         )
     if args.train_file is None or args.port is None:
         raise UserError("give all of METRIC TRAIN_FILE PORT (or none, with --config and [[monitor.queries]])")
-    cfg = load_config(args)
-    setup_logging(cfg.log_format)
-    logging.getLogger("prophet.plot").disabled = True  # "Importing plotly failed": we never plot
     if not 0 < args.port < 65536:
         raise UserError(f"port must be between 1 and 65535, got {args.port}")
-    metric = args.metric
-    query = cfg.query_for(metric)
+    cfg = load_config(args)
+    detector = args.detector or "prophet"
+    params = detector_params(cfg, detector, args.param)
     # Cheap checks first: a busy port or a bad file must not wait for a fit.
     require_free_port(cfg.host, args.port, "monitor")
-    prepare_model_dir(cfg.model_dir)  # fitted models (Prophet) and every detector's read position
-    params = detector_params(cfg, args.detector, args.param)
     training = load_training(args.train_file, cfg.min_train_points, cfg.max_train_points)
-    check_series_name(metric, query, training, args.train_file)
-    metrics = MonitorMetrics(metric)
-    position_file = position.position_path(cfg.model_dir, metric)
-    source = PrometheusSource(
-        PrometheusClient(cfg.prometheus_url),
-        query,
-        first_window=cfg.interval,
-        max_window=cfg.max_catchup,
-        last_ts=position.load(position_file, query),
-        on_skipped=metrics.record_skipped,
-    )
-    check_query(source, cfg.prometheus_url)
-    store = ModelStore(cfg.model_dir, metric, on_save_error=lambda: metrics.record_save_error("model"))
+    query = cfg.query_for(args.metric)
+    check_series_name(args.metric, query, training, args.train_file)
     try:
-        detector = registry.build(
-            args.detector, params, training.timestamps, training.values, store=store, horizon=cfg.horizon
-        )
-    except NoSeasonError as exc:
-        raise DataError(
-            f"{args.train_file}: {exc}; pass --period if the data has a season you know, or use a detector "
-            "that needs none (--detector ema, sma, iqr)"
-        ) from None
-    except forecast.UselessBandError as exc:
-        hint = "leave out --period to detect the season" if cfg.period is not None else "use --detector ema"
-        raise DataError(f"{args.train_file}: {exc}; {hint}") from None
+        step = sampling_step(training.timestamps)
     except PeriodError as exc:
         raise DataError(f"{args.train_file}: {exc}") from None
-    fit_seconds = getattr(detector, "fit_seconds", None)
-    if fit_seconds is not None:
-        metrics.record_fit(fit_seconds)
-    server = start_metrics_server(metrics.registry, cfg.host, args.port, "monitor")
+    cfg = positional_config(args, cfg, params, step)
+    return serve(cfg, args, training=training)
+
+
+def serve(cfg: MonitorConfig, args: argparse.Namespace, training: Series | None = None) -> int:
+    """Run the engine on ``cfg`` until SIGTERM or Ctrl-C: both forms end here."""
+    setup_logging(cfg.log_format)
+    logging.getLogger("prophet.plot").disabled = True  # "Importing plotly failed": we never plot
+    assert cfg.port is not None
+    shard = parse_shard(cfg.shard, socket.gethostname()) if cfg.shard else None
+    require_free_port(cfg.host, cfg.port, "monitor")
+    prepare_model_dir(cfg.model_dir)  # snapshots go there: a folder that cannot hold them fails now
+    metrics = MonitorMetrics([q.name for q in cfg.queries])
+    index, count = shard or (0, 1)
+    metrics.shard_info.labels(str(index), str(count)).set(1)
     clock = SystemClock()
+    accept = (lambda labels: belongs(labels, index, count)) if count > 1 else None
+    extra = {"training": training_fingerprint(training)} if training is not None else None
+    engine = Engine(
+        cfg,
+        PrometheusClient(cfg.prometheus_url),
+        clock,
+        metrics,
+        accept=accept,
+        prefer=training.labels if training is not None else None,
+        out=sys.stdout if training is not None else None,
+        shard=shard,
+        snapshot_extra=extra,
+    )
+    engine.probe()
+    engine.restore()
+    if training is not None:
+        w = engine.watches[0]
+        if w.seed is None:
+            w.seed = training_seed(w.query, training, cfg, metrics, args.train_file)
+            engine.snapshot()  # a restart with the same file loads this model instead of fitting again
+        else:
+            fit_s = w.seed.detector.state.get("fit_seconds")
+            if fit_s is not None:
+                metrics.fit_duration.labels(w.query.name).set(float(fit_s[0]))
+            log.info("model of %s loaded from %s", args.train_file, engine.snapshot_path(w))
+    server = start_metrics_server(metrics.registry, cfg.host, cfg.port, "monitor", body=metrics.exposition)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: clock.stop())
-    refit = effective_params(detector, params)
-    runner = Runner(
-        detector,
-        source,
-        metrics,
-        clock,
-        RunnerSettings(
-            interval=cfg.interval,
-            retrain_every=cfg.retrain_every,
-            retrain_window=cfg.retrain_window,
-            backoff_max=cfg.backoff_max,
-            min_train_points=cfg.min_train_points,
-        ),
-        rebuild=lambda s: registry.build(args.detector, refit, s.timestamps, s.values, horizon=cfg.horizon),
-        prefer=training.labels,
-        save_position=lambda: position.save(position_file, query, source.last_ts),
+    names = ", ".join(f"{q.name} = {q.expr} ({q.detector})" for q in cfg.queries)
+    where = f", shard {index}/{count}" if count > 1 else ""
+    log.info(
+        "watching %s every %g s%s, serving http://%s:%d/metrics",
+        names,
+        cfg.interval,
+        where,
+        cfg.host,
+        cfg.port,
     )
-    log.info("watching %s every %g s, serving http://%s:%d/metrics", query, cfg.interval, cfg.host, args.port)
     try:
-        runner.run()
+        engine.run()
     finally:
+        engine.snapshot()  # on SIGTERM too: a restart resumes from here instead of retraining
         server[0].shutdown()
     log.info("stopped")
     return 0

@@ -41,6 +41,9 @@ class QueryConfig:
     fit_window: float = 3600.0  # seconds of Prometheus history a new series is trained on
     stale_after: float = 600.0  # seconds without a new point before a series is dropped
     max_series: int = 10_000  # series watched at most; further new ones are refused and counted
+    # Export each series' band (lower, expected, upper) and latest value too: three or four more series
+    # per input series, so off unless asked for (the positional form, one series, turns it on).
+    export_band: bool = False
 
     RANGES: ClassVar[dict[str, Range]] = {
         "step": Range(0.1, 86_400, "s"),
@@ -67,6 +70,12 @@ class QueryConfig:
             )
         if self.max_series < 1:
             raise ValueError(f"query {self.name}: max_series must be at least 1, got {self.max_series}")
+
+    def history_window(self, warmup: int) -> float:
+        """Seconds of history a new series is trained on: ``fit_window``, or longer when the detector needs
+        more points than that to finish its warm-up (so a series scores from its first live point), but
+        never more than one ``query_range`` can answer."""
+        return min(max(self.fit_window, (warmup + 1) * self.step), (MAX_RANGE_POINTS - 1) * self.step)
 
 
 @dataclass

@@ -106,18 +106,17 @@ class UselessBandError(ValueError):
     """A fit whose band is wider than the training data's whole range: it could never flag anything."""
 
 
-def check_band_can_flag(fitted: FittedModel, values: np.ndarray) -> None:
+def check_band_can_flag(half_width: float, period: float, values: np.ndarray) -> None:
     """Refuse a band whose half-width exceeds the range of the data it was fitted on.
 
     Such a band contains every value the data ever took, however the forecast moves: the sign of a
     period that does not fit (``--period 7`` on an 80 s wave gives +/- 1,474 on a 10 to 1,000 wave).
     """
     v = np.asarray(values, dtype=np.float64)
-    half = fitted.k * fitted.sigma
     lo, hi = float(v.min()), float(v.max())
-    if half > hi - lo:
+    if half_width > hi - lo:
         raise UselessBandError(
-            f"the band at period {fitted.period:g} s is +/- {half:.4g} on data ranging {lo:.4g} to {hi:.4g}, "
+            f"the band at period {period:g} s is +/- {half_width:.4g} on data ranging {lo:.4g} to {hi:.4g}, "
             "so it could never flag anything"
         )
 

@@ -12,7 +12,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import requests
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from streamwatch import healthz
@@ -85,17 +85,27 @@ class _QuietHandler(WSGIRequestHandler):
         pass  # one line per scrape would drown the service's own lines
 
 
-def metrics_app(registry: CollectorRegistry) -> Callable[..., Any]:
+def metrics_app(registry: CollectorRegistry, body: Callable[[], bytes] | None = None) -> Callable[..., Any]:
     """``/healthz`` answers as every server does (``streamwatch.healthz``: for liveness and readiness
     probes, without rendering every series); every other path serves ``registry`` as prometheus_client
-    does."""
+    does, or ``body()`` when given (the monitor's exposition: its registry plus per-series text written
+    once per cycle)."""
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") == healthz.PATH:
+        path = environ.get("PATH_INFO")
+        if path == healthz.PATH:
             start_response("200 OK", [("Content-Type", healthz.CONTENT_TYPE)])
             return [healthz.body()]
-        return metrics(environ, start_response)
+        if body is None:
+            return metrics(environ, start_response)
+        if path not in ("/metrics", "/"):
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found: try /metrics
+"]
+        text = body()
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(text)))])
+        return [text]
 
     return app
 
@@ -110,7 +120,11 @@ def reply(handler: BaseHTTPRequestHandler, status: int, content_type: str, body:
 
 
 def start_metrics_server(
-    registry: CollectorRegistry, host: str, port: int, what: str = "metrics"
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    what: str = "metrics",
+    body: Callable[[], bytes] | None = None,
 ) -> tuple[ThreadingWSGIServer, threading.Thread]:
     """Serve ``registry`` on ``http://host:port/metrics`` (and ``/healthz``) from a daemon thread, with a
     ``LISTEN_BACKLOG`` queue (prometheus_client's own server keeps socketserver's 5); a busy port is a
@@ -123,7 +137,7 @@ def start_metrics_server(
             address_family = family
             request_queue_size = LISTEN_BACKLOG
 
-        server = make_server(host, port, metrics_app(registry), Server, handler_class=_QuietHandler)
+        server = make_server(host, port, metrics_app(registry, body), Server, handler_class=_QuietHandler)
     except OSError as exc:
         raise listen_error(exc, host, port, what) from None
     thread = threading.Thread(target=server.serve_forever, name=f"{what} http", daemon=True)

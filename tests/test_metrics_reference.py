@@ -22,11 +22,12 @@ from incident.webhook import WebhookConfig
 from incident.webhook import create_app as create_receiver
 from monitor.config import QueryConfig
 from monitor.detectors import registry
-from monitor.exporter import MonitorMetrics
-from monitor.fleet import QueryFleet
-from monitor.fleetexport import FleetMetrics, render_series
+from monitor.export import MonitorMetrics, render_band, render_series
+from monitor.prophet_profile import Profile
+from monitor.query import QueryWatch
 from simulator.app import create_app as create_simulator
 from simulator.config import SimulatorConfig
+from streamwatch.promapi import Columns
 from streamwatch.series import Series
 
 REFERENCE = ROOT / "docs" / "metrics.md"
@@ -60,7 +61,6 @@ def test_the_reference_has_one_row_per_metric_of_every_service() -> None:
     assert sources == {
         "simulator",
         "monitor",
-        "monitor (--config)",
         "incident detector",
         "alert receiver",
         "Prometheus",
@@ -68,23 +68,18 @@ def test_the_reference_has_one_row_per_metric_of_every_service() -> None:
 
 
 def test_the_monitor_exports_exactly_its_rows() -> None:
-    metrics = MonitorMetrics("energy_price")
-    assert types_in(generate_latest(metrics.registry).decode()) == documented_by("monitor")
-
-
-def test_the_many_series_monitor_exports_its_rows_and_only_documented_ones() -> None:
-    fleet = QueryFleet(QueryConfig(name="cpu", expr="rate(x[1m])"))
+    """Its own metrics, and the per-series families of a query exporting its band in time."""
+    q = QueryConfig(name="cpu", expr="x", detector="prophet", export_band=True)
+    w = QueryWatch(q, registry.container("prophet", {}))
     ts = 1_700_000_000.0 + np.arange(30.0)
-    fleet.observe([Series({"cpu": "0"}, ts, np.ones(30))], ts[-1])
-    for key in fleet.waiting():
-        fleet.install(key, registry.create("ema", {}), ts[10])
-    fleet.observe([Series({"cpu": "0"}, ts + 30, np.ones(30))], ts[-1] + 30)
-    metrics = FleetMetrics(["cpu"])
-    metrics.series_text = render_series([fleet])
-    exported = types_in(metrics.exposition().decode())
-    own = documented_by("monitor (--config)")
-    assert own.items() <= exported.items()
-    assert exported.items() <= (own | documented_by("monitor")).items()
+    w.observe(Columns.of([Series({"cpu": "0"}, ts, np.ones(30))]), ts[-1])
+    profile = Profile(0.0, ts[0], np.array([1.0]), 0.5, 0.1)
+    w.install(w.waiting(), registry.from_profile("prophet", {}, profile), np.array([ts[10]]))
+    w.observe(Columns.of([Series({"cpu": "0"}, ts + 30, np.ones(30))]), ts[-1] + 30)
+    metrics = MonitorMetrics(["cpu"])
+    metrics.series_text = render_series([w])
+    metrics.band_text = lambda: render_band([w], ts[-1] + 31)
+    assert types_in(metrics.exposition().decode()) == documented_by("monitor")
 
 
 def test_the_incident_detector_exports_exactly_its_rows() -> None:
@@ -115,9 +110,7 @@ def test_every_recording_rule_has_its_row() -> None:
     assert records == set(documented_by("Prometheus"))
 
 
-@pytest.mark.parametrize(
-    "source", ["monitor", "monitor (--config)", "incident detector", "alert receiver", "simulator"]
-)
+@pytest.mark.parametrize("source", ["monitor", "incident detector", "alert receiver", "simulator"])
 def test_exported_names_follow_the_conventions(source: str) -> None:
     for name, typ in documented_by(source).items():
         assert re.fullmatch(r"[a-z_<>]+", name), name

@@ -1,4 +1,4 @@
-"""The monitor's pure core: period detection, the band grid, scoring, the model store, calibration."""
+"""Period detection, the Prophet band grid, the model store and calibration."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from monitor.detectors.base import SeriesDetector
 from monitor.detectors.prophet import ModelStore, ProphetBandDetector, ProphetParams
 from monitor.forecast import Band
 from monitor.period import NoSeasonError, PeriodError, detect_period, find_season, sampling_step
-from monitor.scoring import cycle_stats, mae, mape
 from simulator import wave
 from simulator.config import default_metrics
 from streamwatch.errors import ConfigError
@@ -159,33 +158,6 @@ def test_band_memory_stays_bounded_as_time_moves_on():
     for hour in range(1, 48):
         band.lookup(np.array([START + hour * 3600.0]))
     assert band.expected.size < 3 * 600 / 2 + 10
-
-
-# --- scoring -----------------------------------------------------------------------------------------
-
-
-def test_mae_and_mape():
-    actual = np.array([100.0, 200.0, 50.0])
-    expected = np.array([110.0, 180.0, 50.0])
-    assert mae(actual, expected) == pytest.approx(10.0)
-    assert mape(actual, expected) == pytest.approx((0.1 + 0.1 + 0.0) / 3)
-
-
-def test_mape_leaves_out_zero_actuals_and_is_undefined_when_all_are_zero():
-    actual = np.array([0.0, 100.0, 0.0, 50.0])
-    expected = np.array([5.0, 90.0, -3.0, 60.0])
-    assert mape(actual, expected) == pytest.approx((0.1 + 0.2) / 2)
-    assert mae(actual, expected) == pytest.approx((5 + 10 + 3 + 10) / 4)
-    assert math.isnan(mape(np.zeros(3), np.ones(3)))
-    assert math.isfinite(mae(np.zeros(3), np.ones(3)))
-
-
-def test_cycle_stats_counts_flags_and_the_highest_score():
-    stats = cycle_stats(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0]), np.array([0.2, 1.5, 3.0]))
-    assert (stats.samples, stats.anomalies, stats.max_score) == (3, 2, 3.0)
-    empty = cycle_stats(np.empty(0), np.empty(0), np.empty(0))
-    assert (empty.samples, empty.anomalies, empty.max_score) == (0, 0, 0.0)
-    assert math.isnan(empty.mae)
 
 
 # --- the detector, the model store and calibration ----------------------------------------------------
@@ -363,20 +335,3 @@ def test_the_shipped_training_file_still_fits_the_live_wave_today(name):
     det = registry.build("prophet", {}, training.timestamps, training.values)
     ts = grid(math.floor(time.time()), 1800, 1.0)
     assert det.update_many(wave.values(SPECS[name], ts), ts).anomalous.mean() < 0.01
-
-
-def test_a_refit_keeps_the_period_the_first_fit_found_and_every_other_parameter():
-    from monitor.cli import effective_params
-
-    ts = grid(START, 1800)
-    det = registry.build("prophet", {"k": "5"}, ts, PRICE.noisy(ts))
-    refit = effective_params(det, {"k": "5"})
-    assert refit["period"] == PRICE.period_s and refit["k"] == 5.0
-    live = grid(START + 7200, 1800)
-    again = registry.build("prophet", refit, live, PRICE.noisy(live, seed=3))
-    assert again.period == PRICE.period_s and again.p == det.p  # type: ignore[attr-defined]
-    # Live data that no longer has that season is refused (the runner then keeps its current model).
-    with pytest.raises(forecast.UselessBandError):
-        registry.build("prophet", refit, live, CONSUMPTION.noisy(live))
-    ens = registry.build("ensemble", {"sma.window": "7", "k": "1"}, ts, PRICE.noisy(ts))
-    assert effective_params(ens, {"sma.window": "7", "k": "1"})["sma.window"] == "7"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import subprocess
@@ -145,7 +144,7 @@ def test_restart_loads_the_saved_model_and_serves_metrics_while_prometheus_is_do
         assert log.count("Prometheus query failing") == 1  # once per state change, not per retry
         assert ("fitted in" in log) == (run == "first")
         assert ("loaded from" in log) == (run == "second")
-    assert len(list(models.glob(f"{METRIC}-*.json"))) == 1
+    assert [p.name for p in models.iterdir()] == [f"snapshot-{METRIC}.npz"]  # the model is in the snapshot
     assert fit_durations[0] == fit_durations[1] > 0
 
 
@@ -178,7 +177,7 @@ def test_a_restarted_monitor_resumes_from_its_last_scored_sample(start_prometheu
         train = tmp_path / "train.csv"
         train.write_text("".join(f"{1_700_000_000 + 2 * i},{50 + (i % 3)}\n" for i in range(100)))
         models = tmp_path / "models"
-        position = models / "restart.position.json"
+        snapshot = models / "snapshot-restart.npz"
         config = tmp_path / "monitor.toml"
 
         def run(name: str, until: Callable[[str], bool], max_catchup: float = 3600.0) -> tuple[Path, float]:
@@ -195,7 +194,8 @@ def test_a_restarted_monitor_resumes_from_its_last_scored_sample(start_prometheu
                 mon.wait_http(url, timeout_s=60)
                 assert wait_until(lambda: until(url), 30, 0.2), mon.log_tail()
             assert mon.proc.returncode == 0 and "Traceback" not in log_path.read_text()
-            return log_path, json.loads(position.read_text())["series"][0]["last"]
+            with np.load(snapshot, allow_pickle=False) as z:  # the newest point scored: the read position
+                return log_path, float(z["t.trained_until"][0])
 
         def scored_at_least(n: int) -> Callable[[str], bool]:
             return lambda url: (

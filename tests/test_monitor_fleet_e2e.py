@@ -13,13 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.services import ScrapeTarget, assert_promtool_metrics_ok
 from streamwatch.net import wait_until
 
-PER_SERIES = (
-    "streamwatch_monitor_anomaly_score",
-    "streamwatch_monitor_cycle_anomalies",
-    "streamwatch_monitor_anomalies_total",
-    "streamwatch_monitor_samples_scored_total",
-    "streamwatch_monitor_actual",
-)
+# What every input series adds by default: two series (the band is opt-in, export_band).
+PER_SERIES = ("streamwatch_monitor_anomaly_score", "streamwatch_monitor_anomalies_total")
 
 
 def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -69,9 +64,10 @@ def test_fifty_series_give_fifty_detectors_and_a_spike_on_one_raises_only_its_sc
 
     def all_scoring() -> bool:
         m = scrape(mon.url)
-        counts = of(m, "streamwatch_monitor_samples_scored_total", "price")
-        bands = [lab for lab, _ in m.get("streamwatch_monitor_forecast", []) if lab["metric"] == "price"]
-        return len(counts) == 50 and min(counts.values()) >= 2 and len(bands) == 150  # warmed up
+        children = of(m, "streamwatch_monitor_anomaly_score", "price")
+        scored = self_metric(m, "streamwatch_monitor_samples_scored_total", "price")
+        warming = self_metric(m, "streamwatch_monitor_series_warming", "price")
+        return len(children) == 50 and scored >= 100 and warming == 0
 
     assert wait_until(all_scoring, 60, 0.5), mon.process.log_tail()
     m = scrape(mon.url)
@@ -79,7 +75,7 @@ def test_fifty_series_give_fifty_detectors_and_a_spike_on_one_raises_only_its_sc
     for name in PER_SERIES:
         children = of(m, name, "price")
         assert sorted(children, key=int) == [str(i) for i in range(50)], name
-    assert len([lab for lab, _ in m["streamwatch_monitor_forecast"] if lab["metric"] == "price"]) == 150
+    assert "streamwatch_monitor_forecast" not in m  # not asked for: two series per input series
     price_children = [lab for lab, _ in m["streamwatch_monitor_anomaly_score"] if lab["metric"] == "price"]
     assert all(lab["job"] == "simulator" and lab["instance"] == sim.address for lab in price_children)
     assert all("__name__" not in lab for lab in price_children)
@@ -127,7 +123,7 @@ def test_a_series_that_disappears_is_gone_from_metrics_after_stale_after(
 
     def children() -> set[str]:
         m = scrape(mon.url)
-        return {lab["instance"] for lab, _ in m["streamwatch_monitor_samples_scored_total"]}
+        return {lab["instance"] for lab, _ in m["streamwatch_monitor_anomalies_total"]}
 
     assert wait_until(lambda: children() == {keep.address, gone.address}, 60, 0.3), mon.process.log_tail()
     gone.process.stop()
@@ -155,8 +151,8 @@ def test_node_exporter_cpu_rate_gives_one_child_per_returned_series(
         m = scrape(mon.url)
         exported = {
             (lab["cpu"], lab["mode"])
-            for lab, v in m["streamwatch_monitor_samples_scored_total"]
-            if lab["metric"] == "cpu" and v > 0
+            for lab, _ in m["streamwatch_monitor_anomaly_score"]
+            if lab["metric"] == "cpu"
         }
         return returned, exported
 

@@ -11,7 +11,7 @@ from harness.services import ScrapeTarget
 from harness.waves import PRICE, grid
 from monitor.detectors.prophet import ProphetParams
 from monitor.fitpool import FitPool
-from monitor.prophet_profile import ProfileBandDetector, fit_profile
+from monitor.prophet_profile import ProfileBand, fit_profile
 from streamwatch.net import wait_until
 
 T0 = 1_700_000_000.0
@@ -22,7 +22,7 @@ def test_a_seasonal_series_gets_its_period_and_a_band_that_holds_clean_data():
     profile = fit_profile(ts, PRICE.noisy(ts, seed=1), ProphetParams())
     assert profile.period == pytest.approx(PRICE.period_s, abs=0.5) and not profile.no_season
     later = grid(T0 + 3600.0, 600.0)
-    det = ProfileBandDetector(profile)
+    det = ProfileBand.of(profile)
     clean = det.update_many(PRICE.noisy(later, seed=2), later)
     assert clean.anomalous.mean() < 0.01
     shifted = det.update_many(PRICE.noisy(later, seed=2) + PRICE.range / 2, later)
@@ -34,7 +34,7 @@ def test_a_series_without_season_gets_a_flat_band_and_the_reason():
     flat = np.full(ts.size, 5.0)
     profile = fit_profile(ts, flat, ProphetParams())
     assert profile.period == 0.0 and "constant" in profile.no_season
-    det = ProfileBandDetector(profile)
+    det = ProfileBand.of(profile)
     assert det.update_many(np.array([5.0, 50.0]), ts[:2]).anomalous.tolist() == [False, True]
 
 
@@ -74,6 +74,7 @@ def test_prophet_queries_fit_off_the_cycle_and_fall_back_without_season(
                 "detector": "prophet",
                 "step": 1,
                 "fit_window": 60,
+                "export_band": True,
             },
             {
                 "name": "quiet",

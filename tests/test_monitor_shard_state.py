@@ -1,8 +1,9 @@
-"""Sharding in the per-series core and detector state across restarts (monitor.snapshot)."""
+"""Sharding in the monitor's core and every series' state across restarts (monitor.snapshot)."""
 
 from __future__ import annotations
 
-import pickle
+import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,113 +13,142 @@ from harness.services import assert_promtool_metrics_ok
 from monitor import snapshot
 from monitor.config import QueryConfig
 from monitor.detectors import registry
-from monitor.fleet import QueryFleet
-from monitor.fleetexport import FleetMetrics
-from monitor.prophet_profile import PROFILE_POINTS, Profile, ProfileBandDetector
+from monitor.export import MonitorMetrics
+from monitor.prophet_profile import PROFILE_POINTS, Profile
+from monitor.query import QueryWatch
 from monitor.shard import belongs
 from streamwatch.net import free_port
+from streamwatch.promapi import Columns
 from streamwatch.series import Series
 
 T0 = 1_700_000_000.0
 QUERY = QueryConfig(name="price", expr="energy_price_metric", detector="ema")
 
 
-def batches(n: int, ts: np.ndarray) -> list[Series]:
-    return [
-        Series({"__name__": "energy_price_metric", "series": str(i)}, ts, np.sin(ts / 60.0) + i)
-        for i in range(n)
-    ]
+def batches(n: int, ts: np.ndarray) -> Columns:
+    return Columns.of(
+        [
+            Series({"__name__": "energy_price_metric", "series": str(i)}, ts, np.sin(ts / 60.0) + i)
+            for i in range(n)
+        ]
+    )
 
 
-def trained_fleet(n: int, accept=None) -> QueryFleet:
-    fleet = QueryFleet(QUERY, accept)
+def new_watch(q: QueryConfig = QUERY, accept=None) -> QueryWatch:
+    return QueryWatch(q, registry.container(q.detector, q.params), accept)
+
+
+def trained_watch(n: int, accept=None) -> QueryWatch:
+    w = new_watch(accept=accept)
     ts = T0 + 15.0 * np.arange(40)
-    fleet.observe(batches(n, ts), T0 + 600)
-    for key in fleet.waiting():
-        detector = registry.create("ema", {})
-        detector.update_many(np.sin(ts / 60.0), ts)
-        fleet.install(key, detector, float(ts[-1]))
+    w.observe(batches(n, ts), T0 + 600)
+    rows = w.waiting()
+    trained = registry.create("ema", {}, rows=rows.size)
+    trained.update(np.tile(np.sin(ts / 60.0), (rows.size, 1)), np.tile(ts, (rows.size, 1)))
+    w.install(rows, trained, np.full(rows.size, ts[-1]))
     later = T0 + 15.0 * np.arange(40, 50)
-    fleet.observe(batches(n, later), T0 + 750)  # scored: counts and detector state move on
-    return fleet
+    w.observe(batches(n, later), T0 + 750)  # scored: counts and detector state move on
+    return w
 
 
 def test_replicas_split_the_series_with_nothing_twice_and_nothing_left_out() -> None:
     kept: list[set] = []
     for index in range(3):
-        fleet = QueryFleet(QUERY, lambda labels, i=index: belongs(labels, i, 3))
-        fleet.observe(batches(300, T0 + np.arange(3.0)), T0 + 3)
-        kept.append(set(fleet.series))
+        w = new_watch(accept=lambda labels, i=index: belongs(labels, i, 3))
+        w.observe(batches(300, T0 + np.arange(3.0)), T0 + 3)
+        kept.append(set(w.table.index))
     assert sum(len(k) for k in kept) == 300
     assert len(kept[0] | kept[1] | kept[2]) == 300
     assert all(80 <= len(k) <= 120 for k in kept), [len(k) for k in kept]
 
 
-def test_snapshot_restores_every_detector_where_it_left_off(tmp_path: Path) -> None:
-    fleet = trained_fleet(5)
+def restore(path: Path, w: QueryWatch, now: float, q: QueryConfig = QUERY) -> int:
+    saved = snapshot.load(path, q, w.detector)
+    assert saved is not None
+    return w.restore(saved.labels, saved.detector, saved.columns, now)
+
+
+def test_snapshot_restores_every_series_where_it_left_off(tmp_path: Path) -> None:
+    w = trained_watch(5)
     path = snapshot.snapshot_path(tmp_path, QUERY.name, (1, 3))
-    assert path.name == "snapshot-price-1of3.pickle"
-    assert snapshot.save(path, fleet) == 5
-    restored = QueryFleet(QUERY)
-    saved = snapshot.load(path, QUERY)
-    assert (
-        sum(
-            restored.restore(
-                s.labels, s.detector, s.trained_until, s.last_seen, T0 + 900, s.samples, s.anomalies
-            )
-            for s in saved
-        )
-        == 5
-    )
-    assert restored.waiting() == []  # nothing to train: every series scores from the next point
+    assert path.name == "snapshot-price-1of3.npz"
+    assert snapshot.save(path, w) == 5
+    twin = new_watch()
+    assert restore(path, twin, T0 + 900) == 5
+    assert twin.waiting().size == 0  # nothing to train: every series scores from the next point
     nxt = T0 + 15.0 * np.arange(50, 55)
-    a = fleet.observe(batches(5, nxt), T0 + 900)
-    b = restored.observe(batches(5, nxt), T0 + 900)
+    a = w.observe(batches(5, nxt), T0 + 900)
+    b = twin.observe(batches(5, nxt), T0 + 900)
     assert a.scored == b.scored == 25
-    for key, state in fleet.series.items():
-        twin = restored.series[key]
-        assert (twin.samples, twin.anomalies, twin.text) == (state.samples, state.anomalies, state.text)
-        assert twin.score == state.score and twin.expected == state.expected  # the same detector state
+    for key, row in w.table.index.items():
+        r = twin.table.index[key]
+        for name in ("samples", "anomalies", "score", "expected", "trained_until"):
+            assert twin.table.col[name][r] == w.table.col[name][row], name  # the same detector state
+        assert twin.table.texts[r] == w.table.texts[row]
+
+
+def test_a_snapshot_is_plain_arrays_loaded_without_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "s.npz"
+    snapshot.save(path, trained_watch(2))
+    with np.load(path, allow_pickle=False) as z:  # would raise on any object array
+        meta = json.loads(str(z["meta"][()]))
+        assert meta["format"] == snapshot.FORMAT_VERSION and len(meta["labels"]) == 2
+        assert all(z[name].dtype != object for name in z.files)
 
 
 def test_restore_keeps_only_this_replicas_series(tmp_path: Path) -> None:
-    path = tmp_path / "s.pickle"
-    snapshot.save(path, trained_fleet(30))
-    mine = QueryFleet(QUERY, lambda labels: belongs(labels, 0, 2))
-    got = sum(mine.restore(s.labels, s.detector, s.trained_until, T0, T0) for s in snapshot.load(path, QUERY))
-    assert got == len(mine.series) and 0 < got < 30
-    assert all(belongs(dict(k), 0, 2) for k in mine.series)
+    path = tmp_path / "s.npz"
+    snapshot.save(path, trained_watch(30))
+    mine = new_watch(accept=lambda labels: belongs(labels, 0, 2))
+    got = restore(path, mine, T0)
+    assert got == len(mine.table) and 0 < got < 30
+    assert all(belongs(dict(k), 0, 2) for k in mine.table.index)
 
 
 def test_series_stale_by_the_restart_are_not_restored_and_the_rest_go_stale_as_before(tmp_path: Path) -> None:
-    path = tmp_path / "s.pickle"
-    snapshot.save(path, trained_fleet(4))  # every series last seen at T0 + 750
-    saved = snapshot.load(path, QUERY)
-    assert {s.last_seen for s in saved} == {T0 + 750}
-    late = QueryFleet(QUERY)  # back after more than stale_after (600 s): they would have been dropped
-    assert not any(late.restore(s.labels, s.detector, s.trained_until, s.last_seen, T0 + 1351) for s in saved)
-    soon = QueryFleet(QUERY)
-    assert all(soon.restore(s.labels, s.detector, s.trained_until, s.last_seen, T0 + 800) for s in saved)
-    assert soon.drop_stale(T0 + 1349) == [] and len(soon.drop_stale(T0 + 1351)) == 4  # no new point: gone
+    path = tmp_path / "s.npz"
+    snapshot.save(path, trained_watch(4))  # every series last seen at T0 + 750
+    late = new_watch()  # back after more than stale_after (600 s): they would have been dropped
+    assert restore(path, late, T0 + 1351) == 0
+    soon = new_watch()
+    assert restore(path, soon, T0 + 800) == 4
+    assert soon.drop_stale(T0 + 1349) == 0 and soon.drop_stale(T0 + 1351) == 4  # no new point: gone
 
 
-def test_a_snapshot_of_other_settings_or_version_or_damaged_is_not_used(tmp_path: Path) -> None:
-    path = tmp_path / "s.pickle"
-    snapshot.save(path, trained_fleet(3))
-    assert len(snapshot.load(path, QUERY)) == 3
+def test_a_snapshot_of_other_settings_or_version_or_damaged_or_foreign_is_not_used(
+    tmp_path: Path, caplog
+) -> None:
+    path = tmp_path / "s.npz"
+    w = trained_watch(3)
+    snapshot.save(path, w)
+    assert len(snapshot.load(path, QUERY, w.detector).labels) == 3
     changed = QueryConfig(name="price", expr="energy_price_metric", detector="ema", params={"alpha": 0.5})
-    assert snapshot.load(path, changed) == []
-    doc = pickle.loads(path.read_bytes())
-    doc["format"] = snapshot.FORMAT_VERSION + 1
-    path.write_bytes(pickle.dumps(doc))
-    assert snapshot.load(path, QUERY) == []
-    path.write_bytes(b"not a pickle")
-    assert snapshot.load(path, QUERY) == []
-    assert snapshot.load(tmp_path / "missing.pickle", QUERY) == []
+    assert snapshot.load(path, changed, w.detector) is None
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"][()]))
+
+    def write(**changes: np.ndarray) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **{**arrays, **changes})
+        path.write_bytes(buf.getvalue())
+
+    write(meta=np.array(json.dumps({**meta, "format": snapshot.FORMAT_VERSION + 1})))
+    assert snapshot.load(path, QUERY, w.detector) is None
+    write(**{"d.mean": np.zeros((2, 5))})  # a detector state of another shape
+    assert snapshot.load(path, QUERY, w.detector) is None
+    write(**{"t.trained_until": np.array([np.inf, 0.0, 0.0])})
+    assert snapshot.load(path, QUERY, w.detector) is None
+    np.savez(path.open("wb"), meta=np.array([{"a": 1}], dtype=object))  # pickled objects: never loaded
+    assert snapshot.load(path, QUERY, w.detector) is None
+    path.write_bytes(b"not a snapshot")
+    assert snapshot.load(path, QUERY, w.detector) is None
+    assert snapshot.load(tmp_path / "missing.npz", QUERY, w.detector) is None
+    assert sum("ignoring unreadable snapshot" in r.getMessage() for r in caplog.records) == 4
 
 
 def test_shard_and_restore_metrics_pass_promtool() -> None:
-    metrics = FleetMetrics(["price"])
+    metrics = MonitorMetrics(["price"])
     metrics.shard_info.labels("1", "3").set(1)
     metrics.restored.labels("price").inc(7)
     text = metrics.exposition().decode()
@@ -145,14 +175,21 @@ def test_a_fitted_profile_survives_the_snapshot(tmp_path: Path) -> None:
     # Prophet series keep their fitted profile: restored, they score exactly as before, with no fit.
     q = QueryConfig(name="price", expr="energy_price_metric", detector="prophet")
     profile = Profile(600.0, T0, np.sin(np.linspace(0, 2 * np.pi, PROFILE_POINTS, endpoint=False)), 0.3, 2.5)
-    fleet = QueryFleet(q)
+    w = new_watch(q)
     labels = {"__name__": "energy_price_metric", "series": "7"}
-    assert fleet.restore(labels, ProfileBandDetector(profile), T0, T0, T0)
-    path = tmp_path / "p.pickle"
-    assert snapshot.save(path, fleet) == 1
-    (saved,) = snapshot.load(path, q)
+    cols = {
+        "trained_until": np.array([T0]),
+        "last_seen": np.array([T0]),
+        "samples": np.zeros(1),
+        "anomalies": np.zeros(1),
+    }
+    assert w.restore([labels], registry.from_profile("prophet", {}, profile), cols, T0) == 1
+    path = tmp_path / "p.npz"
+    assert snapshot.save(path, w) == 1
+    saved = snapshot.load(path, q, w.detector)
+    assert saved is not None
     ts = T0 + np.arange(1.0, 40.0) * 15.0
     xs = np.sin(2 * np.pi * (ts - T0) / 600.0) + np.where(np.arange(ts.size) == 5, 2.0, 0.0)
-    before = ProfileBandDetector(profile).update_many(xs, ts)
+    before = registry.from_profile("prophet", {}, profile).update_many(xs, ts)
     after = saved.detector.update_many(xs, ts)
     assert np.array_equal(before.score, after.score) and np.count_nonzero(after.score > 1.0) == 1

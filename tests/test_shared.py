@@ -238,7 +238,7 @@ def test_api_parse_sorts_samples_and_reads_vectors() -> None:
         ([], "expected a JSON object"),
         ({"status": "error", "error": "bad query"}, "bad query"),
         ({"status": "success", "data": {}}, "missing data.resultType"),
-        ({"status": "success", "data": {"resultType": "string", "result": []}}, "returns a string, not series"),
+        ({"status": "success", "data": {"resultType": "string", "result": []}}, "returns a string"),
         (
             {
                 "status": "success",

@@ -362,7 +362,7 @@ class PerSeries(Detector):
     def put(self, rows: np.ndarray | Sequence[int], other: Detector) -> None:
         assert isinstance(other, PerSeries)
         for r, m in zip(np.asarray(rows, dtype=np.intp).tolist(), other.members, strict=True):
-            self.members[r] = m
+            self.members[r] = copy.deepcopy(m)  # ``other`` may go on learning (a seed kept for re-use)
         super().put(rows, other)
 
     def copy(self) -> Self:

@@ -149,7 +149,9 @@ class ProphetBandDetector(FittedDetector):
         if fitted is None:
             fitted = forecast.fit(ts, vs, period, step, k=p.k, fourier_order=p.fourier_order)
         if refuse_useless_band:
-            forecast.check_band_can_flag(fitted, vs)  # before it is stored: a refused model is never loaded
+            forecast.check_band_can_flag(
+                fitted.k * fitted.sigma, fitted.period, vs
+            )  # before it is stored: a refused model is never loaded
         if store is not None and path is not None and not loaded:
             try:
                 modelstore.save(path, fitted)

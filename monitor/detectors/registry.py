@@ -1,4 +1,4 @@
-"""SeriesDetector registry: every detector by name, with typed parameters; the one way to construct one.
+"""Detector registry: every detector by name, with typed parameters; the one way to construct one.
 
 ``create("sma", {"window": 20})`` builds a streaming detector from nothing; ``build(name, params, ts,
 values)`` builds any detector from training data, which is how the monitor gets its detector at start
@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from monitor.detectors.adaptive import Adaptive
-from monitor.detectors.base import SeriesDetector
+from monitor.detectors.base import Detector, PerSeries, SeriesDetector
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
 from monitor.detectors.iforest import IsolationForestDetector
 from monitor.detectors.iqr import RollingIQR
+from monitor.detectors.options import DetectorOptions
 from monitor.detectors.prophet import DEFAULT_HORIZON_S, ModelStore, ProphetBandDetector
 from monitor.detectors.seasonal import SeasonalDetector
 from monitor.detectors.sma import SMAZScore
@@ -62,7 +63,7 @@ def needs_fit(name: str) -> bool:
 
 
 def make_params(name: str, raw: Mapping[str, Any] | None = None) -> Any:
-    """SeriesDetector ``name``'s ``Params`` from ``raw`` (typed values, or strings from the command line),
+    """Detector ``name``'s ``Params`` from ``raw`` (typed values, or strings from the command line),
     checked: the way to report a bad parameter before any data is read. Member parameters of the
     ensemble (``sma.window``) are checked by ``create``."""
     return _split(name, raw)[0]
@@ -81,8 +82,9 @@ def _split(name: str, raw: Mapping[str, Any] | None) -> tuple[Any, dict[str, dic
     return from_mapping(cls.Params, own, where=f"detector {name}", text=True), nested
 
 
-def create(name: str, params: Mapping[str, Any] | None = None) -> SeriesDetector:
-    """A fresh streaming detector ``name`` with ``params`` (typed, or strings from the command line)."""
+def create(name: str, params: Mapping[str, Any] | None = None, rows: int = 1) -> Detector:
+    """A fresh streaming detector ``name`` with ``params`` (typed, or strings from the command line), for
+    ``rows`` series."""
     if needs_fit(name):
         raise ConfigError(f"detector {name} learns from training data: build it with registry.build")
     cls = DETECTORS[name]
@@ -91,9 +93,14 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> SeriesDetector
         unknown = sorted(set(nested) - set(p.member_names))
         if unknown:
             raise ConfigError(f"detector ensemble: {unknown[0]!r} is not a member ({p.members})")
-        members = [create(m, p.member_params(nested.get(m, {}))) for m in p.member_names]
-        return cls(p, members)
-    return cls(p)
+
+        def one() -> Any:
+            return cls(p, [create(m, p.member_params(nested.get(m, {}))) for m in p.member_names])
+
+        return PerSeries(one, rows, p)
+    if issubclass(cls, Detector):
+        return cls(p, rows)
+    return PerSeries(lambda: cls(p), rows, p)
 
 
 def build(
@@ -105,7 +112,7 @@ def build(
     store: ModelStore | None = None,
     horizon: float = DEFAULT_HORIZON_S,
 ) -> SeriesDetector:
-    """SeriesDetector ``name`` that has learnt the training samples: the monitor's one construction path.
+    """Detector ``name`` that has learnt the training samples: the monitor's one construction path.
 
     A streaming detector is created and learns ``values``, so its windows are full and it scores from
     the first live sample instead of sitting in warm-up. A detector that ``needs_fit`` is fitted by its
@@ -141,3 +148,27 @@ def describe(name: str) -> str:
     """One line listing a detector's parameters and defaults, for --help."""
     p = detector_class(name).Params()
     return ", ".join(f"{f.name}={getattr(p, f.name)}" for f in dataclasses.fields(p))
+
+
+def container(name: str, params: Mapping[str, Any] | None = None) -> Detector:
+    """Detector ``name`` with no rows: what a query's series are kept in. A fitted detector's rows have
+    no model until one is installed (``from_profile``) and score 0 meanwhile."""
+    if not needs_fit(name):
+        return create(name, params, rows=0)
+    from monitor.prophet_profile import unfitted
+
+    return from_profile(name, params, unfitted(), rows=0)
+
+
+def from_profile(name: str, params: Mapping[str, Any] | None, profile: Any, rows: int = 1) -> Detector:
+    """A fitted detector whose ``rows`` use the fitted ``profile`` (``monitor.prophet_profile``): how a
+    fit made in a worker process becomes a series' model; ``normalise = true`` wraps it."""
+    from monitor.prophet_profile import ProfileBand
+
+    p = make_params(name, params)
+    options = DetectorOptions(direction=p.direction, min_deviation=p.min_deviation)
+    if not p.normalise:
+        return ProfileBand.of(profile, options, rows)
+    from monitor.detectors.normalise import Normalised
+
+    return PerSeries(lambda: Normalised(ProfileBand.of(profile, options)), rows, p)
