@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -245,6 +246,10 @@ def decode_json(body: bytes) -> Any:
     gc.disable()
     try:
         return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson refuses numbers out of range (1e999); the standard library reads them as inf, which
+        # the parsers then name precisely.
+        return json.loads(body)
     finally:
         if enabled:
             gc.enable()

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.cli import effective_params
 from monitor.detectors import registry
+from monitor.detectors.base import PerSeries
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.normalise import Normalised, NormaliseParams
 from monitor.detectors.options import DetectorOptions
@@ -18,6 +18,7 @@ from monitor.detectors.prophet import ProphetBandDetector
 from monitor.evaluate import evaluate
 from monitor.evaluation.table import NAB_DIR
 from monitor.forecast import Band
+from monitor.prophet_profile import fit_profile
 from simulator import wave
 from simulator.config import default_metrics
 
@@ -124,9 +125,10 @@ def test_prophet_normalise_is_applied_where_the_band_is_built() -> None:
     d = registry.build("prophet", {"normalise": "true", "period": "100"}, ts, vs)
     assert isinstance(d, Normalised) and isinstance(d.inner, ProphetBandDetector)
     assert d.fit_seconds is not None and d.fit_seconds > 0
-    params = effective_params(d, {"normalise": "true"})
-    assert params["normalise"] is True and params["period"] == 100.0
-    assert isinstance(registry.build("prophet", params, ts, vs), Normalised)
+    # The monitor's path (a fitted profile made a series' model) honours it too.
+    profile = fit_profile(ts, vs, registry.make_params("prophet", {"period": "100"}))
+    wrapped = registry.from_profile("prophet", {"normalise": "true"}, profile)
+    assert isinstance(wrapped, PerSeries) and isinstance(wrapped.members[0], Normalised)
     plain = registry.build("prophet", {"period": "100"}, ts, vs)
     assert isinstance(plain, ProphetBandDetector)
     # The wrapper scores without learning too, as the monitor's retrain asks of every detector.

@@ -82,9 +82,9 @@ def _split(name: str, raw: Mapping[str, Any] | None) -> tuple[Any, dict[str, dic
     return from_mapping(cls.Params, own, where=f"detector {name}", text=True), nested
 
 
-def create(name: str, params: Mapping[str, Any] | None = None, rows: int = 1) -> Detector:
-    """A fresh streaming detector ``name`` with ``params`` (typed, or strings from the command line), for
-    ``rows`` series."""
+def create(name: str, params: Mapping[str, Any] | None = None, rows: int | None = None) -> Any:
+    """A fresh streaming detector ``name`` with ``params`` (typed, or strings from the command line): a
+    columnar ``Detector`` of ``rows`` series, or with ``rows`` None a one-series detector."""
     if needs_fit(name):
         raise ConfigError(f"detector {name} learns from training data: build it with registry.build")
     cls = DETECTORS[name]
@@ -97,10 +97,10 @@ def create(name: str, params: Mapping[str, Any] | None = None, rows: int = 1) ->
         def one() -> Any:
             return cls(p, [create(m, p.member_params(nested.get(m, {}))) for m in p.member_names])
 
-        return PerSeries(one, rows, p)
+        return one() if rows is None else PerSeries(one, rows, p)
     if issubclass(cls, Detector):
-        return cls(p, rows)
-    return PerSeries(lambda: cls(p), rows, p)
+        return cls(p, 1 if rows is None else rows)
+    return cls(p) if rows is None else PerSeries(lambda: cls(p), rows, p)
 
 
 def build(
