@@ -101,8 +101,7 @@ def metrics_app(registry: CollectorRegistry, body: Callable[[], bytes] | None = 
             return metrics(environ, start_response)
         if path not in ("/metrics", "/"):
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"not found: try /metrics
-"]
+            return [b"not found: try /metrics\n"]
         text = body()
         start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(text)))])
         return [text]

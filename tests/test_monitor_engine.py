@@ -17,6 +17,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.net import answering
+from harness.services import ScrapeTarget, assert_promtool_metrics_ok
 from monitor.config import MonitorConfig, QueryConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector, State
@@ -28,8 +30,6 @@ from streamwatch.errors import ConfigError
 from streamwatch.net import free_port, start_metrics_server, wait_until
 from streamwatch.promapi import Columns, PrometheusClient
 from streamwatch.series import Series
-from harness.net import answering
-from harness.services import ScrapeTarget, assert_promtool_metrics_ok
 
 QUERY = "watched_metric"
 NORMAL = 50.0

@@ -13,6 +13,7 @@ import pytest
 from harness import ROOT
 from harness.cli import assert_one_line_error, run_python
 from harness.net import busy_port
+from harness.procs import ManagedProcess, python_argv
 from harness.waves import PRICE, grid
 from monitor.loader import load_training
 from monitor.period import sampling_step
@@ -20,7 +21,6 @@ from streamwatch.errors import DataError
 from streamwatch.net import free_port
 from streamwatch.promapi import matrix_response
 from streamwatch.series import Series
-from harness.procs import ManagedProcess, python_argv
 
 START = 1_763_900_000.0
 TS = grid(START, 400)

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.services import assert_promtool_metrics_ok
 from monitor.config import QueryConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector, State
@@ -17,7 +18,6 @@ from monitor.query import QueryWatch, exported_labels, layout
 from monitor.reader import is_selector
 from streamwatch.promapi import Columns
 from streamwatch.series import Series, series_key
-from harness.services import assert_promtool_metrics_ok
 
 T0 = 1_700_000_000.0
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.scores import Direction, Score, Scores, band_score
-
-DIRECTIONS: tuple[str, ...] = ("above", "below", "both")
+from monitor.detectors.scores import Score, Scores, band_score
+from streamwatch.scores import DIRECTIONS, Direction, mask_direction, side_allowed
 
 
 @dataclass(frozen=True)
@@ -41,20 +40,8 @@ def finish(
         upper = np.maximum(upper, expected + opts.min_deviation)
         lower = np.minimum(lower, expected - opts.min_deviation)
     score = band_score(x, expected, lower, upper)
-    score = mask_direction(opts, x, expected, score)
+    score = mask_direction(opts.direction, x, expected, score)
     return Scores(score=score, expected=expected, lower=lower, upper=upper)
-
-
-def mask_direction(
-    opts: DetectorOptions, x: np.ndarray, expected: np.ndarray, score: np.ndarray
-) -> np.ndarray:
-    """Zero the scores on the ignored side and of warm-up points (no expected value yet)."""
-    score = np.where(np.isnan(expected), 0.0, score)
-    if opts.direction == "above":
-        score = np.where(x > expected, score, 0.0)
-    elif opts.direction == "below":
-        score = np.where(x < expected, score, 0.0)
-    return score
 
 
 def finish_one(opts: DetectorOptions, x: float, expected: float, lower: float, upper: float) -> Score:
@@ -69,7 +56,7 @@ def finish_one(opts: DetectorOptions, x: float, expected: float, lower: float, u
     else:
         dev, half = expected - x, expected - lower
     s = dev / half if half > 0 else (float("inf") if dev > 0 else 0.0)
-    if (opts.direction == "above" and not x > expected) or (opts.direction == "below" and not x < expected):
+    if not side_allowed(opts.direction, x, expected):
         s = 0.0
     return Score(s, expected, lower, upper)
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 
-Direction = Literal["above", "below", "both"]
+from streamwatch.scores import ANOMALY_THRESHOLD, Direction
 
-ANOMALY_THRESHOLD = 1.0
-"""The common scale's one threshold: a score above it is an anomaly, for every detector (the band's edge
-is exactly 1). Everything that decides "anomalous" from a score compares with this name."""
+__all__ = ["ANOMALY_THRESHOLD", "Direction", "Score", "Scores", "band_score"]
 
 
 @dataclass(frozen=True)
