@@ -3,9 +3,19 @@
 Everything is real and on loopback: ``simulator.py serve --series N`` scraped by Prometheus every 2 s,
 and ``monitor.py --config`` watching ``energy_price_metric`` as a subprocess. Three parts (``--parts``):
 
-- ``ema``: N series (default 10,000), the EMA detector, ``--interval`` (default 30 s): the first cycle
-  (which trains every series), then the median and worst of ``--cycles`` cycles (read, score, export,
-  from the monitor's own log line), the monitor's RSS, and how long a scrape of its /metrics takes.
+- ``monitor``: N series (default 10,000), ``--detector`` (default: ``--config``'s default), ``--interval``
+  (default 30 s): the first cycle (which trains every series), then the median and worst of ``--cycles``
+  cycles (read, score, export) and of their scoring (both from the monitor's own log line), the
+  monitor's CPU per cycle and RSS, how long a scrape of its /metrics takes and how many series it adds.
+- ``peer``: side by side on the same N series and the same Prometheus, one after the other: CPU per 30 s
+  of Prometheus alone (the baseline), of Streamwatch (the monitor, plus what scraping its exports adds
+  to Prometheus), and of Grafana's rules-only framework (its ``adaptive.yml`` rules, read at run time
+  from ``--peer-rules``, evaluated by Prometheus on the same series, tagged as its README says); prints
+  both costs and their ratio.
+- ``inprocess``: ``--inprocess-series`` (default 10,000 and 100,000) in-process, on recorded reads: a
+  Prometheus answer of N series x 15 points, decoded and parsed, scored by the query's columnar
+  detector and rendered, per cycle; and the process' RSS. For sizes the simulator fleet and Prometheus
+  cannot carry on one 2-core machine.
 - ``prophet``: a fleet of ``--prophet-series`` series (default 1,000) with Prophet, once Prometheus
   holds ``--fit-window`` of history: time until every series is fitted, for each ``--workers``
   count (default 1,2).
@@ -20,7 +30,9 @@ without it. Defaults are the issue's sizes; a shortened run: ``--series 2000 --c
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import statistics
 import time
 from collections.abc import Sequence
@@ -32,17 +44,27 @@ import requests
 import yaml
 
 from harness.procs import ManagedProcess, prometheus_argv, python_argv
+from monitor.config import QueryConfig
 from streamwatch.net import free_port, wait_until
 from streamwatch.promapi import PrometheusClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRAPE_S = 2
-CYCLE_LINE = re.compile(r"cycle: (\d+) series, (\d+) samples scored, .* ([\d.]+) s$")
+CYCLE_LINE = re.compile(r"cycle: (\d+) series, (\d+) samples scored, .* ([\d.]+) s \(scoring ([\d.]+) s\)$")
+PEER_RULES = ROOT.parent / "shared" / "peers" / "grafana-promql-anomaly-detection" / "rules"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def load() -> str:
     with open("/proc/loadavg") as fh:
         return " ".join(fh.read().split()[:3])
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def rss_mib(pid: int) -> float:
@@ -106,13 +128,13 @@ class Monitor:
     url: str
     log: Path
 
-    def cycles(self) -> list[tuple[int, int, float]]:
-        """(series, samples scored, seconds) of each cycle so far, from its log."""
+    def cycles(self) -> list[tuple[int, int, float, float]]:
+        """(series, samples scored, seconds, of which scoring) of each cycle so far, from its log."""
         out = []
         for line in self.log.read_text(errors="replace").splitlines():
             m = CYCLE_LINE.search(line)
             if m:
-                out.append((int(m.group(1)), int(m.group(2)), float(m.group(3))))
+                out.append((int(m.group(1)), int(m.group(2)), float(m.group(3)), float(m.group(4))))
         return out
 
     def scrape_s(self) -> tuple[float, str]:
@@ -122,9 +144,9 @@ class Monitor:
 
 
 def start_monitor(
-    work: Path, name: str, prom_url: str, interval: float, query: str, workers: int = 0
+    work: Path, name: str, prom_url: str, interval: float, query: str, workers: int = 0, port: int = 0
 ) -> Monitor:
-    port = free_port()
+    port = port or free_port()
     cfg = work / f"watch-{name}.toml"
     cfg.write_text(
         f'[monitor]\nport = {port}\nprometheus_url = "{prom_url}"\ninterval = {interval}\n'
@@ -138,38 +160,217 @@ def start_monitor(
 
 
 def children(text: str, metric: str) -> int:
+    """Series the monitor exports for ``metric`` that carry an input series' labels."""
     return sum(
         1
         for line in text.splitlines()
-        if line.startswith("streamwatch_monitor_samples_scored_total{") and f'metric="{metric}"' in line
+        if line.startswith("streamwatch_monitor_") and f'metric="{metric}"' in line and 'series="' in line
     )
 
 
-def part_ema(work: Path, stack: Stack, n: int, cycles: int, interval: float) -> None:
-    mon = start_monitor(
-        work, "ema", stack.url, interval, 'name = "price"\nexpr = "energy_price_metric"\ndetector = "ema"'
-    )
-    loads = []
-    if not wait_until(lambda: len(mon.cycles()) >= cycles + 1, (cycles + 2) * interval + 600, 1.0):
-        raise SystemExit(f"the monitor did not run {cycles + 1} cycles: {mon.process.log_tail()}")
-    loads.append(load())
+def monitor_query(detector: str) -> str:
+    return f'name = "price"\nexpr = "energy_price_metric"\ndetector = "{detector}"\nstep = {SCRAPE_S}'
+
+
+def part_monitor(work: Path, stack: Stack, n: int, cycles: int, interval: float, detector: str) -> None:
+    mon = start_monitor(work, "monitor", stack.url, interval, monitor_query(detector))
+    if not wait_until(lambda: len(mon.cycles()) >= 2, 3 * interval + 600, 1.0):
+        raise SystemExit(f"the monitor did not run 2 cycles: {mon.process.log_tail()}")
+    cpu0, seen0 = cpu_s(mon.process.proc.pid), len(mon.cycles())
+    if not wait_until(lambda: len(mon.cycles()) >= seen0 + cycles, (cycles + 2) * interval + 600, 1.0):
+        raise SystemExit(f"the monitor did not run {cycles} more cycles: {mon.process.log_tail()}")
+    cpu = (cpu_s(mon.process.proc.pid) - cpu0) / (len(mon.cycles()) - seen0)
     done = mon.cycles()
     scrapes = []
     for _ in range(3):
         took, text = mon.scrape_s()
         scrapes.append(took)
     rss = rss_mib(mon.process.proc.pid)
-    steady = [c[2] for c in done[1:]]
-    print(f"\nema, {n} series, interval {interval:g} s ({len(steady)} cycles after the first):")
-    print(f"  first cycle (reads and trains every series): {done[0][2]:.2f} s")
+    steady = done[1:]
     print(
-        f"  cycle (read, score, export): median {statistics.median(steady):.2f} s, worst {max(steady):.2f} s"
+        f"\nmonitor, {detector}, {n} series, interval {interval:g} s ({len(steady)} cycles after the first):"
     )
-    print(f"  samples scored per cycle: {statistics.median(c[1] for c in done[1:]):.0f}")
+    print(f"  first cycle (reads history and trains every series): {done[0][2]:.2f} s")
+    print(
+        f"  cycle (read, score, export): median {statistics.median(c[2] for c in steady):.3f} s, "
+        f"worst {max(c[2] for c in steady):.3f} s"
+    )
+    print(
+        f"  of which scoring: median {statistics.median(c[3] for c in steady) * 1e3:.1f} ms, "
+        f"worst {max(c[3] for c in steady) * 1e3:.1f} ms"
+    )
+    print(f"  monitor CPU per cycle: {cpu:.3f} s (user + system, over {len(mon.cycles()) - seen0} cycles)")
+    print(f"  samples scored per cycle: {statistics.median(c[1] for c in steady):.0f}")
     print(f"  monitor RSS: {rss:.0f} MiB; /metrics scrape: median {statistics.median(scrapes):.3f} s")
-    print(f"  exported children per metric: {children(text, 'price')} ({len(text) / 1e6:.1f} MB of text)")
-    print(f"  load average (1, 5, 15 min) at the end: {loads[-1]}")
+    print(
+        f"  series exported per input series: {children(text, 'price') / n:.2f}"
+        f" ({len(text) / 1e6:.1f} MB of text)"
+    )
+    print(f"  load average (1, 5, 15 min) at the end: {load()}")
     mon.process.stop()
+
+
+def prometheus_cpu(stack: Stack, seconds: float, extra_pid: int | None = None) -> tuple[float, float]:
+    """CPU seconds per 30 s of Prometheus (and of ``extra_pid``) over ``seconds``."""
+    pids = [stack.prom.proc.pid] + ([extra_pid] if extra_pid else [])
+    before = [cpu_s(p) for p in pids]
+    time.sleep(seconds)
+    used = [cpu_s(p) - b for p, b in zip(pids, before, strict=True)]
+    per = 30.0 / seconds
+    return used[0] * per, (used[1] * per if extra_pid else 0.0)
+
+
+def reconfigure(stack: Stack, work: Path, config: dict) -> None:
+    """Give the running Prometheus a new configuration (SIGHUP: it runs without the lifecycle API)."""
+    (work / "prometheus-monitor" / "prometheus.yml").write_text(yaml.safe_dump(config))
+    stack.prom.proc.send_signal(signal.SIGHUP)
+    time.sleep(5)
+
+
+def part_peer(
+    work: Path, stack: Stack, n: int, interval: float, detector: str, rules: Path, window: float
+) -> None:
+    adaptive = rules / "adaptive.yml"
+    if not adaptive.is_file():
+        raise SystemExit(
+            f"--peer-rules {rules}: no adaptive.yml there (Grafana's rules are read at run time)"
+        )
+    config = yaml.safe_load((work / "prometheus-monitor" / "prometheus.yml").read_text())
+    print(f"\nside by side, {n} series, CPU seconds per 30 s, each measured over {window:.0f} s:")
+    base, _ = prometheus_cpu(stack, window)
+    print(f"  Prometheus alone (scraping the simulator every {SCRAPE_S} s): {base:.2f} s   load {load()}")
+
+    port = free_port()
+    mon = start_monitor(work, "peer", stack.url, interval, monitor_query(detector), port=port)
+    wait_until(lambda: len(mon.cycles()) >= 2, 3 * interval + 600, 1.0)
+    scraped = {
+        **config,
+        "scrape_configs": [
+            *config["scrape_configs"],
+            {
+                "job_name": "streamwatch",
+                "scrape_interval": "15s",
+                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+            },
+        ],
+    }
+    reconfigure(stack, work, scraped)
+    prom, monitor = prometheus_cpu(stack, window, mon.process.proc.pid)
+    streamwatch = monitor + (prom - base)
+    print(
+        f"  Streamwatch ({detector}): monitor {monitor:.2f} s + Prometheus scraping its exports "
+        f"{prom - base:+.2f} s = {streamwatch:.2f} s   load {load()}"
+    )
+    mon.process.stop()
+
+    # Grafana's framework takes any series tagged anomaly_name / anomaly_type (its rules/README.md); the
+    # tag is a recording rule, as its examples/ do, and the rules are its own files, untouched.
+    tag = work / "tag.yml"
+    tag.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "bench_tag",
+                        "rules": [
+                            {
+                                "record": "anomaly:resource:price",
+                                "expr": "energy_price_metric",
+                                "labels": {"anomaly_name": "price", "anomaly_type": "resource"},
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    reconfigure(stack, work, {**config, "rule_files": [str(tag), str(adaptive)]})
+    time.sleep(interval)  # the first evaluations of every group
+    prom, _ = prometheus_cpu(stack, window)
+    grafana = prom - base
+    print(f"  Grafana's rules (adaptive.yml): Prometheus {grafana:+.2f} s   load {load()}")
+    print(f"  ratio Streamwatch / Grafana: {streamwatch / grafana:.2f}" if grafana > 0 else "  ratio: n/a")
+    print(
+        "  (Grafana's bands span up to 26 h: their evaluations grow as history accumulates, so a run of "
+        "minutes measures their cheapest hours.)"
+    )
+    reconfigure(stack, work, config)
+
+
+def part_inprocess(sizes: Sequence[int], detector: str, cycles: int) -> None:
+    """The cycle's in-process work on recorded reads, for fleets too large for the simulator here."""
+    import gc
+    import json
+
+    import numpy as np
+
+    from monitor.detectors import registry
+    from monitor.export import render_series
+    from monitor.query import QueryWatch
+    from streamwatch.promapi import decode_json, parse_columns
+
+    for n in sizes:
+        q = QueryConfig(
+            name="price", expr="energy_price_metric", detector=detector, step=SCRAPE_S, max_series=n
+        )
+        w = QueryWatch(q, registry.container(detector, q.params))
+        rng = np.random.default_rng(0)
+        t0 = 1_700_000_000.0
+
+        def body(k: int, n: int = n, t0: float = t0, rng: np.random.Generator = rng) -> bytes:
+            ts = t0 + SCRAPE_S * (np.arange(15) + 15 * k)
+            level = 500 + 100 * np.sin(ts / 300.0)
+            result = [
+                {
+                    "metric": {
+                        "__name__": "energy_price_metric",
+                        "instance": "127.0.0.1:5000",
+                        "job": "sim",
+                        "series": str(i),
+                    },
+                    "values": [
+                        [float(t), repr(float(v))]
+                        for t, v in zip(ts, level + rng.normal(0, 5, 15), strict=True)
+                    ],
+                }
+                for i in range(n)
+            ]
+            return json.dumps(
+                {"status": "success", "data": {"resultType": "matrix", "result": result}}
+            ).encode()
+
+        bodies = [body(k) for k in range(cycles + 2)]  # recorded: made before anything is timed
+        first = parse_columns(decode_json(bodies[0]))
+        w.observe(first, t0)
+        rows = w.waiting()
+        trained = registry.create(detector, q.params, rows=rows.size)
+        w.install(rows, trained, np.full(rows.size, t0 - 1.0))
+        timing = {"decode and parse": [], "scoring": [], "render": []}
+        for k in range(1, cycles + 2):
+            began = time.perf_counter()
+            read = parse_columns(decode_json(bodies[k]))
+            parsed = time.perf_counter()
+            w.begin_cycle()
+            w.observe(read, t0 + 30 * k)
+            scored = time.perf_counter()
+            render_series([w])
+            rendered = time.perf_counter()
+            if k > 1:  # the first includes one-off allocations
+                timing["decode and parse"].append(parsed - began)
+                timing["scoring"].append(scored - parsed)
+                timing["render"].append(rendered - scored)
+        gc.collect()
+        total = sum(statistics.median(v) for v in timing.values())
+        parts = ", ".join(f"{k} {statistics.median(v):.3f} s" for k, v in timing.items())
+        print(
+            f"\nin process, {detector}, {n:,} series x 15 points, median of {cycles} cycles (recorded reads):"
+        )
+        print(f"  {parts}; together {total:.3f} s")
+        print(f"  scoring per series per cycle: {statistics.median(timing['scoring']) / n * 1e6:.1f} us")
+        print(
+            f"  RSS {rss_mib(os.getpid()):.0f} MiB (this process, the recorded answers included)"
+            f"   load {load()}"
+        )
 
 
 def part_prophet(work: Path, n: int, workers: Sequence[int], fit_window: float) -> None:
@@ -259,8 +460,18 @@ def part_churn(work: Path, n: int, count: int, every: float, duration: float) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.series", description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="ema,prophet,churn", help="which parts to run (default all three)")
+    p.add_argument(
+        "--parts", default="monitor,peer,inprocess,prophet,churn", help="which parts to run (default all)"
+    )
     p.add_argument("--series", type=int, default=10_000)
+    p.add_argument("--detector", default=QueryConfig.__dataclass_fields__["detector"].default)
+    p.add_argument(
+        "--peer-rules", type=Path, default=PEER_RULES, help=f"Grafana's rules/ folder (default {PEER_RULES})"
+    )
+    p.add_argument(
+        "--peer-window", type=float, default=180.0, help="seconds each side-by-side phase is measured"
+    )
+    p.add_argument("--inprocess-series", default="10000,100000")
     p.add_argument("--cycles", type=int, default=10, help="cycles measured after the first (default 10)")
     p.add_argument("--interval", type=float, default=30.0)
     p.add_argument("--prophet-series", type=int, default=1000)
@@ -277,12 +488,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with TemporaryDirectory(prefix="bench-series-") as tmp:
         work = Path(tmp)
-        if "ema" in parts:
-            stack = start_stack(work, "ema", args.series)
+        if parts & {"monitor", "peer"}:
+            stack = start_stack(work, "monitor", args.series)
             try:
-                part_ema(work, stack, args.series, args.cycles, args.interval)
+                if "monitor" in parts:
+                    part_monitor(work, stack, args.series, args.cycles, args.interval, args.detector)
+                if "peer" in parts:
+                    part_peer(
+                        work,
+                        stack,
+                        args.series,
+                        args.interval,
+                        args.detector,
+                        args.peer_rules,
+                        args.peer_window,
+                    )
             finally:
                 stack.stop()
+        if "inprocess" in parts:
+            part_inprocess([int(n) for n in args.inprocess_series.split(",")], args.detector, args.cycles)
         if "prophet" in parts:
             workers = [int(w) for w in args.workers.split(",")]
             part_prophet(work, args.prophet_series, workers, args.fit_window)

@@ -45,7 +45,7 @@ from streamwatch.backoff import Backoff
 from streamwatch.clock import Clock
 from streamwatch.errors import ConfigError
 from streamwatch.promapi import Columns, FormatError, PrometheusError, ResultTypeError
-from streamwatch.series import SeriesKey, series_key
+from streamwatch.series import SeriesKey
 
 log = logging.getLogger("monitor")
 
@@ -90,7 +90,7 @@ def matrix(core: QueryWatch, rows: np.ndarray, read: Columns) -> tuple[np.ndarra
     order of ``rows``, and each row's newest finite timestamp (-inf when it has none)."""
     where = {int(r): i for i, r in enumerate(rows.tolist())}
     index = core.table.index
-    pos = np.array([where.get(index.get(series_key(lab), -1), -1) for lab in read.labels], dtype=np.intp)
+    pos = np.array([where.get(index.get(k, -1), -1) for k in read.keys], dtype=np.intp)
     srow = np.repeat(pos, read.counts)
     keep = srow >= 0
     r, ts, xs = srow[keep], read.ts[keep], read.values[keep]
@@ -140,6 +140,7 @@ class Engine:
         self.backoff = Backoff(initial_s=min(1.0, cfg.interval), maximum_s=max(cfg.backoff_max, 1.0))
         self.cycles = 0
         self.last_duration = 0.0
+        self.last_scoring = 0.0  # of it, in QueryWatch.observe: admission, the columnar step, the figures
         self.last_retrain = clock.time()
         self.last_snapshot = -math.inf
         self.installed_since_snapshot = False
@@ -192,6 +193,7 @@ class Engine:
         began = time.perf_counter()
         now = self.clock.time()
         total = CycleReport()
+        self.last_scoring = 0.0
         all_ok = True
         with self.lock:
             self._collect_fits()
@@ -230,9 +232,13 @@ class Engine:
             self._count_skipped(w, since, start, now)
         w.last_ok = now
         w.core.begin_cycle()
+        began = time.perf_counter()
         report = w.core.observe(read, now)
+        self.last_scoring += time.perf_counter() - began
         if self._train(w, now):  # series that got their model now score what they brought already
+            began = time.perf_counter()
             report.add(w.core.observe(read, now))
+            self.last_scoring += time.perf_counter() - began
         dropped = w.core.drop_stale(now)
         report.dropped = dropped
         if dropped:
@@ -449,12 +455,14 @@ class Engine:
     def _report(self, now: float, total: CycleReport) -> None:
         waiting = sum(len(w.submitted) for w in self.watches)
         log.info(
-            "cycle: %d series, %d samples scored, %d anomalies, %d waiting for a model, %.3f s",
+            "cycle: %d series, %d samples scored, %d anomalies, %d waiting for a model, %.3f s "
+            "(scoring %.3f s)",
             sum(len(w.core.table) for w in self.watches),
             total.scored,
             total.anomalies,
             waiting,
             self.last_duration,
+            self.last_scoring,
         )
         if self.out is None:
             return

@@ -32,6 +32,7 @@ No HTTP and no clock here: the shell passes each read (``streamwatch.promapi.Col
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -195,8 +196,8 @@ class QueryWatch:
     def _rows(self, read: Columns, now: float, report: CycleReport) -> np.ndarray:
         """Each read series' row, -1 for those not watched; new keys are admitted here."""
         index = self.table.index
-        keys = [series_key(lab) for lab in read.labels]
-        rows = np.fromiter((index.get(k, -1) for k in keys), np.intp, len(keys))
+        keys = read.keys
+        rows = np.fromiter(map(index.get, keys, itertools.repeat(-1)), np.intp, len(keys))
         fresh = np.flatnonzero(rows < 0).tolist()
         if fresh:
             fresh.sort(key=lambda i: (self._preferred(read.labels[i]), keys[i]))
@@ -384,7 +385,7 @@ class QueryWatch:
         """Points of ready series in ``read`` after what each has seen (a skipped gap's size)."""
         index = self.table.index
         c = self.table.col
-        rows = np.fromiter((index.get(series_key(lab), -1) for lab in read.labels), np.intp, len(read))
+        rows = np.fromiter(map(index.get, read.keys, itertools.repeat(-1)), np.intp, len(read))
         srow = np.repeat(rows, read.counts)
         ok = srow >= 0
         safe = np.where(ok, srow, 0)
