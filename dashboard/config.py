@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from streamwatch.config import check_host
 from streamwatch.httpguard import MAX_BODY_BYTES, Guard
 from streamwatch.promapi import check_base_url
 from streamwatch.ranges import BODY_BYTES, PORT, PROMETHEUS_TIMEOUT, Range, check_ranges
@@ -57,6 +58,7 @@ class DashboardConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        check_host("host", self.host)
         for name in ("prometheus_url", "simulator_url", "incident_url"):
             url = getattr(self, name)
             check_base_url(name, url)

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from incident.log import check_rotation
 from incident.severity import Rules, SeriesLimits
 from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
-from streamwatch.config import check_interval
+from streamwatch.config import check_host, check_interval
 from streamwatch.promapi import check_base_url
 from streamwatch.ranges import (
     INTERVAL,
@@ -88,6 +88,7 @@ class IncidentConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        check_host("host", self.host)
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics has duplicates: {self.metrics}")
         for name in ("query", "monitors_query", "replicas_query"):

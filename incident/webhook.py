@@ -24,7 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from incident.log import AppendOnlyLog, check_rotation, dumps
 from streamwatch import healthz
 from streamwatch.cli import ArgumentParser, run
-from streamwatch.config import load
+from streamwatch.config import check_host, load
 from streamwatch.httpguard import ALLOWED_HOST_HELP, Guard, protect
 from streamwatch.logs import setup_logging
 from streamwatch.ranges import BODY_BYTES, LOG_BACKUPS, LOG_BYTES, PORT, Range, check_ranges
@@ -57,6 +57,7 @@ class WebhookConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        check_host("host", self.host)
         check_rotation(self.log_max_bytes, self.log_backup_count)
         self.guard()  # a malformed allowed_hosts entry is a config error at start
 

@@ -17,7 +17,7 @@ from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, 
 from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS, MAX_TRAIN_POINTS
 from streamwatch import config as swconfig
 from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
-from streamwatch.config import check_interval
+from streamwatch.config import check_host, check_interval
 from streamwatch.errors import ConfigError
 from streamwatch.promapi import check_base_url
 from streamwatch.ranges import INTERVAL, PORT, Range, check_ranges
@@ -125,6 +125,7 @@ class MonitorConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        check_host("host", self.host)
         for name in (
             "interval",
             "k",

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from streamwatch.config import check_host
 from streamwatch.httpguard import MAX_BODY_BYTES, Guard
 from streamwatch.ranges import BODY_BYTES, PORT, Range, check_ranges
 
@@ -113,6 +114,7 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        check_host("host", self.host)
         if self.max_active_anomalies < 1:
             raise ValueError(f"max_active_anomalies must be at least 1, got {self.max_active_anomalies}")
         self.guard()  # a malformed allowed_hosts entry or body limit is a config error at start

@@ -110,6 +110,7 @@ class StackConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        config_loader.check_host("host", self.host)
         if not self.services:
             raise ValueError("services must list at least one service")
         for name in self.services:

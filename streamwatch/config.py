@@ -36,6 +36,12 @@ def check_interval(name: str, value: float) -> None:
         )
 
 
+def check_host(name: str, value: str) -> None:
+    """``ValueError`` for an empty bind address: '' binds every interface, never what a typo meant."""
+    if not value.strip():
+        raise ValueError(f"{name} must name an address to listen on (127.0.0.1; 0.0.0.0 for every interface)")
+
+
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a TOML file, or raise ``ConfigError`` naming the file and the problem."""
     p = Path(path)

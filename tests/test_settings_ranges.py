@@ -88,3 +88,12 @@ def test_the_check_mode_fails_on_a_stale_table(tmp_path: Path) -> None:
     text = (ROOT / "docs" / "incidents.md").read_text(encoding="utf-8")
     stale = text.replace("| 1 to 86,400 s |", "| 1 to 86,401 s |", 1)
     assert stale != text and render_settings_docs.render(stale) == text
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in sorted(CLASSES) if "host" in {f.name for f in dataclasses.fields(CLASSES[n])}]
+)
+def test_an_empty_host_is_refused(name: str) -> None:
+    # The sweep (issue 22): --host '' started the simulator on every interface.
+    with pytest.raises(ConfigError, match="host must name an address to listen on"):
+        from_mapping(CLASSES[name], {**REQUIRED.get(name, {}), "host": ""}, "test")
