@@ -29,6 +29,36 @@ RESERVED_LABELS: tuple[str, ...] = ("metric", "bound")
 MAX_RANGE_POINTS = 11_000
 
 
+PAIRS = {"(": ")", "{": "}", "[": "]"}
+
+
+def check_expr(where: str, expr: str) -> None:
+    """``ValueError`` for an expression that cannot be PromQL whatever Prometheus says: empty, or with an
+    unbalanced bracket or quote. Caught at load, so such a query is refused even while Prometheus is down
+    (Prometheus itself is asked at start when it answers: ``Engine.probe``)."""
+    if not expr.strip():
+        raise ValueError(f"{where} must not be empty")
+    open_: list[str] = []
+    quote = ""
+    escaped = False
+    for ch in expr:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in PAIRS:
+            open_.append(PAIRS[ch])
+        elif ch in PAIRS.values() and (not open_ or open_.pop() != ch):
+            raise ValueError(f"{where} has an unbalanced {ch!r}: {expr!r}")
+    if quote or open_:
+        raise ValueError(f"{where} is not closed ({(quote or open_[-1])!r} missing): {expr!r}")
+
+
 @dataclass
 class QueryConfig:
     """One ``[[monitor.queries]]`` table: a PromQL expression, and how each of its series is watched."""
@@ -56,8 +86,7 @@ class QueryConfig:
         check_ranges(self, prefix=f"query {self.name}: ")
         if not self.name or not self.name.replace("_", "a").isalnum():
             raise ValueError(f"query name must be letters, digits and _ (a label value), got {self.name!r}")
-        if not self.expr.strip():
-            raise ValueError(f"query {self.name}: expr must not be empty")
+        check_expr(f"query {self.name}: expr", self.expr)
         for key in ("step", "fit_window", "stale_after"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"query {self.name}: {key} must be positive, got {getattr(self, key)}")
@@ -142,6 +171,10 @@ class MonitorConfig:
         check_base_url("prometheus_url", self.prometheus_url)
         if self.retrain_every < 0:
             raise ValueError(f"retrain_every must be 0 (off) or positive, got {self.retrain_every}")
+        if self.query is not None:
+            check_expr("query", self.query)
+        if self.shard is not None and not self.shard.strip():
+            raise ValueError("shard must be INDEX/COUNT or auto/COUNT (e.g. 0/3), got ''")
         if self.period is not None and not self.period > 0:
             raise ValueError(f"period must be positive, got {self.period}")
         if self.fourier_order < 1:
@@ -164,7 +197,7 @@ class MonitorConfig:
         self.model_dir = Path(self.model_dir)
 
     def query_for(self, metric: str) -> str:
-        return self.query or f"{metric}_metric"
+        return f"{metric}_metric" if self.query is None else self.query
 
     @property
     def workers(self) -> int:

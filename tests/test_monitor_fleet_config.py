@@ -99,3 +99,33 @@ def test_monitor_py_config_without_queries_or_port_exits_2_with_one_line(tmp_pat
     assert_one_line_error(run_python("monitor.py", "energy_price"), "METRIC TRAIN_FILE PORT")
     ok = write(tmp_path, ISSUE_TOML)
     assert_one_line_error(run_python("monitor.py", "--config", str(ok), "--param", "alpha=0.5"), "--param")
+
+
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("", "expr must not be empty"),
+        ("rate(", "is not closed (')' missing)"),
+        ("up{", "is not closed ('}' missing)"),
+        ("x]", "unbalanced ']'"),
+        ('up{job="a', "is not closed ('\"' missing)"),
+    ],
+)
+def test_an_expression_that_cannot_be_promql_is_refused_at_load_even_without_prometheus(
+    tmp_path, expr, message
+):
+    text = ISSUE_TOML.replace(
+        """expr = 'rate(node_cpu_seconds_total{mode!="idle"}[1m])'""", f"expr = '{expr}'"
+    )
+    with pytest.raises(ConfigError, match="cpu") as err:
+        load_file(write(tmp_path, text))
+    assert message in str(err.value)
+    # Brackets and quotes inside label values are not the expression's own.
+    QueryConfig(name="ok", expr='sum by (a) (rate(x{job=~"a(b|c]"}[1m]))')
+
+
+def test_an_empty_query_or_shard_is_one_line_not_ignored(tmp_path):
+    done = run_python("monitor.py", "energy_price", "datasets/energy_price_train.json", "8090", "--query", "")
+    assert_one_line_error(done, "query must not be empty", prog="monitor.py")
+    with pytest.raises(ConfigError, match="shard must be INDEX/COUNT"):
+        load_file(write(tmp_path, ISSUE_TOML.replace("interval = 30", 'interval = 30\nshard = ""')))
