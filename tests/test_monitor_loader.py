@@ -313,12 +313,12 @@ def test_a_query_prometheus_refuses_is_one_line_at_start(start_prometheus, tmp_p
     prom = start_prometheus()
     f = tmp_path / "price.json"
     f.write_text(json.dumps(matrix_doc([Series(LABELS, TS, VS)])))
-    query = "rate(energy_price_metric["
+    query = "rate(energy_price_metric)"  # balanced, but not PromQL: rate() takes a range vector
     done = run_monitor(
         "energy_price", str(f), "PORT", "--prometheus-url", prom.url, "--query", query, "--detector", "ema",
         "--model-dir", str(tmp_path / "models"),
     )  # fmt: skip
-    assert_one_line_error(done, "Prometheus refuses", repr(query), "parse error")
+    assert_one_line_error(done, "Prometheus refuses", repr(query), "range vector")
 
 
 @pytest.mark.e2e
