@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="monitor.py",
         description="Forecast one Prometheus metric with Prophet; export its band, anomalies, MAE and MAPE. "
         "Or, with no positional arguments and --config FILE holding [[monitor.queries]] tables: watch every "
-        "series of any PromQL queries, one detector each (docs/many-series.md).",
+        "series of any PromQL queries, one detector each (docs/many-series.md). "
+        "`monitor.py backtest --config FILE --since 24h` replays history through those queries first "
+        "(docs/backtest.md).",
     )
     # All three, or none with a --config whose [[monitor.queries]] watch every series (monitor.fleetcli).
     p.add_argument(
@@ -252,6 +254,11 @@ def training_fingerprint(training: Series) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["backtest"]:  # a subcommand: the monitor's history replayed (docs/backtest.md)
+        from monitor import backtest_cli
+
+        return backtest_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.metric is None:
         cfg = load_watch_config(args)

@@ -103,7 +103,8 @@ def matrix(core: QueryWatch, rows: np.ndarray, read: Columns) -> tuple[np.ndarra
 
 class Engine:
     """Public API: ``probe()`` and ``restore()`` at start, ``run_cycle()`` (True when every query was
-    read), ``run()`` (the loop), ``snapshot()``."""
+    read), ``run()`` (the loop), ``snapshot()``; ``settle()`` installs every pending fit at once (the
+    backtest, which also passes ``offline=True``: no snapshot, no exposition)."""
 
     def __init__(
         self,
@@ -118,8 +119,11 @@ class Engine:
         out: TextIO | None = None,
         shard: tuple[int, int] | None = None,
         snapshot_extra: Mapping[str, Any] | None = None,
+        offline: bool = False,
     ):
         self.cfg = cfg
+        # Replaying recorded history (the backtest): nothing is saved and no exposition is rendered.
+        self.offline = offline
         self.clock = clock
         self.metrics = metrics or MonitorMetrics([q.name for q in cfg.queries])
         self.pool = pool or FitPool(cfg.workers)
@@ -207,10 +211,12 @@ class Engine:
                 self._retrain(now)
             self._collect_fits()
             self.metrics.fits_pending.set(sum(len(w.submitted) for w in self.watches))
-            self.metrics.series_text = render_series(w.core for w in self.watches)
+            if not self.offline:
+                self.metrics.series_text = render_series(w.core for w in self.watches)
         due = now - self.last_snapshot >= self.cfg.snapshot_every
         soon = self.installed_since_snapshot and now - self.last_snapshot >= self.cfg.interval
-        if due or soon:  # soon after new models: a crash then does not retrain on what runs now
+        # Soon after new models: a crash then does not retrain on what runs now.
+        if (due or soon) and not self.offline:
             self.snapshot()
         self.last_duration = time.perf_counter() - began
         self.metrics.cycle_duration.observe(self.last_duration)
@@ -339,6 +345,15 @@ class Engine:
             w.core.install(np.array([row]), trained, np.array([trained_until]))
             self.metrics.fit_duration.labels(name).set(result.fit_seconds)
             self._installed(w, 1)
+
+    def settle(self) -> None:
+        """Wait for every fit in the pool and install it, as if each had finished before the next cycle
+        (what the live loop does within a second of a fit ending; the backtest replays cycles faster
+        than fits run)."""
+        self.pool.wait()
+        with self.lock:
+            self._collect_fits()
+            self.metrics.fits_pending.set(sum(len(w.submitted) for w in self.watches))
 
     def _installed(self, w: Watch, n: int) -> None:
         self.metrics.fits.labels(w.query.name).inc(n)

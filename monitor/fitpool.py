@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Hashable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 
 import numpy as np
 
@@ -37,6 +37,11 @@ class FitPool:
                 max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
             )
         self._running[self._executor.submit(fit_profile, ts, vs, params)] = tag
+
+    def wait(self) -> None:
+        """Block until every submitted fit has finished (``collect`` then returns them all)."""
+        if self._running:
+            wait(list(self._running))
 
     def collect(self) -> list[tuple[Hashable, Profile | BaseException]]:
         done = [f for f in self._running if f.done()]

@@ -42,7 +42,7 @@ import numpy as np
 
 from monitor.config import RESERVED_LABELS, QueryConfig
 from monitor.detectors.base import Detector
-from monitor.detectors.scores import ANOMALY_THRESHOLD
+from monitor.detectors.scores import ANOMALY_THRESHOLD, Scores
 from monitor.table import SeriesTable
 from streamwatch.promapi import Columns
 from streamwatch.series import SeriesKey, label_text, series_key
@@ -50,6 +50,8 @@ from streamwatch.series import SeriesKey, label_text, series_key
 log = logging.getLogger(__name__)
 
 Accept = Callable[[Mapping[str, str]], bool]
+# Called by ``observe`` with every scored matrix: (watch, values, times, scores), rows as in the table.
+Observer = Callable[["QueryWatch", np.ndarray, np.ndarray, Scores], None]
 
 
 def exported_labels(query: str, labels: Mapping[str, str]) -> dict[str, str]:
@@ -153,6 +155,8 @@ class QueryWatch:
         self.dropped_total = 0
         self.texts: set[str] = set()  # exported label sets in use (two inputs may differ only in __name__)
         self.duplicates_logged = False
+        # Sees every point scored, with its band and score (the backtest's record); None in the monitor.
+        self.observer: Observer | None = None
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -185,6 +189,8 @@ class QueryWatch:
         x, t = self._matrix(r, ts, xs)
         c["seen"][r] = True
         scores = self.detector.update(x, t)
+        if self.observer is not None:
+            self.observer(self, x, t, scores)
         self._record(x, scores.score, scores.expected, scores.lower, scores.upper, report)
         np.maximum.at(c["trained_until"], r, ts)
         return report
