@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.config import MonitorConfig, QueryConfig, load_file
+from monitor.config import DEFAULT_MODEL_DIR, MonitorConfig, QueryConfig, load_file, model_dir_for
 from monitor.detectors import registry
 from monitor.engine import Engine, Seed
 from monitor.export import MonitorMetrics
@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="refit every N seconds on recent Prometheus data minus flagged samples (default 0: never)",
     )
-    p.add_argument("--model-dir", type=Path, help=f"where fitted models are kept (default {d.model_dir})")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        help=f"where models and snapshots are kept (default {DEFAULT_MODEL_DIR}; with --config, a folder of "
+        "its own in it, named after the config file, see docs/many-series.md)",
+    )
     p.add_argument(
         "--shard",
         help="with --config: watch only the series whose label-set hash modulo COUNT is INDEX; INDEX/COUNT, "
@@ -111,7 +116,8 @@ def load_config(args: argparse.Namespace) -> MonitorConfig:
         "model_dir": str(args.model_dir) if args.model_dir else None,
         "log_format": args.log_format,
     }
-    return swconfig.load(MonitorConfig, args.config, section="monitor", overrides=overrides)
+    cfg = swconfig.load(MonitorConfig, args.config, section="monitor", overrides=overrides)
+    return cfg if cfg.model_dir is not None else dataclasses.replace(cfg, model_dir=DEFAULT_MODEL_DIR)
 
 
 def load_watch_config(args: argparse.Namespace) -> MonitorConfig:
@@ -142,6 +148,8 @@ def load_watch_config(args: argparse.Namespace) -> MonitorConfig:
         raise UserError(f"{args.config}: no [[monitor.queries]] table: nothing to watch")
     if cfg.port is None:
         raise UserError(f"{args.config}: [monitor] needs port = N (where /metrics is served)")
+    if cfg.model_dir is None:  # a folder per config file and port: two monitors never share snapshots
+        cfg = dataclasses.replace(cfg, model_dir=model_dir_for(args.config, cfg.port))
     return cfg
 
 
@@ -294,6 +302,7 @@ def serve(cfg: MonitorConfig, args: argparse.Namespace, training: Series | None 
     assert cfg.port is not None
     shard = parse_shard(cfg.shard, socket.gethostname()) if cfg.shard else None
     require_free_port(cfg.host, cfg.port, "monitor")
+    assert cfg.model_dir is not None  # both forms' loaders set it
     prepare_model_dir(cfg.model_dir)  # snapshots go there: a folder that cannot hold them fails now
     metrics = MonitorMetrics([q.name for q in cfg.queries])
     index, count = shard or (0, 1)

@@ -8,6 +8,7 @@ a file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,25 @@ from streamwatch.ranges import INTERVAL, PORT, Range, check_ranges
 RESERVED_LABELS: tuple[str, ...] = ("metric", "bound")
 # Prometheus refuses a query_range of more than 11,000 points per series.
 MAX_RANGE_POINTS = 11_000
+# Where snapshots go when ``model_dir`` is not set (relative to the working directory); the ``--config``
+# form uses a folder of its own inside it (``model_dir_for``).
+DEFAULT_MODEL_DIR = Path("var/models")
+
+
+def model_dir_for(config_path: str | os.PathLike[str], port: int | None) -> Path:
+    """The default ``model_dir`` of a ``--config`` monitor: ``var/models/<config stem>-<hash>``, the hash of
+    the file's absolute path and the ``/metrics`` port, so two monitors (another file, or the same file on
+    another port) never restore or overwrite each other's snapshots.
+
+    >>> d = model_dir_for("/etc/streamwatch/watch.toml", 8200)
+    >>> str(d.parent), d.name[:6], len(d.name)
+    ('var/models', 'watch-', 16)
+    >>> len({model_dir_for(f, p) for f, p in (("/a/w.toml", 1), ("/b/w.toml", 1), ("/b/w.toml", 2))})
+    3
+    """
+    path = Path(config_path).absolute()
+    digest = hashlib.sha256(f"{path}\0{port}".encode()).hexdigest()[:10]
+    return DEFAULT_MODEL_DIR / f"{path.stem}-{digest}"
 
 
 PAIRS = {"(": ")", "{": "}", "[": "]"}
@@ -121,7 +141,8 @@ class MonitorConfig:
     fourier_order: int = DEFAULT_FOURIER_ORDER
     retrain_every: float = 0.0  # seconds; 0 switches retraining off
     retrain_window: float = 3600.0  # seconds of recent Prometheus data a retrain fits on
-    model_dir: Path = Path("var/models")
+    # None: DEFAULT_MODEL_DIR for the positional form, model_dir_for(config, port) for --config.
+    model_dir: Path | None = None
     log_format: Literal["text", "json"] = "text"
     horizon: float = DEFAULT_HORIZON_S  # seconds of band computed ahead at fit time (and per extension)
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
@@ -194,7 +215,8 @@ class MonitorConfig:
                 f"max_train_points must be at least min_train_points ({self.min_train_points}), "
                 f"got {self.max_train_points}"
             )
-        self.model_dir = Path(self.model_dir)
+        if self.model_dir is not None:
+            self.model_dir = Path(self.model_dir)
 
     def query_for(self, metric: str) -> str:
         return f"{metric}_metric" if self.query is None else self.query

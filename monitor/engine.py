@@ -32,7 +32,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from monitor import snapshot
-from monitor.config import MonitorConfig, QueryConfig
+from monitor.config import DEFAULT_MODEL_DIR, MonitorConfig, QueryConfig
 from monitor.detectors import registry
 from monitor.detectors.base import Detector
 from monitor.detectors.scores import ANOMALY_THRESHOLD
@@ -426,7 +426,7 @@ class Engine:
     # --- state on disk ----------------------------------------------------------------------------
 
     def snapshot_path(self, w: Watch) -> Path:
-        return snapshot.snapshot_path(self.cfg.model_dir, w.query.name, self.shard)
+        return snapshot.snapshot_path(self.cfg.model_dir or DEFAULT_MODEL_DIR, w.query.name, self.shard)
 
     def snapshot(self) -> None:
         """Write every query's state (a failed write is one line and a counter: the monitor runs on)."""
