@@ -44,11 +44,12 @@ BAND = ("expected", "lower", "upper")
 class Points:
     """Every point a query scored, grouped by series (``sid``) and in time order within each."""
 
-    sid: np.ndarray  # int64 series number (``QueryOutcome.labels`` index)
+    sid: np.ndarray  # int32 series number (``QueryOutcome.labels`` index)
     t: np.ndarray
+    # float32, for the report only: ``flagged`` was decided on the engine's float64 score
     x: np.ndarray
     score: np.ndarray
-    expected: np.ndarray  # float32: for charts only
+    expected: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     flagged: np.ndarray  # score > ANOMALY_THRESHOLD, as the monitor counts
@@ -56,7 +57,7 @@ class Points:
     @classmethod
     def empty(cls) -> Points:
         f = np.empty(0)
-        return cls(np.empty(0, dtype=np.int64), f, f, f, f, f, f, np.empty(0, dtype=bool))
+        return cls(np.empty(0, dtype=np.int32), f, f, f, f, f, f, np.empty(0, dtype=bool))
 
     def of_series(self, i: int) -> Points:
         a, b = np.searchsorted(self.sid, [i, i + 1])
@@ -64,19 +65,25 @@ class Points:
 
 
 class Collector:
-    """A ``QueryWatch.observer``: keeps each scored point with its series' identity, band and score."""
+    """A ``QueryWatch.observer``: keeps each scored point with its series' identity, band and score.
+
+    33 bytes per point scored (a day of 1,000 series every 15 s is 5.8 million points, 190 MB), held
+    column by column so that ``points`` needs little more than that again.
+    """
+
+    FIELDS = ("sid", "t", "x", "score", *BAND, "flagged")
 
     def __init__(self) -> None:
         self.ids: dict[SeriesKey, int] = {}
         self.labels: list[dict[str, str]] = []
-        self.chunks: list[tuple[np.ndarray, ...]] = []
+        self.columns: dict[str, list[np.ndarray]] = {name: [] for name in self.FIELDS}
 
     def __call__(self, watch: QueryWatch, x: np.ndarray, t: np.ndarray, scores: Scores) -> None:
         scored = ~np.isnan(x)  # +/-Inf is scored (an anomaly), NaN is not
-        r, c = np.nonzero(scored)
+        r, c = np.nonzero(scored)  # row by row, each row's points in time order
         if not r.size:
             return
-        sid_of = np.full(x.shape[0], -1, dtype=np.int64)
+        sid_of = np.full(x.shape[0], -1, dtype=np.int32)
         keys, labels = watch.table.keys, watch.table.labels
         for row in np.unique(r).tolist():
             key = keys[row]
@@ -87,24 +94,29 @@ class Collector:
                 self.labels.append(dict(labels[row] or {}))
             sid_of[row] = sid
         score = scores.score[r, c]
-        self.chunks.append(
-            (
-                sid_of[r],
-                t[r, c],
-                x[r, c],
-                score,
-                *(getattr(scores, name)[r, c].astype(np.float32) for name in BAND),
-                score > ANOMALY_THRESHOLD,
-            )
-        )
+        cols = self.columns
+        cols["sid"].append(sid_of[r])
+        cols["t"].append(t[r, c])
+        cols["x"].append(x[r, c].astype(np.float32))
+        cols["score"].append(score.astype(np.float32))
+        for name in BAND:
+            cols[name].append(getattr(scores, name)[r, c].astype(np.float32))
+        cols["flagged"].append(score > ANOMALY_THRESHOLD)
 
     def points(self) -> Points:
-        if not self.chunks:
+        """Every point kept, grouped by series; a point comes after its series' earlier ones (a cycle
+        scores each series' points in time order, and a series is scored once per cycle), so a stable
+        sort by series is enough."""
+        if not self.columns["sid"]:
             return Points.empty()
-        cols = [np.concatenate(parts) for parts in zip(*self.chunks, strict=True)]
-        order = np.lexsort((cols[1], cols[0]))  # by series, then time (stable: cycles are in order)
-        sid, t, x, score, expected, lower, upper, flagged = (c[order] for c in cols)
-        return Points(sid, t, x, score, expected, lower, upper, flagged)
+        sid = np.concatenate(self.columns.pop("sid"))
+        order = np.argsort(sid, kind="stable")
+        out = {"sid": sid[order]}
+        del sid
+        for name in self.FIELDS[1:]:
+            out[name] = np.concatenate(self.columns.pop(name))[order]
+        self.columns = {name: [] for name in self.FIELDS}
+        return Points(**out)
 
 
 def incident_starts(sid: np.ndarray, t: np.ndarray, gap: float) -> np.ndarray:
@@ -137,7 +149,9 @@ class QueryOutcome:
         self.incidents = np.bincount(fs[incident_starts(fs, ft, gap)], minlength=n)
         self.max_score = np.zeros(n)
         if p.sid.size:
-            np.maximum.at(self.max_score, p.sid, np.nan_to_num(p.score, nan=0.0, posinf=np.inf))
+            np.maximum.at(
+                self.max_score, p.sid, np.nan_to_num(p.score.astype(np.float64), nan=0.0, posinf=np.inf)
+            )
 
     def rank(self, i: int) -> tuple[int, int, float, str, str]:
         """Series ``i``'s place: most flagged points first, then most incidents, highest score, names."""
@@ -242,7 +256,7 @@ def series_summary(outcome: QueryOutcome, i: int) -> dict[str, Any]:
         "points_scored": int(outcome.scored[i]),
         "points_flagged": int(outcome.flagged[i]),
         "incidents": int(outcome.incidents[i]),
-        "max_score": number(float(outcome.max_score[i])),
+        "max_score": number(float(f"{outcome.max_score[i]:.6g}")),
         "first_flagged": first,
         "last_flagged": last,
     }
