@@ -254,3 +254,31 @@ def test_prometheus_unreachable_is_one_line_and_exit_2(tmp_path: Path):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     done = run_python("monitor.py", "backtest", "--config", str(write_config(tmp_path, url)), "--since", "1h")
     assert_one_line_error(done, "cannot read Prometheus", url, prog="monitor.py")
+
+
+@pytest.mark.e2e  # starts the fit pool's worker processes
+def test_prophet_series_are_fitted_in_the_pool_and_score_from_the_next_cycle():
+    ts = T0 + np.arange(0.0, 2 * 3600.0, 10.0)
+    g = np.arange(np.ceil(T0 / STEP) * STEP, ts[-1] + 1e-9, STEP)
+    raw, grid = [], []
+    for i in range(2):
+        v = 100.0 + 20.0 * np.sin(2 * np.pi * ts / 600.0 + i) + np.random.default_rng(i).normal(0, 1, ts.size)
+        if i == 1:
+            v[(ts >= T0 + 5400.0) & (ts < T0 + 5460.0)] += 200.0
+        labels = {"__name__": "m", "series": str(i)}
+        raw.append(Series(labels, ts, v))
+        grid.append(Series(labels, g, v[np.searchsorted(ts, g, side="right") - 1]))
+    q = QueryConfig("m", "m", detector="prophet", step=STEP, fit_window=3600.0, params={"k": 5.0})
+    cfg = MonitorConfig(queries=[q], interval=30.0, fit_workers=1)
+    since, until = T0 + 3600.0, T0 + 7190.0
+    r = Replay(cfg, [recording(Columns.of(raw), Columns.of(grid))], since)
+    r.run(until)
+    [o] = r.outcomes()
+    assert r.engine.pool.pending == 0
+    fits = r.engine.metrics.registry.get_sample_value("streamwatch_monitor_fits_total", {"metric": "m"})
+    assert len(o.labels) == 2 and fits == 2
+    # Fitted during the first cycle's wait, they scored every raw sample after their training history.
+    trained_until = np.floor(since / STEP) * STEP
+    assert o.scored.tolist() == [int(np.count_nonzero((ts > trained_until) & (ts <= until)))] * 2
+    assert o.labels[o.ranking()[0]]["series"] == "1"
+    assert o.flagged[o.ranking()[0]] >= 5 and o.flagged[o.ranking()[1]] == 0
