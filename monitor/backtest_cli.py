@@ -12,28 +12,45 @@ import argparse
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from monitor.backtest import INCIDENT_GAP_CYCLES, cycle_times, replay, summarise
 from monitor.backtest_report import chart, report_document, report_html, to_json
 from monitor.config import MonitorConfig, load_file
 from monitor.reader import QueryReader
 from monitor.replay import Recording, record
+from streamwatch import config as swconfig
 from streamwatch.atomic import atomic_write_text
 from streamwatch.cli import ArgumentParser
 from streamwatch.durations import parse_duration
 from streamwatch.errors import ConfigError, UserError
 from streamwatch.logs import setup_logging
 from streamwatch.promapi import FormatError, PrometheusClient, PrometheusError, ResultTypeError
+from streamwatch.ranges import Range, check_ranges
 from streamwatch.series import label_text
 
 DEFAULT_SINCE = "24h"
-DEFAULT_TOP = 10
-MAX_TOP = 1000
 # Long reads (a day of thousands of series) take a while for Prometheus to answer.
 READ_TIMEOUT_S = 120.0
+
+
+@dataclass
+class BacktestOptions:
+    """The backtest's own numeric flags (``--top``, ``--incident-gap``); the rest is the monitor's file."""
+
+    top: int = 10  # series listed and charted per query, and overall
+    incident_gap: float = float(INCIDENT_GAP_CYCLES)  # cycles without a flagged point that end an incident
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "top": Range(1, 1000),
+        "incident_gap": Range(1, 10_000, "cycles"),
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,18 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="folder for report.html and report.json (default var/backtest/<stem>)"
     )
     p.add_argument("--prometheus-url", help="Prometheus to read (default: the config's prometheus_url)")
+    d = BacktestOptions()
     p.add_argument(
-        "--top",
-        type=int,
-        default=DEFAULT_TOP,
-        help=f"series listed and charted per query (default {DEFAULT_TOP})",
+        "--top", type=int, help=f"series listed and charted per query (default {d.top}, 1 to 1000)"
     )
     p.add_argument(
         "--incident-gap",
         type=float,
-        default=INCIDENT_GAP_CYCLES,
-        help="cycles without a flagged point that end a series' incident "
-        f"(default {INCIDENT_GAP_CYCLES}, at least 1)",
+        help=f"cycles without a flagged point that end a series' incident (default {d.incident_gap:g}, "
+        "1 to 10000)",
     )
     p.add_argument("--verbose", action="store_true", help="log the engine's cycles and fits on stderr")
     return p
@@ -144,10 +158,7 @@ def when(t: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 1 <= args.top <= MAX_TOP:
-        raise UserError(f"--top must be between 1 and {MAX_TOP}, got {args.top}")
-    if not args.incident_gap >= 1:
-        raise UserError(f"--incident-gap must be at least 1 cycle, got {args.incident_gap:g}")
+    opts = swconfig.load(BacktestOptions, overrides={"top": args.top, "incident_gap": args.incident_gap})
     now = time.time()
     since = parse_time(args.since, now, "--since")
     until = parse_time(args.until, now, "--until")
@@ -169,10 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"no data: no query ({names}) returned a series between {when(since)} and {when(until)}"
         )
     began = time.perf_counter()
-    gap = args.incident_gap * cfg.interval
+    gap = opts.incident_gap * cfg.interval
     outcomes = replay(cfg, recordings, since, until, gap=gap)
     elapsed = time.perf_counter() - began
-    summary = summarise(outcomes, args.top)
+    summary = summarise(outcomes, opts.top)
     meta = {
         "config": str(args.config.resolve()),
         "prometheus_url": cfg.prometheus_url,
@@ -185,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay_seconds": round(elapsed, 3),
     }
     doc = report_document(meta, summary)
-    charts = [chart(o, i) for o in outcomes for i in o.ranking()[: args.top]]
+    charts = [chart(o, i) for o in outcomes for i in o.ranking()[: opts.top]]
     write(out, doc, charts)
     print_summary(doc, out)
     return 0

@@ -29,6 +29,7 @@ CONFIGS: dict[str, str] = {
     "incident.webhook.WebhookConfig": "docs/incidents.md",
     "monitor.config.MonitorConfig": "docs/monitor.md",
     "monitor.config.QueryConfig": "docs/monitor.md",
+    "monitor.backtest_cli.BacktestOptions": "docs/backtest.md",
     "simulator.config.SimulatorConfig": "docs/simulator.md",
     "simulator.config.MetricSpec": "docs/simulator.md",
     "dashboard.config.DashboardConfig": "docs/dashboard.md",
