@@ -55,7 +55,8 @@ def select(cols: Columns, keep: np.ndarray) -> Columns:
     sid = np.repeat(np.arange(len(cols)), cols.counts)
     counts = np.bincount(sid[keep], minlength=len(cols)).astype(np.int64)
     present = np.flatnonzero(counts).tolist()
-    return Columns([cols.labels[i] for i in present], counts[present], cols.ts[keep], cols.values[keep])
+    labels, keys = [cols.labels[i] for i in present], [cols.keys[i] for i in present]
+    return Columns(labels, counts[present], cols.ts[keep], cols.values[keep], keys)
 
 
 class Track:
@@ -95,12 +96,13 @@ class Track:
         present = np.flatnonzero(counts > 0)
         n = counts[present]
         idx = np.repeat(a[present] - np.concatenate(([0], np.cumsum(n)[:-1])), n) + np.arange(int(n.sum()))
-        labels = self.cols.labels
+        rows = present.tolist()  # the recorded keys go along: a read's keys are made once, when parsed
         return Columns(
-            [labels[i] for i in present.tolist()],
+            [self.cols.labels[i] for i in rows],
             n.astype(np.int64),
             self.cols.ts[idx],
             self.cols.values[idx],
+            [self.cols.keys[i] for i in rows],
         )
 
 

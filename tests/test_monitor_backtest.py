@@ -19,7 +19,7 @@ from monitor.config import MonitorConfig, QueryConfig
 from monitor.replay import Recording, ReplayClient, ReplayError, Track, lookback, select
 from streamwatch.errors import UserError
 from streamwatch.promapi import Columns
-from streamwatch.series import Series
+from streamwatch.series import Series, series_key
 
 T0 = 1_700_000_000.0
 STEP = 15.0
@@ -126,7 +126,7 @@ def test_the_replay_counts_what_the_engine_counts_and_ranks_the_spiked_series_fi
     [o] = r.outcomes()
     table = r.engine.watches[0].core.table
     for i, labels in enumerate(o.labels):  # the engine's own per-series counts, as exported live
-        row = table.index[tuple(sorted(labels.items()))]
+        row = table.index[series_key(labels)]
         assert o.flagged[i] == table.col["anomalies"][row]
         assert o.scored[i] == table.col["samples"][row]
     # Every raw sample after the first cycle's training (on the 15 s grid) is scored exactly once.
