@@ -162,7 +162,7 @@ def test_no_data_and_a_query_prometheus_refuses_are_one_line_and_exit_2(start_pr
     prom = start_prometheus([])  # scrapes nothing: no series at all
     for expr, needles in (
         ("nothing_here_metric", ["no data", "price"]),
-        ("rate(nothing_here_metric[1m]", ["price", "Prometheus refuses", "parse error"]),
+        ("rate(nothing_here_metric)", ["price", "Prometheus refuses", "range vector"]),
     ):
         cfg = tmp_path / "watch.toml"
         cfg.write_text(
