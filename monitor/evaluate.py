@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from monitor.detectors.base import Detector
 from monitor.detectors.prophet import ProphetParams
 from monitor.detectors.registry import NAMES, create, detector_class, make_params, needs_fit, parse_params
 from monitor.detectors.scores import ANOMALY_THRESHOLD
 from monitor.evaluation import nabscore
+from monitor.evaluation.columnar import stream_rows
 from monitor.evaluation.crossval import leave_one_category_out
 from monitor.evaluation.dataset import LabelledFile, load, rows_of
 from monitor.evaluation.metrics import Counts, count, flagged_fraction
@@ -144,8 +146,15 @@ def evaluate(
     by_category: dict[str, list[tuple[str, np.ndarray, nabscore.RowWeights]]] = {
         k: [] for k in nabscore.PROFILES
     }
-    for f in files:
-        live = detector_scores(name, params, f, data_dir)
+    # A columnar detector scores every file at once, a row each (monitor.evaluation.columnar).
+    columnar = None if needs_fit(name) else create(name, params)
+    batch = (
+        stream_rows(columnar, [f.values for f in files], [f.ts for f in files])
+        if isinstance(columnar, Detector)
+        else None
+    )
+    for i, f in enumerate(files):
+        live = batch[i] if batch is not None else detector_scores(name, params, f, data_dir)
         if inside is not None:
             k, m = flagged_fraction(live > ANOMALY_THRESHOLD, inside[f.key])
             flagged_in[0] += k
