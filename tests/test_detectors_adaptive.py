@@ -20,8 +20,8 @@ from simulator.config import default_metrics
 
 T0 = 1_767_225_600.0
 # NAB standard profile on the shared part, on alarm onsets (quiet 200 rows): docs/adaptive-detector.md.
-NAB_SWEPT = 60.0
-NAB_CV_MEAN = 68.6
+NAB_SWEPT = 65.7
+NAB_CV_MEAN = 77.7
 
 
 def nab_root() -> Path | None:
@@ -65,13 +65,15 @@ def test_a_new_range_alarms_and_a_lasting_move_is_learnt() -> None:
     x = np.concatenate((np.tile([0.0, 1.0], 200), np.full(300, 3.0)))
     s = Adaptive().update_many(x, T0 + 60.0 * np.arange(len(x))).score
     assert s[400] > 1  # far beyond the range 0..1
-    # Learnt capped (the range moves half-way to the value, at most its width), so a level that stays is
-    # normal within a few points, not at once.
+    # Learnt capped (the range widens by 2 % of itself a point), so a level that stays is normal within
+    # tens of points, not at once.
+    assert (s[400:410] > 1).all()
     assert (s[-50:] < 1).all()
 
 
 def test_a_daily_event_whose_time_wanders_is_normal() -> None:
-    """A one-point daily spike at 09:00 +/- 30 min is expected once a few days have been seen."""
+    """A one-point daily spike at 09:00 +/- 30 min is expected once a few days have been seen: the range
+    near that time of day and the worst surprise there learn it, capped, from its first repeats."""
     rng = np.random.default_rng(2)
     step = 600.0
     ts = T0 + step * np.arange(int(20 * 86400 / step))
@@ -81,9 +83,31 @@ def test_a_daily_event_whose_time_wanders_is_normal() -> None:
     spikes = np.searchsorted(ts, at)
     x[spikes] += 30
     s = Adaptive().update_many(x, ts).score
-    late = spikes[days >= 10]
-    # The range learns the spike's level half-way each time, so the later ones score far less than the first.
-    assert s[late].max() < s[spikes[0]]
+    assert s[spikes[0]] > 1
+    assert (s[spikes[days >= 10]] < 1).sum() >= 8  # the later ones are the time of day's normal
+
+
+@pytest.mark.parametrize("spec", list(default_metrics()), ids=lambda s: s.name)
+def test_a_shift_stays_flagged_while_it_lasts_and_a_lasting_one_is_learnt(spec: wave.MetricSpec) -> None:
+    """The state: a ten-minute shift of the simulator's wave (2 s ticks) by 30 % of its range stays above
+    1 for the whole ten minutes, where the step model alone sees only its first point; when it ends the
+    score falls back at once; a shift that never ends is learnt within an hour."""
+    ts = T0 + 2.0 * np.arange(4800)
+    clean = wave.values(spec, ts, seed=0)
+    size = 0.3 * (spec.max - spec.min)
+    for duration, lasting in ((600.0, False), (1e9, True)):
+        a = anomalies.Anomaly("a", spec.name, "shift", size, float(ts[1800]), duration)
+        x = np.array(
+            [anomalies.apply_all(float(v), float(t), [a], spec) for v, t in zip(clean, ts, strict=True)]
+        )
+        s = Adaptive().update_many(x, ts).score
+        during = (ts >= a.start) & (ts < a.start + 600.0)
+        assert (s[during] > 1).mean() > 0.95
+        assert not (s[:1800] > 1).any()
+        if lasting:
+            assert not (s[-900:] > 1).any()  # learnt: the last half hour is ordinary
+        else:
+            assert not (s[2100 + 5 :] > 1).any()  # back to normal within a few points of its end
 
 
 def test_absurd_values_alarm_keep_state_finite_and_recover() -> None:
@@ -98,9 +122,12 @@ def test_absurd_values_alarm_keep_state_finite_and_recover() -> None:
     for k, v in d.state.items():
         if v.dtype.kind == "f":
             finite = v[np.isfinite(v) | np.isnan(v)]
-            assert finite.size == v.size or k in ("lo", "hi", "bin_time"), k
+            assert finite.size == v.size or k in ("lo", "hi", "bin_time", "day_hi", "day_lo"), k
     assert np.isfinite(d.state["step_scale"]).all() and d.state["step_scale"][0] < 1e3
     assert abs(d.state["hi"][0]) < 1e3 and abs(d.state["lo"][0]) < 1e3
+    for k in ("day_hi", "day_lo", "day", "week", "pprof"):
+        seen = d.state[k][np.isfinite(d.state[k])]
+        assert (np.abs(seen) < 1e3).all(), k  # every profile and time-of-day range learnt it capped
     assert not (s[900:] > 1).any()  # recovered: the rest is ordinary
 
 
@@ -140,6 +167,20 @@ def test_the_period_search_runs_once_on_the_first_values() -> None:
     assert d.state["period"][0] == 0
     d.update_one(float(tri[PERIOD_SEARCH - 1]), T0 + 2.0 * (PERIOD_SEARCH - 1))
     assert d.state["period"][0] == 40
+
+
+def test_a_period_that_is_not_exact_is_not_kept() -> None:
+    """A sine of 31.4 samples slips against any whole-sample profile: its profile's errors stay on one side
+    for a while, which the state would flag as a shift; so the period is dropped and the sine is quiet."""
+    x = 10 + np.sin(np.arange(1500) / 5.0)
+    d = Adaptive()
+    s = d.update_many(x, T0 + 60.0 * np.arange(len(x))).score
+    assert d.state["period"][0] == 0
+    assert not (s > 1).any()
+    tri = np.tile(np.concatenate((np.arange(20.0), np.arange(20.0, 0.0, -1.0))), 40)
+    d = Adaptive()
+    d.update_many(tri + np.random.default_rng(4).normal(0, 0.5, len(tri)), T0 + 2.0 * np.arange(len(tri)))
+    assert d.state["period"][0] == 40  # exact, with noise: kept
 
 
 # -- the simulator ------------------------------------------------------------------------------------

@@ -25,6 +25,16 @@ def test_an_alarm_silences_the_quiet_period_unless_a_larger_one_comes() -> None:
     assert onsets(np.array([np.nan, 3.0]), quiet=5).tolist() == [0.0, 3.0]
 
 
+def test_a_lasting_score_costs_one_onset_per_quiet_period() -> None:
+    """A detector that keeps its score above 1 while a series stays out (the adaptive detector's state)
+    is charged by NAB once per quiet period, not once per row: a jump to 5, then 1.2 for 1,000 rows."""
+    s = np.concatenate((np.zeros(10), [5.0], np.full(1000, 1.2), np.zeros(10)))
+    o = onsets(s, quiet=200)
+    assert np.flatnonzero(o > 1).tolist() == [10, 211, 412, 613, 814]
+    # A score that keeps rising beats every onset before it, so each rise is one (a drift read as new).
+    assert (onsets(np.linspace(1.0, 2.0, 50), quiet=200) > 0).all()
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_onsets_do_not_depend_on_the_threshold(seed: int) -> None:
     """Sweeping a threshold over the onset scores is the rule applied at each threshold."""
