@@ -67,6 +67,7 @@ import numpy as np
 from monitor.detectors.base import Detector, State
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.scores import Scores
+from streamwatch.scores import mask_direction
 
 SCALE_ALPHA = 0.01
 """Weight of a new error in a scale, after the first ``1 / SCALE_ALPHA`` errors (which are averaged)."""
@@ -295,7 +296,7 @@ class Adaptive(Detector):
         w_dev = np.where(t - st["t0"] > shape_s, x - wpred, np.nan)
         z_week = np.where(w_dev == w_dev, np.abs(w_dev) / w_sc, 0.0)
         week_thr = np.maximum(p.season_margin * st["week_peak"], p.min_surprise)
-        s_week = self._side(z_week / week_thr, w_dev)
+        s_week = mask_direction(p.direction, w_dev, 0.0, z_week / week_thr)  # the side of the deviation
         score = np.maximum(score, np.where(warm | (st["week_peak"] <= 0), 0.0, s_week))
         # The state: the deviation from the course that the last STATE_POINTS values kept on one side.
         d = _closest([np.where(day_on, (x - pred) / day_sc, np.nan), p_dev / p_sc, w_dev / w_sc])
@@ -303,7 +304,8 @@ class Adaptive(Detector):
         low = np.minimum(np.minimum(d, st["dev1"]), st["dev2"])
         high = np.maximum(np.maximum(d, st["dev1"]), st["dev2"])
         state = np.where(low > 0, low, np.where(high < 0, high, 0.0))
-        s_state = self._side(np.abs(state) / p.min_surprise, state) if p.min_surprise > 0 else 0.0 * x
+        s_state = mask_direction(p.direction, state, 0.0, np.abs(state) / max(p.min_surprise, TINY))
+        s_state = s_state if p.min_surprise > 0 else 0.0 * x
         score = np.maximum(score, np.where(warm, 0.0, s_state))
         anom = score > 1.0
         away = anom | (state != 0)
@@ -311,14 +313,6 @@ class Adaptive(Detector):
             x, t, ok, anom, away, thr, week_thr, b, own, wb, wpred, phase, ppred, d, step_err, z_ref, z_week
         )
         return Scores(np.where(ok, score, np.nan), out.expected, out.lower, out.upper)
-
-    def _side(self, s: np.ndarray, dev: np.ndarray) -> np.ndarray:
-        """Score ``s`` of a signed deviation, kept only on the side ``direction`` watches."""
-        if self.p.direction == "above":
-            return np.where(dev > 0, s, 0.0)
-        if self.p.direction == "below":
-            return np.where(dev < 0, s, 0.0)
-        return s
 
     def _learn(
         self,
