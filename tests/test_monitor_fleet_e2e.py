@@ -4,12 +4,21 @@ functions of series are watched; a spike on one series raises that series' score
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import time
 from collections import defaultdict
+from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness import ROOT
+from harness.procs import ManagedProcess, python_argv
 from harness.services import ScrapeTarget, assert_promtool_metrics_ok
 from streamwatch.net import wait_until
 
@@ -162,3 +171,81 @@ def test_node_exporter_cpu_rate_gives_one_child_per_returned_series(
     assert self_metric(m, "streamwatch_monitor_series", "cpu") == len(returned) >= 2
     assert len(m["streamwatch_monitor_anomaly_score"]) == len(returned)
     assert_promtool_metrics_ok(requests.get(mon.url, timeout=5).text)
+
+
+def cycle_samples(log: str) -> list[int]:
+    return [int(m) for m in re.findall(r"cycle: \d+ series, (\d+) samples scored", log)]
+
+
+def saved_positions(path: Path) -> dict[str, float]:
+    with np.load(path, allow_pickle=False) as z:
+        labels = json.loads(str(z["meta"][()]))["labels"]
+        return {lab["series"]: float(t) for lab, t in zip(labels, z["t.trained_until"], strict=True)}
+
+
+@pytest.mark.e2e
+def test_a_replica_killed_during_an_anomaly_resumes_from_its_early_snapshot_scoring_the_gap_once(
+    start_simulator, start_prometheus, start_fleet_monitor
+):
+    """Issue 22, item 3: a replica SIGKILLed minutes before its first ``snapshot_every`` retrained on the
+    anomaly that was running, and the downtime's points became training data. The snapshot is written
+    soon after the first models, so the restart restores, trains nothing, and scores every point stored
+    since each series' last scored one exactly once."""
+    sim = start_simulator(None, "--series", "3")
+    prom = start_prometheus([ScrapeTarget("simulator", sim.address)])
+
+    def history() -> bool:  # enough for the detector's warm-up: every series scores from its first point
+        found = prom.client.query("energy_price_metric[40s]")
+        return len(found) == 3 and min(len(s) for s in found) >= 30
+
+    assert wait_until(history, 60, 0.5)
+    query = {"name": "price", "expr": "energy_price_metric", "step": 1, "fit_window": 40}
+    mon = start_fleet_monitor(prom.url, [query], interval=2.0)
+    assert wait_until(lambda: self_metric(scrape(mon.url), "streamwatch_monitor_fits_total", "price") == 3, 30)
+    assert self_metric(scrape(mon.url), "streamwatch_monitor_series_warming", "price") == 0
+    snapshot = (
+        next(mon.config_path.parent.glob(f"models-{mon.address.rsplit(':', 1)[1]}")) / "snapshot-price.npz"
+    )
+    assert wait_until(snapshot.exists, 30, 0.2), mon.process.log_tail()  # snapshot_every is 300 s
+    resp = requests.post(
+        f"{sim.url}/anomalies",
+        json={"metric": "energy_price", "kind": "shift", "magnitude": 5000, "duration_s": 120, "series": 1},
+        timeout=5,
+    )
+    assert resp.status_code == 201, resp.text
+    os.killpg(mon.process.proc.pid, signal.SIGKILL)  # no snapshot on the way out
+    mon.process.proc.wait(10)
+    before = saved_positions(snapshot)
+    newest = min(before.values())
+    assert wait_until(
+        lambda: len(prom.client.query(f"energy_price_metric[60s] @ {time.time():.3f}")) == 3, 10
+    )
+    assert wait_until(
+        lambda: all(len(s.since(newest)) >= 8 for s in prom.client.query("energy_price_metric[60s]")), 40, 0.5
+    )
+
+    log = mon.config_path.parent / "restarted.log"
+    again = ManagedProcess(
+        "monitor-again", python_argv("monitor.py", "--config", str(mon.config_path)), log, cwd=ROOT
+    )
+    with again:
+        again.wait_http(mon.url, timeout_s=60)
+        m = scrape(mon.url)
+        assert self_metric(m, "streamwatch_monitor_series_restored_total", "price") == 3
+        assert wait_until(lambda: len(cycle_samples(log.read_text())) >= 3, 30, 0.3), again.log_tail()
+        assert (
+            self_metric(scrape(mon.url), "streamwatch_monitor_fits_total", "price") == 0
+        )  # nothing retrained
+        # The shift's points while it was down were scored (and flagged), not learnt as history.
+        counts = of(scrape(mon.url), "streamwatch_monitor_anomalies_total", "price")
+        assert counts["1"] >= 1 and counts["1"] == max(counts.values()), counts
+    after = saved_positions(snapshot)  # written on SIGTERM
+    stored = {s.labels["series"]: s for s in prom.client.query("energy_price_metric[5m]")}
+    expected = sum(
+        int(np.count_nonzero((stored[k].timestamps > before[k]) & (stored[k].timestamps <= after[k])))
+        for k in before
+    )
+    assert (
+        sum(cycle_samples(log.read_text())) == expected
+    )  # every point of the gap once: none lost, none twice
+    assert "skipped" not in log.read_text()
