@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,7 @@ class PrometheusFactory(Started):
         alertmanager: str | None = None,
         interval: str = "1s",
         alertmanager_password_file: Path | None = None,
+        external_labels: Mapping[str, str] | None = None,
     ) -> PrometheusServer:
         if shutil.which("prometheus") is None:
             pytest.fail("prometheus is not installed: run `make setup` (installs Debian's prometheus)")
@@ -83,6 +84,8 @@ class PrometheusFactory(Started):
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "scrape_configs": [],
         }
+        if external_labels:
+            config["global"]["external_labels"] = dict(external_labels)
         jobs: dict[str, dict] = {}  # targets of one job (replicas) are one scrape config
         for t in targets:
             if t.job in jobs:

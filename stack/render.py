@@ -151,20 +151,45 @@ def prometheus_service(cfg: StackConfig) -> tuple[str, ServiceConfig]:
     return found
 
 
+GRAFANA_DASHBOARD_UID = "streamwatch-overview"  # grafana/dashboards/streamwatch-overview.json
+
+
+def alert_links(cfg: StackConfig, compose: bool) -> dict[str, str]:
+    """Where the alerts' descriptions send people, as Prometheus external labels the rules read
+    (``$externalLabels.dashboard_url``, ``$externalLabels.grafana_url``): the live page when the stack
+    runs it, and Grafana's overview only in the compose variant, the one that runs Grafana. Both are
+    the addresses a browser on this machine uses (services publish on its loopback in compose too)."""
+    links: dict[str, str] = {}
+    dashboard = cfg.enabled_services().get("dashboard")
+    if dashboard is not None:
+        host = "127.0.0.1" if compose or cfg.host in ("0.0.0.0", "::", "") else cfg.host
+        links["dashboard_url"] = f"http://{host}:{dashboard.port}{dashboard.ui_path or '/'}"
+    if compose:
+        links["grafana_url"] = f"http://127.0.0.1:{cfg.grafana_port}/d/{GRAFANA_DASHBOARD_UID}"
+    return links
+
+
 def prometheus_config(
-    cfg: StackConfig, hosts: dict[str, str], rule_files: list[str], am_password_file: str = ""
+    cfg: StackConfig,
+    hosts: dict[str, str],
+    rule_files: list[str],
+    am_password_file: str = "",
+    links: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Prometheus' config: one scrape job per service with a ``job``, the rules, and Alertmanager.
 
     ``hosts`` maps each process name (``cfg.processes()``) to the host Prometheus reaches it at
     (127.0.0.1 locally, the compose service name in compose). A replicated service is one job with a
     target per replica. Alertmanager requires the stack's credential (``stack.credentials``): its alerts
-    and its scrape use ``am_password_file``.
+    and its scrape use ``am_password_file``. ``links`` (``alert_links``) become external labels.
     """
-    doc: dict[str, Any] = {
-        "global": {"scrape_interval": cfg.scrape_interval, "evaluation_interval": cfg.evaluation_interval},
-        "rule_files": rule_files,
+    glob: dict[str, Any] = {
+        "scrape_interval": cfg.scrape_interval,
+        "evaluation_interval": cfg.evaluation_interval,
     }
+    if links:
+        glob["external_labels"] = dict(links)
+    doc: dict[str, Any] = {"global": glob, "rule_files": rule_files}
     am = cfg.service_of_kind("alertmanager")
     auth = {"basic_auth": {"username": credentials.USER, "password_file": am_password_file}}
     if am is not None:
@@ -192,7 +217,8 @@ def prometheus_config(
 def local_prometheus_config(cfg: StackConfig, root: Path) -> dict[str, Any]:
     hosts = dict.fromkeys(cfg.processes(), cfg.host)
     rules = [str(root / "prometheus" / "rules" / "*.yml")]
-    return prometheus_config(cfg, hosts, rules, str(cfg.data_path(root) / credentials.PASSWORD_FILE))
+    password = str(cfg.data_path(root) / credentials.PASSWORD_FILE)
+    return prometheus_config(cfg, hosts, rules, password, alert_links(cfg, compose=False))
 
 
 def local_alertmanager_config(cfg: StackConfig, committed: dict[str, Any]) -> dict[str, Any]:
@@ -228,7 +254,11 @@ def compose_prometheus_config(cfg: StackConfig) -> dict[str, Any]:
     # Relative to the config file's folder: /etc/prometheus/rules in compose, and prometheus/rules/ when
     # someone runs `promtool check config prometheus/prometheus.yml` in the repository (rules checked too).
     return prometheus_config(
-        cfg, hosts, ["rules/*.yml"], f"{COMPOSE_SECRETS_DIR}/{credentials.PASSWORD_FILE}"
+        cfg,
+        hosts,
+        ["rules/*.yml"],
+        f"{COMPOSE_SECRETS_DIR}/{credentials.PASSWORD_FILE}",
+        alert_links(cfg, compose=True),
     )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -52,6 +54,20 @@ def test_local_prometheus_config_has_the_original_job_names() -> None:
     assert by_job["anomaly_detector"]["static_configs"][0]["targets"] == ["127.0.0.1:8110"]
     assert doc["rule_files"] == [str(ROOT / "prometheus" / "rules" / "*.yml")]
     assert doc["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+
+
+def test_alerts_link_the_live_page_locally_and_grafana_only_in_compose() -> None:
+    local = render.local_prometheus_config(CFG, ROOT)["global"]["external_labels"]
+    compose = render.compose_prometheus_config(CFG)["global"]["external_labels"]
+    port = CFG.enabled_services()["dashboard"].port
+    assert local == {"dashboard_url": f"http://127.0.0.1:{port}/"}
+    assert compose["dashboard_url"] == local["dashboard_url"]
+    uid = json.loads((ROOT / "grafana" / "dashboards" / "streamwatch-overview.json").read_text())["uid"]
+    assert compose["grafana_url"] == f"http://127.0.0.1:{CFG.grafana_port}/d/{uid}"
+    # A stack without the live page links nothing locally (the rules then name only what always runs).
+    off = replace(CFG.services["dashboard"], enabled=False)
+    without = replace(CFG, services={**CFG.services, "dashboard": off})
+    assert "external_labels" not in render.local_prometheus_config(without, ROOT)["global"]
 
 
 def test_compose_prometheus_config_reaches_services_by_name() -> None:
