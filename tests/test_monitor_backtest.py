@@ -4,6 +4,7 @@ the engine counts, incidents, the report page (self-contained, escaped) and the 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -282,3 +283,18 @@ def test_prophet_series_are_fitted_in_the_pool_and_score_from_the_next_cycle():
     assert o.scored.tolist() == [int(np.count_nonzero((ts > trained_until) & (ts <= until)))] * 2
     assert o.labels[o.ranking()[0]]["series"] == "1"
     assert o.flagged[o.ranking()[0]] >= 5 and o.flagged[o.ranking()[1]] == 0
+
+
+def test_retraining_runs_every_retrain_every_as_it_does_live(caplog: pytest.LogCaptureFixture):
+    raw, grid = fleet(2, 3.0, (1, T0 + 8000.0, T0 + 8040.0))
+    cfg = config(params={"alpha": 0.3, "threshold": 4.0}, retrain_every=1800.0, retrain_window=3600.0)
+    since, until = T0 + 3600.0, T0 + 3 * 3600.0 - 10.0
+    r = Replay(cfg, [recording(raw, grid)], since)
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        r.run(until)
+    [o] = r.outcomes()
+    # Retrained at since + 1800, + 3600 and + 5400, on a window read from the recording (one outside it
+    # would have been a ReplayError).
+    retrains = [m for m in caplog.messages if m.startswith("query m: retraining 2 series")]
+    assert len(retrains) == 3 and r.engine.last_retrain == since + 5400.0
+    assert o.labels[o.ranking()[0]]["series"] == "1" and o.flagged.tolist()[o.ranking()[1]] == 0
