@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import requests
 
-from streamwatch.series import Series, SeriesKey, series_key
+from streamwatch.series import Series, SeriesKey, series_key, text_keys
 
 
 class FormatError(ValueError):
@@ -171,7 +171,7 @@ def parse_columns(doc: Any) -> Columns:
     if not all(type(v) is str for v in itertools.chain(names, texts)):
         labels = [{str(k): str(v) for k, v in lab.items()} for lab in labels]  # garbage, made text
     # The series' identity, made once here: the monitor looks every series up by it, every cycle.
-    keys = [tuple(sorted(lab.items())) for lab in labels]
+    keys = text_keys(labels)
     counts = np.fromiter(map(len, runs), np.int64, len(runs))
     try:
         flat = list(itertools.chain.from_iterable(itertools.chain.from_iterable(runs)))

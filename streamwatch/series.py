@@ -34,6 +34,12 @@ def series_key(labels: Mapping[str, str] | Iterable[tuple[str, str]]) -> SeriesK
     return tuple(sorted((str(k), str(v)) for k, v in pairs))
 
 
+def text_keys(labels: Iterable[Mapping[str, str]]) -> list[SeriesKey]:
+    """``series_key`` of many label maps already known to hold only text (a parsed Prometheus answer):
+    one sort each and no conversions, for the 10,000 keys a monitor makes every cycle."""
+    return [tuple(sorted(lab.items())) for lab in labels]
+
+
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
 

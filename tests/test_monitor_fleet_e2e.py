@@ -201,7 +201,8 @@ def test_a_replica_killed_during_an_anomaly_resumes_from_its_early_snapshot_scor
     assert wait_until(history, 60, 0.5)
     query = {"name": "price", "expr": "energy_price_metric", "step": 1, "fit_window": 40}
     mon = start_fleet_monitor(prom.url, [query], interval=2.0)
-    assert wait_until(lambda: self_metric(scrape(mon.url), "streamwatch_monitor_fits_total", "price") == 3, 30)
+    fitted = lambda: self_metric(scrape(mon.url), "streamwatch_monitor_fits_total", "price") == 3  # noqa: E731
+    assert wait_until(fitted, 30)
     assert self_metric(scrape(mon.url), "streamwatch_monitor_series_warming", "price") == 0
     snapshot = (
         next(mon.config_path.parent.glob(f"models-{mon.address.rsplit(':', 1)[1]}")) / "snapshot-price.npz"
