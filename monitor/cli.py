@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Or, with no positional arguments and --config FILE holding [[monitor.queries]] tables: watch every "
         "series of any PromQL queries, one detector each (docs/many-series.md). "
         "`monitor.py backtest --config FILE --since 24h` replays history through those queries first "
-        "(docs/backtest.md).",
+        '(docs/backtest.md). `monitor.py presets` lists ready-made queries (preset = "node_exporter" in '
+        "[monitor]; docs/watch.md).",
     )
     # All three, or none with a --config whose [[monitor.queries]] watch every series (monitor.fleetcli).
     p.add_argument(
@@ -261,12 +262,47 @@ def training_fingerprint(training: Series) -> str:
     return h.hexdigest()[:20]
 
 
+def presets_main(argv: Sequence[str]) -> int:
+    """``monitor.py presets [NAME [--var KEY=VALUE ...]]``: list the presets, or print one's queries as a
+    ``--config`` file to edit (docs/watch.md)."""
+    from monitor import presets
+
+    p = ArgumentParser(
+        prog="monitor.py presets",
+        description="List the query presets, or print one expanded as a --config file to copy and edit.",
+    )
+    p.add_argument("name", nargs="?", choices=list(presets.PRESETS), help="the preset to print")
+    p.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a preset variable, repeatable (e.g. selector='job=\"node\"'); `monitor.py presets` lists them",
+    )
+    args = p.parse_args(argv)
+    if args.name is None:
+        if args.var:
+            raise UserError("--var needs a preset NAME")
+        print(presets.listing())
+        return 0
+    variables = {}
+    for pair in args.var:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--var must look like KEY=VALUE, got {pair!r}")
+        variables[key.strip()] = value
+    print(presets.to_toml(args.name, variables), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["backtest"]:  # a subcommand: the monitor's history replayed (docs/backtest.md)
         from monitor import backtest_cli
 
         return backtest_cli.main(argv[1:])
+    if argv[:1] == ["presets"]:  # a subcommand: the query presets (monitor.presets)
+        return presets_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.metric is None:
         cfg = load_watch_config(args)

@@ -228,12 +228,15 @@ class MonitorConfig:
 
 
 def load_file(path: str | os.PathLike[str], **overrides: Any) -> MonitorConfig:
-    """The ``[monitor]`` table of a TOML file (``overrides``: CLI flags given, None for absent ones).
+    """The ``[monitor]`` table of a TOML file (``overrides``: CLI flags given, None for absent ones), its
+    presets (``preset = "node_exporter"``, ``monitor.presets``) expanded into queries.
 
     Each query's detector and parameters are checked here, so a typo is one line at start-up rather
     than an error when the first series appears.
     """
-    cfg = swconfig.load(MonitorConfig, path, section="monitor", overrides=overrides)
+    from monitor.presets import expand_section  # late: presets build QueryConfig from this module
+
+    cfg = swconfig.load(MonitorConfig, path, section="monitor", overrides=overrides, prepare=expand_section)
     for q in cfg.queries:
         check_detector(q, f"{path} [monitor.queries] {q.name}")
     return cfg

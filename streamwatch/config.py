@@ -14,7 +14,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
@@ -62,11 +62,13 @@ def load(
     *,
     section: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    prepare: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
 ) -> T:
     """Build ``cls`` from defaults, then the TOML file (or its ``[section]``), then ``overrides``.
 
     ``overrides`` holds only the CLI flags the user actually gave (``None`` values are dropped), so a flag
-    wins over the file and the file wins over the default.
+    wins over the file and the file wins over the default. ``prepare(table, where)`` rewrites the file's
+    table before it is typed (the monitor's presets expand into queries there).
     """
     data: dict[str, Any] = {}
     where = cls.__name__
@@ -81,6 +83,8 @@ def load(
             where = f"{path} [{section}]"
         else:
             data.update(doc)
+        if prepare is not None:
+            data = prepare(data, where)
     if overrides:
         data.update({k: v for k, v in overrides.items() if v is not None})
     return from_mapping(cls, data, where)
