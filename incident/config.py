@@ -32,6 +32,9 @@ DEFAULT_MONITORS_QUERY = "max by (metric) (streamwatch_monitor_last_success_time
 # The same per monitor replica (scrape target): the series of a replica that was down hold until it has
 # completed a cycle since it came back (docs/incidents-many-series.md).
 DEFAULT_REPLICAS_QUERY = "max by (job, instance) (streamwatch_monitor_last_success_timestamp_seconds)"
+# The seconds between the points of each watched metric's series: an anomaly adds what its point stands
+# for (a monitor that does not export it: 1 per anomaly).
+DEFAULT_SPACING_QUERY = "max by (metric) (streamwatch_monitor_sample_interval_seconds)"
 
 
 @dataclass
@@ -40,6 +43,7 @@ class IncidentConfig:
     query: str = DEFAULT_QUERY
     monitors_query: str = DEFAULT_MONITORS_QUERY
     replicas_query: str = DEFAULT_REPLICAS_QUERY
+    spacing_query: str = DEFAULT_SPACING_QUERY
     metric_label: str = "metric"  # the label of the queries' results that names the watched metric
     # The limits and the state machine's numbers: their defaults are written once, in incident.severity.
     top_series: int = SeriesLimits.top_series  # series named in each incident log line, then "+N more"
@@ -49,6 +53,8 @@ class IncidentConfig:
     threshold: float = Rules.threshold
     clear_threshold: float | None = None  # None: half the threshold
     sev1_min_metrics: int = Rules.sev1_min_metrics
+    reference_spacing_s: float = Rules.reference_spacing_s  # an anomaly adds its point's spacing / this
+    max_anomaly_share: float = Rules.max_anomaly_share  # ... at most this share of threshold
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_s: float = 3.0
     interval: float = 5.0
@@ -76,6 +82,8 @@ class IncidentConfig:
         "threshold": Range(0, 1e9, low_open=True),
         "clear_threshold": Range(0, 1e9, low_open=True),
         "sev1_min_metrics": Range(1, 1000),
+        "reference_spacing_s": Range(0.1, 3600, "s"),
+        "max_anomaly_share": Range(0.01, 0.99),
         "prometheus_timeout_s": PROMETHEUS_TIMEOUT,
         "interval": INTERVAL,
         "backoff_max_s": Range(0.1, 3600, "s"),
@@ -91,7 +99,7 @@ class IncidentConfig:
         check_host("host", self.host)
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics has duplicates: {self.metrics}")
-        for name in ("query", "monitors_query", "replicas_query"):
+        for name in ("query", "monitors_query", "replicas_query", "spacing_query"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{name} must not be empty")
         for name in ("interval", "prometheus_timeout_s", "backoff_max_s", "catchup_max_s"):
@@ -109,7 +117,14 @@ class IncidentConfig:
         # Built once, here: Rules runs the state machine's own range checks (half-life, thresholds,
         # sev1_min_metrics), and the service and its start-up line use this same value.
         clear = self.threshold / 2 if self.clear_threshold is None else self.clear_threshold
-        self._rules = Rules(self.half_life_s, self.threshold, clear, self.sev1_min_metrics)
+        self._rules = Rules(
+            self.half_life_s,
+            self.threshold,
+            clear,
+            self.sev1_min_metrics,
+            self.reference_spacing_s,
+            self.max_anomaly_share,
+        )
         self.limits()  # range checks
         if self.metrics and self.sev1_min_metrics > len(self.metrics):
             raise ValueError(

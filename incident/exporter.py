@@ -39,6 +39,13 @@ class IncidentMetrics:
             ["metric"],
             registry=r,
         )
+        self.weight = Gauge(
+            "streamwatch_incident_anomaly_weight",
+            "What one anomaly of the metric adds to its series' score: the seconds its point stands for "
+            "over reference_spacing_s, 1 to max_anomaly_share x threshold",
+            ["metric"],
+            registry=r,
+        )
         self.series_in_trouble = Gauge(
             "streamwatch_incident_series_in_trouble", "Series in trouble per metric", ["metric"], registry=r
         )
@@ -124,6 +131,7 @@ class IncidentMetrics:
     def _add_metric(self, metric: str) -> None:
         for gauge in (self.score, self.in_trouble, self.series, self.series_in_trouble):
             gauge.labels(metric=metric).set(0)
+        self.weight.labels(metric=metric).set(1)
         self.nonfinite.labels(metric=metric)  # a counter: kept when the metric's series go
         self.exported.add(metric)
 
@@ -139,7 +147,7 @@ class IncidentMetrics:
 
     def _scores(self, values: Mapping[str, float], tracker: IncidentTracker, ts: float) -> None:
         for metric in self.exported - values.keys():  # its last series was dropped: so are its children
-            for gauge in (self.score, self.in_trouble, self.series, self.series_in_trouble):
+            for gauge in (self.score, self.in_trouble, self.series, self.series_in_trouble, self.weight):
                 gauge.remove(metric)
             self.exported.discard(metric)
         worst = tracker.worst_per_metric(ts, TROUBLED_SERIES_SHOWN)
@@ -154,6 +162,8 @@ class IncidentMetrics:
             self.in_trouble.labels(metric=metric).set(1 if metric in tracker.in_trouble else 0)
             self.series.labels(metric=metric).set(tracker.per_metric.get(metric, 0))
             self.series_in_trouble.labels(metric=metric).set(counts.get(metric, 0))
+            if metric in tracker.weights:
+                self.weight.labels(metric=metric).set(tracker.weights[metric])
         children = {(m, sid.label_text() or m): v for m, pairs in worst.items() for sid, v in pairs}
         for key in self.troubled_children - children.keys():
             self.troubled_series.remove(*key)

@@ -112,10 +112,20 @@ class IncidentWatcher:
                 out[sid] = float(series.values[-1])
         return out
 
+    def read_spacing(self) -> dict[str, float]:
+        """Per watched metric, the seconds between its series' points (what one anomaly stands for)."""
+        out: dict[str, float] = {}
+        for series in self.client.query(self.cfg.spacing_query):
+            name = series.labels.get(self.cfg.metric_label)
+            if name is not None and len(series.values):
+                out[name] = float(series.values[-1])
+        return out
+
     def cycle(self) -> float:
         now = self.clock.time()
         try:
             reading = self.read()
+            spacing = self.read_spacing()
             blind = self.blind_series(now, reading)
             caught_up = not self.holding or self.monitors_caught_up(now)
         except (PrometheusError, FormatError) as exc:
@@ -144,7 +154,7 @@ class IncidentWatcher:
                 self.metrics.holding.set(0)
             elif blind:
                 self.tracker.hold(now, only=blind)  # the same hold, for the series we cannot see
-            events = self.tracker.observe(now, self.deltas.update(reading))
+            events = self.tracker.observe(now, self.deltas.update(reading), spacing)
             self.deltas.forget(self.tracker.dropped)
             self.deltas.forget(self.tracker.refused)  # memory stays bounded by max_series
             self.note_refused()
@@ -310,7 +320,7 @@ def check_queries(client: QueryClient, cfg: IncidentConfig) -> None:
     """Ask Prometheus once, at start, whether the configured queries parse: a query it refuses as
     ``bad_data`` is a ``UserError`` (it would otherwise look like an outage forever). Prometheus being
     away or odd at start is not an error: the loop keeps retrying it."""
-    for name in ("query", "monitors_query", "replicas_query"):
+    for name in ("query", "monitors_query", "replicas_query", "spacing_query"):
         expr = getattr(cfg, name)
         try:
             client.query(expr)

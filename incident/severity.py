@@ -59,6 +59,26 @@ def bounded_count(gap_s: float) -> float:
     return MAX_ANOMALIES_PER_S * max(MIN_COUNT_WINDOW_S, gap_s)
 
 
+def anomaly_weight(spacing_s: float | None, reference_s: float, most: float) -> float:
+    """What one anomaly adds to its series' score: the time its point stands for (the seconds between the
+    series' points, ``streamwatch_monitor_sample_interval_seconds``) over ``reference_s``, at most ``most``
+    and at least 1; 1 when the spacing is unknown.
+
+    A score counted in points measures a series scraped every 15 s with a ruler made for one sampled
+    every 2 s: a minute of trouble is 4 points there and 30 here. Weighed by what each point stands for,
+    a minute of trouble scores alike, while ``most`` (half the threshold by default) keeps one or two
+    points, however sparse their series, from opening an incident by themselves.
+
+    >>> anomaly_weight(2.0, 2.0, 5.0), anomaly_weight(5.0, 2.0, 5.0), anomaly_weight(15.0, 2.0, 5.0)
+    (1.0, 2.5, 5.0)
+    >>> anomaly_weight(1.0, 2.0, 5.0), anomaly_weight(None, 2.0, 5.0), anomaly_weight(600.0, 2.0, 5.0)
+    (1.0, 1.0, 5.0)
+    """
+    if spacing_s is None or not math.isfinite(spacing_s) or spacing_s <= 0:
+        return 1.0
+    return max(min(spacing_s / reference_s, most), 1.0)
+
+
 def severity_for(in_trouble: int, sev1_min_metrics: int) -> int:
     """0 with no metric in trouble, Sev 1 with at least ``sev1_min_metrics``, Sev 2 otherwise."""
     if in_trouble <= 0:
@@ -74,6 +94,12 @@ class Rules:
     threshold: float = 10.0
     clear_threshold: float = 5.0
     sev1_min_metrics: int = 2
+    # An anomaly adds the seconds its point stands for over this (1 for the simulator's 2 s samples) ...
+    reference_spacing_s: float = 2.0
+    # ... at most this share of the threshold (5 of 10: a point counts for 10 s at most), so that a series
+    # however sparse needs three flagged points in a row, never one, to open an incident
+    # (docs/incidents.md: two 30 s monitor cycles of a 15 s query).
+    max_anomaly_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.half_life_s <= 0:
@@ -88,6 +114,17 @@ class Rules:
             )
         if self.sev1_min_metrics < 1:
             raise ValueError(f"sev1_min_metrics must be at least 1, got {self.sev1_min_metrics}")
+        if not self.reference_spacing_s > 0:
+            raise ValueError(f"reference_spacing_s must be positive, got {self.reference_spacing_s}")
+        if not 0 < self.max_anomaly_share < 1:
+            raise ValueError(
+                "max_anomaly_share must be above 0 and below 1 (one anomaly must never open an incident "
+                f"alone), got {self.max_anomaly_share:g}"
+            )
+
+    def weight(self, spacing_s: float | None) -> float:
+        """What one anomaly of a series whose points are ``spacing_s`` apart adds to its score."""
+        return anomaly_weight(spacing_s, self.reference_spacing_s, self.max_anomaly_share * self.threshold)
 
 
 @dataclass(frozen=True, order=True)
@@ -285,6 +322,7 @@ class IncidentTracker:
         self.current: Incident | None = None
         self.recent: deque[Incident] = deque(maxlen=self.recent_limit)
         self.last_ts: float | None = None
+        self.weights: dict[str, float] = {}  # per metric, what one anomaly added in the last observe
         self.dropped: list[SeriesId] = []  # dropped by the last observe, for the shell's counter memory
         self.refused: list[SeriesId] = []  # new series the last observe could not keep (max_series)
 
@@ -383,23 +421,32 @@ class IncidentTracker:
                 st.score.hold(self.last_ts, ts)
                 st.last_seen += max(0.0, ts - self.last_ts)
 
-    def observe(self, ts: float, new_anomalies: Mapping[SeriesId | str, float]) -> list[IncidentEvent]:
+    def observe(
+        self,
+        ts: float,
+        new_anomalies: Mapping[SeriesId | str, float],
+        spacing: Mapping[str, float] | None = None,
+    ) -> list[IncidentEvent]:
         """Add the anomalies seen since the last call, decay everything to ``ts``, return the changes.
 
         Every key of ``new_anomalies`` counts as seen at ``ts`` (0 anomalies included). The anomalies are
         taken as spread over the time since the last call (``spread_weight``), so the lump a counter
-        shows after a Prometheus outage does not open an incident by itself.
+        shows after a Prometheus outage does not open an incident by itself. ``spacing`` gives, per
+        metric, the seconds between its series' points: each anomaly adds what its point stands for
+        (``Rules.weight``; 1 for a metric without one).
         """
         gap = 0.0 if self.last_ts is None else ts - self.last_ts
-        weight = spread_weight(gap, self.rules.half_life_s)
+        spread = spread_weight(gap, self.rules.half_life_s)
         most = bounded_count(gap)
         self.refused = []
         reading = {k if isinstance(k, SeriesId) else SeriesId(k): n for k, n in new_anomalies.items()}
         self._forget(ts, reading)  # first, so the room they leave takes new series at once
+        spacing = spacing or {}
+        self.weights = {m: self.rules.weight(spacing.get(m)) for m in {s.metric for s in reading}}
         for sid, count in reading.items():
             st = self._admit(sid, ts)
             if st is not None and math.isfinite(count) and count > 0:
-                st.score.add(min(float(count), most) * weight, ts)
+                st.score.add(min(float(count), most) * self.weights[sid.metric] * spread, ts)
         self.last_ts = ts if self.last_ts is None else max(ts, self.last_ts)
         # One pass over the series (thousands of them): hysteresis, each metric's worst score, the troubled.
         values = {m: 0.0 for m in self.known_metrics()}
@@ -522,6 +569,8 @@ class IncidentTracker:
             "clear_threshold": self.rules.clear_threshold,
             "half_life_s": self.rules.half_life_s,
             "sev1_min_metrics": self.rules.sev1_min_metrics,
+            "reference_spacing_s": self.rules.reference_spacing_s,
+            "max_anomaly_share": self.rules.max_anomaly_share,
             "scores": {m: round(v, 3) for m, v in values.items()},
             "in_trouble": [m for m in self.known_metrics() if m in self.in_trouble],
             "series_tracked": len(self.series),

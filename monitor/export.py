@@ -191,6 +191,12 @@ class MonitorMetrics:
             m,
             registry=r,
         )
+        self.spacing = Gauge(
+            "streamwatch_monitor_sample_interval_seconds",
+            "Median seconds between a series' consecutive points in the query's last cycle with two.",
+            m,
+            registry=r,
+        )
         self.save_errors = Counter(
             "streamwatch_monitor_save_errors",
             "Failed writes of the monitor's files (file: snapshot); it runs on from memory.",
@@ -249,6 +255,8 @@ class MonitorMetrics:
             self.mae.labels(name).set(report.mae)
         if not math.isnan(report.mape):
             self.mape.labels(name).set(report.mape)
+        if not math.isnan(report.spacing):  # what one point stands for (the incident detector's weight)
+            self.spacing.labels(name).set(report.spacing)
         self.health.succeeded(now, (name,))
 
     def record_error(self, query: str) -> None:

@@ -86,6 +86,22 @@ def layout(r: np.ndarray, ts: np.ndarray, xs: np.ndarray, rows: int) -> tuple[np
     return x, t
 
 
+def sample_spacing(t: np.ndarray, before: np.ndarray) -> float:
+    """The median of the gaps between each series' consecutive points in ``t`` (``(rows, T)``, NaN: no
+    point), counting from ``before`` (each row's newest point already seen); NaN when there is none. What
+    one scored point of the query stands for, in seconds: the incident detector weighs anomalies by it.
+
+    >>> t = np.array([[30.0, 45.0], [np.nan, np.nan], [30.0, np.nan]])
+    >>> sample_spacing(t, np.array([15.0, 10.0, -np.inf]))
+    15.0
+    """
+    if not t.size:
+        return math.nan
+    gaps = np.diff(np.concatenate([before[: t.shape[0], None], t], axis=1), axis=1)
+    gaps = gaps[np.isfinite(gaps) & (gaps > 0)]
+    return float(np.median(gaps)) if gaps.size else math.nan
+
+
 @dataclass
 class CycleReport:
     """What one cycle did to one query's series."""
@@ -97,6 +113,7 @@ class CycleReport:
     dropped: int = 0
     nonfinite: int = 0
     max_score: float = 0.0  # 0.0 for an empty cycle
+    spacing: float = math.nan  # median seconds between a series' consecutive points (NaN: none seen)
     # Absolute errors of the finite points with an expected value, and their ratios to non-zero actuals.
     error_sum: float = 0.0
     error_n: int = 0
@@ -129,6 +146,8 @@ class CycleReport:
         self.error_sum += other.error_sum
         self.ratio_sum += other.ratio_sum
         self.max_score = max(self.max_score, other.max_score)
+        if math.isnan(self.spacing):
+            self.spacing = other.spacing
 
 
 class QueryWatch:
@@ -187,6 +206,7 @@ class QueryWatch:
         r, ts, xs = srow[keep], read.ts[keep], read.values[keep]
         report.nonfinite = int(np.count_nonzero(np.isnan(xs) | np.isinf(xs)))
         x, t = self._matrix(r, ts, xs)
+        report.spacing = sample_spacing(t, c["trained_until"])
         c["seen"][r] = True
         scores = self.detector.update(x, t)
         if self.observer is not None:

@@ -352,6 +352,7 @@ def test_exported_metrics_are_the_contract_names_and_pass_promtool(start_prometh
         "streamwatch_monitor_samples_skipped_total",
         "streamwatch_monitor_mae",
         "streamwatch_monitor_mape_ratio",
+        "streamwatch_monitor_sample_interval_seconds",
         "streamwatch_monitor_anomaly_score",
         "streamwatch_monitor_last_success_timestamp_seconds",
         "streamwatch_monitor_prometheus_errors_total",
