@@ -18,7 +18,7 @@ import numpy as np
 from streamwatch.errors import DataError
 from streamwatch.files import read_text
 from streamwatch.promapi import FormatError, parse_response
-from streamwatch.series import Series
+from streamwatch.series import Series, label_text
 
 DEFAULT_MIN_POINTS = 20
 # Sized so the fit fits in memory: Prophet's fit peaked at 0.3 GiB for 100,000 points, 0.7 GiB for
@@ -131,8 +131,7 @@ def _parse_json(p: Path, text: str) -> Series:
 
 
 def _describe(s: Series) -> str:
-    inner = ",".join(f'{k}="{v}"' for k, v in s.labels.items() if k != "__name__")
-    return f"{s.name or ''}{{{inner}}}"
+    return f"{s.name or ''}{{{label_text(s.key, drop=('__name__',))}}}"
 
 
 def _parse_csv(p: Path, text: str, max_points: int = DEFAULT_MAX_POINTS) -> Series:

@@ -17,6 +17,7 @@ import numpy as np
 
 from monitor.config import MAX_RANGE_POINTS, QueryConfig
 from streamwatch.promapi import Columns, PrometheusClient
+from streamwatch.series import SeriesKey
 
 # `name`, `name{...}` or `{...}`: read as raw samples; anything else is evaluated with query_range.
 SELECTOR = re.compile(r"^\s*(?:[a-zA-Z_:][a-zA-Z0-9_:]*\s*)?(?:\{[^{}\[\]()]*\})?\s*$")
@@ -33,14 +34,13 @@ def concat(parts: list[Columns]) -> Columns:
     """Pages of one query, joined per series in time order (a series may be missing from some pages)."""
     if len(parts) == 1:
         return parts[0]
-    order: dict[tuple[tuple[str, str], ...], int] = {}
+    order: dict[SeriesKey, int] = {}
     labels: list[dict[str, str]] = []
     ts_runs: list[list[np.ndarray]] = []
     vs_runs: list[list[np.ndarray]] = []
     for part in parts:
         edges = part.starts.tolist()
-        for i, lab in enumerate(part.labels):
-            key = tuple(sorted(lab.items()))
+        for i, (lab, key) in enumerate(zip(part.labels, part.keys, strict=True)):
             j = order.setdefault(key, len(labels))
             if j == len(labels):
                 labels.append(lab)
