@@ -20,8 +20,8 @@ from simulator.config import default_metrics
 
 T0 = 1_767_225_600.0
 # NAB standard profile on the shared part, on alarm onsets (quiet 200 rows): docs/adaptive-detector.md.
-NAB_SWEPT = 65.7
-NAB_CV_MEAN = 77.7
+NAB_SWEPT = 71.0
+NAB_CV_MEAN = 77.8
 
 
 def nab_root() -> Path | None:

@@ -19,9 +19,10 @@ learns that the series repeats, the deviation stays measured by the step and day
 
 Three more signals on the same scale, the score being the largest:
 
-- **new range** (Numenta's "spatial anomaly"): how far the value lies beyond the range seen so far, in units
-  of ``range_margin + range_spacing / n`` of that range: the range of few points understates the series'
-  (the next extreme of ``n`` points lies about ``width / n`` beyond them), so the margin starts wide;
+- **new range** (Numenta's "spatial anomaly"): how far the value lies beyond the range seen so far, and
+  beyond the range seen near this time of day, in units of ``range_margin + range_spacing / n`` of the
+  range: the range of few points understates the series' (the next extreme of ``n`` points lies about
+  ``width / n`` beyond them), so the margin starts wide;
 - **the week's shape**: a profile of ``shape_days`` periods; its surprise over ``season_margin`` times its
   own fading peak, once the whole shape has been seen (a holiday, a daily jump that did not happen);
 - **the state**: how far the series stays from its usual course. The *course* is the profile (the short
@@ -38,14 +39,16 @@ reference is raised by ``log(memory) / log(n)`` until ``n`` reaches ``memory``.
 **Nothing is learnt uncapped from an anomalous point** (score > 1): its errors enter the scales up to
 ``CAP`` band half-widths, the day and week profiles learn the value clipped into the band, the references
 learn its surprise capped at the threshold it crossed (so a burst that recurs is learnt in a few repeats,
-an isolated one barely), the typical magnitude skips it, and the range widens by at most ``range_margin``
-of itself per point (a series that has moved for good is learnt within tens of points; an absurd value,
-even 1e308, leaves every statistic finite). The short period's profile is the course a shift is measured
-from, so it is stricter: while the score is above 1 or the state is not 0, it moves at most one scale per
-visit and its scale does not grow, so a ten-minute shift of a 2 s series stays visible while it lasts and
-a lasting change is learnt over tens of periods. The detector never goes quiet after an alarm; grouping
-alarms into incidents is the caller's (the incident detector; NAB's onset scoring in
-``monitor.evaluation.onsets``).
+an isolated one barely), the typical magnitude skips it, the range widens by at most ``range_margin`` of
+itself per point and the range near this time of day half-way (at most by the range's width): a series
+that has moved for good is learnt within tens of points, a daily spike in a few days, and an absurd
+value, even 1e308, leaves every statistic finite. The courses a departure is measured from are stricter
+while the state is not 0: the short period's profile (and the day's, while the point itself is not
+anomalous) moves by at most one scale, or a tenth of the distance, per visit, and its scale grows as
+little, so a ten-minute shift of a 2 s series or a failure building over hours stays visible, and a
+lasting change is learnt over tens of periods (or sooner by the week's profile, which learns as before).
+The detector never goes quiet after an alarm; grouping alarms into incidents is the caller's (the incident
+detector; NAB's onset scoring in ``monitor.evaluation.onsets``).
 
 The band is the chosen point model's prediction +/- the threshold times its scale. A spike and the step
 back from it are flagged, nothing else:
@@ -351,9 +354,17 @@ class Adaptive(Detector):
         e = np.where(anom, np.minimum(step_err, CAP * thr * sc), step_err)
         np.copyto(st["step_scale"], st["step_scale"] + _weight(n) * (e - st["step_scale"]), where=ok & has)
         # The profiles. The day's and the week's learn an anomalous value clipped into the band, its error
-        # capped at CAP bands; the short period's, the course a shift is measured from, at most one scale.
+        # capped at CAP bands. The courses the state is measured from learn slowly while it is not 0 (one
+        # scale, or a tenth of the distance, per visit; the scale grows as little), so a departure stays
+        # visible while it builds: the short period's always, the day's while the point is not anomalous
+        # (it is also the day model, which must follow an anomalous point into its band). The week's sees a
+        # bin once a week: learning that slowly it would take months to follow a change.
+        strict = away & ~anom
+        day_cap = np.where(strict, 1.0, CAP * thr)
+        day_clip = np.where(strict, 1.0, thr)
+        day_least = np.where(strict, 1 / CAP, 0.0)
         for name, count, scl, where, col, pred, off, cap, clip, least in (
-            ("day", "day_n", "day_scale", ok, b, own, anom, CAP * thr, thr, 0.0),
+            ("day", "day_n", "day_scale", ok, b, own, away, day_cap, day_clip, day_least),
             ("week", "week_n", "week_scale", ok, wb, wpred, anom, CAP * thr, thr, 0.0),
             ("pprof", "p_n", "p_scale", ok & (st["period"] > 0), phase, ppred, away, 1.0, 1.0, 1 / CAP),
         ):
@@ -411,7 +422,7 @@ class Adaptive(Detector):
         floor: np.ndarray,
         cap: np.ndarray | float,
         clip: np.ndarray | float,
-        least: float = 0.0,
+        least: np.ndarray | float = 0.0,
     ) -> None:
         """One per-bin profile's mean and scale. Where ``capped``, the error enters the scale up to ``cap``
         scales and the value moves the bin clipped to ``clip`` scales, both keeping at least ``least`` of
