@@ -1,208 +1,193 @@
-"""``python -m bench.detectors``: points per second and memory of every detector, with library references.
+"""``python -m bench.detectors``: what every detector costs the many-series monitor, and per series.
 
-For each detector: streaming (``update_one``, one value at a time, pure Python) on ``--stream-n`` points
-and vectorised (``update_many`` over the whole array) on ``--n`` points, one million each by default
-(``--n 100000 --stream-n 100000`` for a quick run), and the memory one instance holds after warming up
-(tracemalloc); the seasonal baseline's fit time on 1 h, 6 h and 24 h of 2 s data. Beside them: the
-Prophet monitor's band (``monitor.detectors.prophet``) fitted on an hour of simulator data, with the
-memory of one instance (its band grid and the fitted model it predicts with), and the same moving
-statistics computed by river (streaming) and pandas (vectorised) as the
-reference, with the largest difference from ours. Speed is measured here, never asserted in tests.
+For each detector (``--detectors``, default all; Prophet's band and its normalised form included):
+
+- **cycle**: a query of ``--series`` series (default 10,000 and 100,000) held as rows of one columnar
+  detector, every row past its warm-up, scores ``--points`` new points per series (default 15: a 30 s
+  cycle of 2 s scrapes) in one ``update`` call; the median and worst of ``--cycles`` cycles (default 5).
+  The rows are made by warming up ``WARM_ROWS`` series on their history and copying them (``take``),
+  so a 100,000-row detector is ready in seconds; the data are the simulator's kind of wave (a triangle
+  of period 100 s, every series in its own phase and level, with spikes). Detectors that keep one
+  Python object per series (``registry.PER_SERIES``) are measured at ``PER_SERIES_MAX`` series at most.
+- **memory per series**: the bytes of state arrays per row (the whole state, divided by the rows); for
+  a per-series object, what one warmed-up instance holds (tracemalloc).
+- **one series**: points per second of ``update_many`` on one long series (``--one-n`` points, the
+  evaluation's path) and of ``update_one`` point by point (``--stream-n`` points).
+- **warm-up**: what ending its warm-up costs a series where that is more than learning a point (the
+  seasonal baseline finds its period then), per series.
+
+The load average (``/proc/loadavg``) is printed before and after: the machine is shared, and the figures
+mean little without it. Speed is measured here, never asserted in tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 
-from monitor.detectors.registry import DETECTORS, create
+from monitor.detectors import registry
+from monitor.detectors.base import Detector, PerSeries
+from monitor.detectors.normalise import Normalised
+from monitor.detectors.prophet import PROFILE_POINTS, Profile, ProfileBand
 
-Row = tuple[str, str, int, float, str]
-# Streaming points for detectors too slow for a million: the Isolation Forest asks scikit-learn about each
-# point alone (about a millisecond a call); its vectorised path is measured on the full --n.
-STREAM_CAP = {"iforest": 1000}
-
-
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    gc.collect()
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
+STEP_S = 2.0
+PERIOD_S = 100.0
+WARM_ROWS = 200  # series warmed up on their history, then copied to fill a query
+PER_SERIES_MAX = 10_000  # one Python call per series per cycle: more takes minutes a cycle
+DEFAULT_SERIES = (10_000, 100_000)
+Factory = Callable[[int], Detector]
 
 
-def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def load() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def wave(rows: int, t: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(rows, T) values: a triangle wave per row (own phase, level and noise), with spikes now and then."""
     rng = np.random.default_rng(seed)
-    ts = 1.7e9 + 2.0 * np.arange(n)
-    xs = 250 + 100 * np.sin(ts / 100.0) + rng.normal(0, 10, n)
-    xs[rng.choice(n, n // 1000, replace=False)] += 200
-    return xs, ts
+    phase = rng.uniform(0, PERIOD_S, rows)[:, None]
+    level = rng.uniform(100, 1000, rows)[:, None]
+    tri = 2 * np.abs(((t[None, :] + phase) / PERIOD_S) % 1.0 - 0.5)  # 0 .. 1
+    x = level * (0.5 + tri) + rng.normal(0, 0.02, (rows, t.size)) * level
+    spikes = rng.random(x.shape) < 0.001
+    return np.where(spikes, x * 3, x)
 
 
-def memory_of(name: str, xs: np.ndarray, ts: np.ndarray) -> int:
-    """Bytes one warmed-up instance keeps (its state after 5,000 values)."""
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    d = create(name)
-    if name in STREAM_CAP:  # the same state, reached without a slow point-by-point loop
-        d.update_many(xs[:5000], ts[:5000])
-    else:
-        for x, t in zip(xs[:5000].tolist(), ts[:5000].tolist(), strict=True):
-            d.update_one(x, t)
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    del d
-    return after - before
+def profile_band(normalise: bool = False) -> Factory:
+    """Prophet's band with a fitted profile in every row (no fit here: what scoring costs)."""
+    grid = np.arange(PROFILE_POINTS) * (PERIOD_S / PROFILE_POINTS)
+    profile = Profile(PERIOD_S, 0.0, 550 + 450 * 2 * np.abs(grid / PERIOD_S - 0.5), 40.0, step=STEP_S)
+
+    def make(rows: int) -> Detector:
+        d = ProfileBand.of(profile, rows=rows)
+        return Normalised(d) if normalise else d
+
+    return make
 
 
-def bench_ours(n: int, stream_n: int) -> list[Row]:
-    xs, ts = data(max(n, stream_n))
-    rows: list[Row] = []
-    for name in DETECTORS:
-        d = create(name)
-        m = min(stream_n, STREAM_CAP.get(name, stream_n))
-        sx, st = xs[:m].tolist(), ts[:m].tolist()
-        secs, _ = timed(lambda d=d, sx=sx, st=st: [d.update_one(x, t) for x, t in zip(sx, st, strict=True)])
-        rows.append((name, "streaming update_one", m, secs, f"{memory_of(name, xs, ts) / 1024:.1f} KiB"))
-        secs, _ = timed(lambda name=name: create(name).update_many(xs[:n], ts[:n]))
-        rows.append((name, "vectorised update_many", n, secs, ""))
-    return rows
+def factories(names: Sequence[str]) -> dict[str, Factory]:
+    out: dict[str, Factory] = {}
+    for name in names:
+        if name == "prophet":
+            out[name] = profile_band()
+        elif name == "prophet normalised":
+            out[name] = profile_band(normalise=True)
+        else:
+            out[name] = lambda rows, name=name: registry.create(name, {}, rows)
+    return out
 
 
-def bench_prophet(n: int, stream_n: int) -> list[Row]:
-    try:
-        from monitor.detectors.prophet import ProphetBandDetector
-        from monitor.forecast import fit
-        from simulator import wave
-        from simulator.config import default_metrics
-    except ImportError as exc:  # the monitor's Prophet band is another package's part
-        return [("prophet", f"unavailable: {exc}", 0, float("nan"), "")]
-    spec = default_metrics()[0]
-    train_ts = 1.7e9 + 2.0 * np.arange(1800)
-    train_vs = wave.values(spec, train_ts)
-    fitted = fit(train_ts, train_vs, 100.0, 2.0)  # timed without tracemalloc, and Prophet is imported
-    # What one instance holds, as the monitor keeps it: the fitted model plus the band grid (its 6 h
-    # default horizon), after scoring 5,000 values.
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    held = ProphetBandDetector(
-        fit(train_ts, train_vs, 100.0, 2.0).band(float(train_ts[-1]), 6 * 3600.0), 100.0
-    )
-    for i in range(5000):
-        held.update_one(250.0, float(train_ts[-1]) + 2.0 * (i + 1))
-    gc.collect()
-    memory = f"{(tracemalloc.get_traced_memory()[0] - before) / 1024:.1f} KiB (model + 6 h grid)"
-    tracemalloc.stop()
-    del held
-    total = max(n, stream_n)
-    ts = train_ts[-1] + 2.0 * np.arange(1, total + 1)
-    xs = np.full(total, 250.0)
-    band = fitted.band(float(ts[0]), float(ts[-1] - ts[0]) + 2.0)  # the grid is predicted once, up front
-    d = ProphetBandDetector(band, 100.0, fitted.fit_seconds)
-    rows: list[Row] = [("prophet", "fit on 1 h (1,800 points)", 1800, fitted.fit_seconds, "")]
-    sx, st = xs[:stream_n].tolist(), ts[:stream_n].tolist()
-    secs, _ = timed(lambda: [d.update_one(x, t) for x, t in zip(sx, st, strict=True)])
-    rows.append(("prophet", "streaming update_one (band lookup)", stream_n, secs, memory))
-    secs, _ = timed(lambda: d.update_many(xs[:n], ts[:n]))
-    rows.append(("prophet", "vectorised update_many (band lookup)", n, secs, ""))
-    return rows
+def warmed(make: Factory, rows: int) -> tuple[Detector, float, float]:
+    """A detector of ``rows`` series past their warm-up, the time the history's columns took per warmed
+    series (seconds), and the time the cycle after it would start at."""
+    proto = make(1)
+    history = max(proto.warmup, 1) + 2 * round(PERIOD_S / STEP_S) + 10
+    n = min(rows, WARM_ROWS)
+    t = STEP_S * np.arange(history)
+    d = make(n)
+    began = time.perf_counter()
+    d.update(wave(n, t), np.broadcast_to(t, (n, history)))
+    per_series = (time.perf_counter() - began) / n
+    if rows > n:
+        d = d.take(np.arange(rows) % n)
+    return d, per_series, float(t[-1]) + STEP_S
 
 
-def bench_seasonal_fit() -> list[Row]:
-    """``monitor.seasonal.fit`` on 1 h, 6 h and 24 h of the simulator's consumption wave at 2 s, with the
-    period given and with it found by ``monitor.seasonal.find_period`` (the best of three runs each)."""
-    from monitor import seasonal
-    from simulator import wave
-    from simulator.config import default_metrics
-
-    spec = default_metrics()[0]
-    rows: list[Row] = []
-    for hours in (1, 6, 24):
-        ts = 1.7e9 + 2.0 * np.arange(hours * 1800)
-        vs = wave.values(spec, ts)
-        given = min(
-            timed(lambda ts=ts, vs=vs: seasonal.fit(ts, vs, wave.period_s(spec)))[0] for _ in range(3)
-        )
-        rows.append(("seasonal", f"fit on {hours} h, period given", ts.size, given, f"{given:.3f} s"))
-        found = min(
-            timed(lambda ts=ts, vs=vs: seasonal.fit(ts, vs, seasonal.find_period(ts, vs)))[0]
-            for _ in range(3)
-        )
-        rows.append(("seasonal", f"fit on {hours} h, period found", ts.size, found, f"{found:.3f} s"))
-    return rows
+def state_bytes(d: Detector) -> float:
+    """Bytes per series: the state arrays' (columnar), or one warmed-up member object's (per series)."""
+    if isinstance(d, PerSeries):
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        one = d.take([0])
+        gc.collect()
+        size = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        del one
+        return float(size)
+    return sum(v.nbytes for v in d.state.values()) / max(d.rows, 1)
 
 
-def bench_reference(n: int, stream_n: int) -> list[Row]:
-    from river import stats, utils
+def bench_cycles(name: str, make: Factory, rows: int, points: int, cycles: int) -> dict[str, object]:
+    d, warm_s, t0 = warmed(make, rows)
+    times = []
+    for c in range(cycles):
+        t = t0 + STEP_S * (np.arange(points) + c * points)
+        x = wave(rows, t, seed=c + 1)
+        tt = np.broadcast_to(t, x.shape)
+        gc.collect()
+        began = time.perf_counter()
+        d.update(x, tt)
+        times.append(time.perf_counter() - began)
+    return {
+        "name": name,
+        "rows": rows,
+        "median_ms": 1e3 * statistics.median(times),
+        "worst_ms": 1e3 * max(times),
+        "bytes": state_bytes(d),
+        "warm_s": warm_s,
+    }
 
-    xs, ts = data(max(n, stream_n))
-    sx = xs[:stream_n].tolist()
-    xs, ts = xs[:n], ts[:n]
-    rows: list[Row] = []
-    s = pd.Series(xs)
-    sma_ours = create("sma").update_many(xs, ts)
-    secs, roll = timed(lambda: (s.rolling(10).mean(), s.rolling(10).std()))
-    mean, _std = roll  # type: ignore[misc]
-    ours_mean = sma_ours.expected[10:]
-    diff = float(np.nanmax(np.abs(ours_mean - mean.to_numpy()[9:-1])))
-    rows.append(("pandas", "rolling(10) mean + std", n, secs, f"max |diff| vs sma {diff:.1e}"))
-    secs, q = timed(lambda: s.rolling(50).quantile(0.5))
-    iqr_ours = create("iqr").update_many(xs, ts)
-    diff = float(np.nanmax(np.abs(iqr_ours.expected[50:] - q.to_numpy()[49:-1])))  # type: ignore[union-attr]
-    rows.append(("pandas", "rolling(50) median", n, secs, f"max |diff| vs iqr {diff:.1e}"))
-    secs, _ = timed(lambda: (s.rolling(50).quantile(0.25), s.rolling(50).quantile(0.75)))
-    rows.append(("pandas", "rolling(50) quartiles 0.25 + 0.75", n, secs, ""))
-    secs, _ = timed(lambda: (s.ewm(alpha=0.1, adjust=False).mean(), s.ewm(alpha=0.1, adjust=False).var()))
-    rows.append(("pandas", "ewm(alpha=0.1) mean + var", n, secs, ""))
 
-    def river_sma() -> None:
-        m, v = utils.Rolling(stats.Mean, window_size=10), utils.Rolling(stats.Var, window_size=10)
-        for x in sx:
-            m.get()
-            v.get()
-            m.update(x)
-            v.update(x)
+def bench_one(make: Factory, one_n: int, stream_n: int) -> tuple[float, float]:
+    """Points per second of ``update_many`` on one series of ``one_n`` points and of ``update_one``."""
+    t = STEP_S * np.arange(max(one_n, stream_n))
+    x = wave(1, t)[0]
+    d = make(1)
+    began = time.perf_counter()
+    d.update_many(x[:one_n], t[:one_n])
+    many = one_n / (time.perf_counter() - began)
+    d = make(1)
+    xs, ts = x[:stream_n].tolist(), t[:stream_n].tolist()
+    began = time.perf_counter()
+    for v, u in zip(xs, ts, strict=True):
+        d.update_one(v, u)
+    one = stream_n / (time.perf_counter() - began)
+    return many, one
 
-    def river_ema() -> None:
-        m, v = stats.EWMean(fading_factor=0.1), stats.EWVar(fading_factor=0.1)
-        for x in sx:
-            m.get()
-            v.get()
-            m.update(x)
-            v.update(x)
 
-    def river_iqr() -> None:
-        q = stats.RollingIQR(q_inf=0.25, q_sup=0.75, window_size=50)
-        for x in sx:
-            q.get()
-            q.update(x)
+def bench_seasonal_warmup(rows: int = 1000) -> float:
+    """Seconds per series of the column that ends the seasonal baseline's warm-up (period found, profile
+    replayed), beside the columns before it."""
+    d = registry.create("seasonal", {}, rows)
+    w = d.warmup
+    t = STEP_S * np.arange(w)
+    x = wave(rows, t)
+    d.update(x[:, :-1], np.broadcast_to(t[:-1], (rows, w - 1)))
+    began = time.perf_counter()
+    d.update(x[:, -1], np.full(rows, t[-1]))
+    return (time.perf_counter() - began) / rows
 
-    for label, fn in (
-        ("Rolling(Mean, 10) + Rolling(Var, 10)", river_sma),
-        ("EWMean + EWVar (0.1)", river_ema),
-        ("RollingIQR(50)", river_iqr),
-    ):
-        secs, _ = timed(fn)
-        rows.append(("river", label, stream_n, secs, ""))
-    return rows
+
+def size(n: object) -> str:
+    b = float(n)  # type: ignore[arg-type]
+    return f"{b:,.0f} B" if b < 1024 else f"{b / 1024:,.1f} KiB"
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.detectors", description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1_000_000, help="points for vectorised runs (default 1,000,000)")
     ap.add_argument(
-        "--stream-n",
-        type=int,
-        default=1_000_000,
-        help="points for one-at-a-time runs (default 1,000,000: minutes in all; lower it for a quick run)",
+        "--series",
+        default=",".join(str(s) for s in DEFAULT_SERIES),
+        help="comma-separated query sizes (default 10000,100000)",
+    )
+    ap.add_argument("--points", type=int, default=15, help="new points per series per cycle (default 15)")
+    ap.add_argument("--cycles", type=int, default=5, help="cycles timed per size (default 5)")
+    ap.add_argument(
+        "--one-n", type=int, default=20_000, help="points of the one-series batch (default 20,000)"
+    )
+    ap.add_argument("--stream-n", type=int, default=2_000, help="points fed one at a time (default 2,000)")
+    ap.add_argument(
+        "--detectors",
+        default=",".join([*registry.NAMES, "prophet normalised"]),
+        help="comma-separated detectors (default: all, and Prophet's band normalised)",
     )
     return ap
 
@@ -210,17 +195,50 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
-    if args.n < 10_000 or args.stream_n < 10_000:
-        # The memory figures warm up on 5,000 values and the reference rows skip 50-point warm-ups.
-        ap.error("--n and --stream-n must be at least 10,000")
-    rows = bench_ours(args.n, args.stream_n) + bench_seasonal_fit() + bench_prophet(args.n, args.stream_n)
-    rows += bench_reference(args.n, args.stream_n)
-    print("| detector | path | points | points/s | µs/point | note |\n|---|---|---:|---:|---:|---|")
-    for name, path, n, secs, note in rows:
-        if n and secs == secs and secs > 0:
-            print(f"| {name} | {path} | {n:,} | {n / secs:,.0f} | {1e6 * secs / n:.3f} | {note} |")
-        else:
-            print(f"| {name} | {path} | {n:,} | - | - | {note} |")
+    try:
+        sizes = [int(s) for s in args.series.split(",") if s.strip()]
+    except ValueError:
+        ap.error(f"--series takes comma-separated whole numbers, got {args.series!r}")
+    names = [n.strip() for n in args.detectors.split(",") if n.strip()]
+    known = {*registry.NAMES, "prophet normalised"}
+    if not names or any(n not in known for n in names):
+        ap.error(f"--detectors takes names from {', '.join(sorted(known))}")
+    if (
+        not sizes
+        or min(sizes) < 1
+        or args.points < 1
+        or args.cycles < 1
+        or args.one_n < 1
+        or args.stream_n < 1
+    ):
+        ap.error("--series, --points, --cycles, --one-n and --stream-n must be at least 1")
+    print(f"load average before: {load()}")
+    print(
+        "\n| detector | series | points per cycle | scoring per cycle, median (worst) | per series "
+        "| state per series | one series: update_many / update_one |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, make in factories(names).items():
+        many, one = bench_one(make, args.one_n, args.stream_n)
+        for rows in sizes:
+            per_series = name in registry.PER_SERIES
+            if per_series and rows > PER_SERIES_MAX:
+                skipped = "not measured (one Python call per series)"
+                print(f"| {name} | {rows:,} | {rows * args.points:,} | {skipped} | | | |")
+                continue
+            r = bench_cycles(name, make, rows, args.points, 1 if per_series else args.cycles)
+            cycle = f"{r['median_ms']:,.1f} ms ({r['worst_ms']:,.1f})"
+            per = f"{1e3 * r['median_ms'] / rows:.2f} us"  # type: ignore[operator]
+            print(
+                f"| {name} | {rows:,} | {rows * args.points:,} | {cycle} | {per} "
+                f"| {size(r['bytes'])} | {many:,.0f} / {one:,.0f} points/s |",
+                flush=True,
+            )
+            gc.collect()
+    if "seasonal" in names:
+        cost = 1e3 * bench_seasonal_warmup(min(1000, max(sizes)))
+        print(f"\nseasonal: the column that ends a series' warm-up costs {cost:.1f} ms a series")
+    print(f"\nload average after: {load()}  (profile grid: {PROFILE_POINTS} values)")
     return 0
 
 

@@ -7,29 +7,22 @@ import time
 
 import numpy as np
 
-from monitor.detectors.prophet import ProphetBandDetector
+from monitor.detectors.prophet import Profile, ProfileBand
 from monitor.detectors.scores import Scores
-from monitor.forecast import Band
 
 NORMAL = 50.0  # the flat forecast's level
 TROUBLE = 500.0  # far outside its band
 
 
-def constant_detector(level: float = NORMAL, half_width: float = 10.0) -> ProphetBandDetector:
+def constant_detector(level: float = NORMAL, half_width: float = 10.0) -> ProfileBand:
     """The band detector over a flat forecast: the real lookup and scoring, without a Prophet fit."""
-    start = time.time() - 3600
-
-    def predict(ts: np.ndarray) -> np.ndarray:
-        return np.full(ts.size, level)
-
-    band = Band(start, 1.0, predict(np.arange(2 * 3600)), half_width, predict, horizon=3600.0)
-    return ProphetBandDetector(band, period=60.0)
+    return ProfileBand.of(Profile(0.0, time.time(), np.array([level]), half_width))
 
 
 class Recording:
     """Wraps a detector and keeps every timestamp it scored, to count samples across cycles."""
 
-    def __init__(self, inner: ProphetBandDetector):
+    def __init__(self, inner: ProfileBand):
         self.inner = inner
         self.ts: list[float] = []
         self.values: list[float] = []

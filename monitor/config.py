@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_HORIZON_S, DEFAULT_K
+from monitor.detectors.prophet import DEFAULT_FOURIER_ORDER, DEFAULT_K
 from monitor.loader import DEFAULT_MAX_POINTS, DEFAULT_MIN_POINTS, MAX_TRAIN_POINTS
 from streamwatch import config as swconfig
 from streamwatch.backoff import DEFAULT_MAX_S as DEFAULT_BACKOFF_MAX_S
@@ -144,7 +144,6 @@ class MonitorConfig:
     # None: DEFAULT_MODEL_DIR for the positional form, model_dir_for(config, port) for --config.
     model_dir: Path | None = None
     log_format: Literal["text", "json"] = "text"
-    horizon: float = DEFAULT_HORIZON_S  # seconds of band computed ahead at fit time (and per extension)
     max_catchup: float = 3600.0  # seconds of missed samples fetched after an outage, at most
     backoff_max: float = DEFAULT_BACKOFF_MAX_S  # longest wait between retries while Prometheus is failing
     min_train_points: int = DEFAULT_MIN_POINTS
@@ -154,8 +153,9 @@ class MonitorConfig:
     shard: str | None = None  # "INDEX/COUNT" or "auto/COUNT": watch only this shard's series (monitor.shard)
     snapshot_every: float = 300.0  # seconds between writes of every detector's state (and on SIGTERM)
 
-    # Issue 22: each of interval = 1e12, max_catchup = 1e-9, horizon = 1e12 (a 3.64 TiB band),
-    # fit_workers = 100000 and snapshot_every = 1e-9 was accepted.
+    # Issue 22: each of interval = 1e12, max_catchup = 1e-9, fit_workers = 100000 and
+    # snapshot_every = 1e-9 was accepted (and horizon = 1e12, a 3.64 TiB band: there is no horizon now,
+    # a fitted band is one period's profile).
     RANGES: ClassVar[dict[str, Range]] = {
         "interval": INTERVAL,
         "port": PORT,
@@ -164,7 +164,6 @@ class MonitorConfig:
         "fourier_order": Range(1, 100),
         "retrain_every": Range(1, 31_536_000, "s", off=0),
         "retrain_window": Range(1, 2_592_000, "s"),  # 30 days
-        "horizon": Range(1, 604_800, "s"),  # a week of band ahead
         "max_catchup": Range(1, 86_400, "s"),
         "backoff_max": Range(0.1, 3600, "s"),
         "min_train_points": Range(4, MAX_TRAIN_POINTS),
@@ -180,7 +179,6 @@ class MonitorConfig:
             "interval",
             "k",
             "retrain_window",
-            "horizon",
             "max_catchup",
             "backoff_max",
             "snapshot_every",

@@ -1,4 +1,4 @@
-"""``python -m bench.detectors``: a million points per path by default, and every row it promises.
+"""``python -m bench.detectors``: every detector's cycle cost at the issue's sizes, and every row it promises.
 
 Only the shape of the report is checked here; speed is measured by the benchmark, never asserted.
 """
@@ -7,33 +7,42 @@ from __future__ import annotations
 
 import pytest
 
-from bench.detectors import STREAM_CAP, build_parser, main
-from monitor.detectors.registry import DETECTORS
+from bench import detectors as bench
+from monitor.detectors import registry
 
 
-def test_defaults_are_a_million_points_streaming_and_vectorised() -> None:
-    args = build_parser().parse_args([])
-    assert args.n == args.stream_n == 1_000_000
+def test_defaults_are_the_issues_sizes() -> None:
+    args = bench.build_parser().parse_args([])
+    assert args.series == "10000,100000" and args.points == 15
+    assert set(args.detectors.split(",")) == {*registry.NAMES, "prophet normalised"}
 
 
-def test_short_run_reports_every_detector_and_the_prophet_band_memory(
-    capsys: pytest.CaptureFixture[str],
+def test_short_run_reports_every_detector_size_and_the_load(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert main(["--n", "10000", "--stream-n", "12000"]) == 0
+    monkeypatch.setattr(bench, "PER_SERIES_MAX", 40)  # per-series objects: measured up to a cap
+    argv = ["--series", "30,50", "--cycles", "1", "--one-n", "300", "--stream-n", "20"]
+    assert bench.main([*argv, "--detectors", "sma,seasonal,prophet normalised,iforest"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("load average before: ") and "load average after: " in out
     rows = [
-        [c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()[2:]
+        [c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")
     ]
-    by_path = {(r[0], r[1]): r for r in rows}
-    for name in [*DETECTORS, "prophet"]:
-        prefix = "streaming update_one" if name != "prophet" else "streaming update_one (band lookup)"
-        stream = by_path[(name, prefix)]
-        want = f"{min(12_000, STREAM_CAP.get(name, 12_000)):,}"
-        assert stream[2] == want and stream[5].endswith(("KiB", "KiB (model + 6 h grid)")), stream
-        assert float(stream[5].split()[0]) > 0, stream
-        vectorised = next(r for (n, p), r in by_path.items() if n == name and p.startswith("vectorised"))
-        assert vectorised[2] == "10,000", vectorised
+    by = {(r[0], r[1]): r for r in rows[1:]}
+    for name in ("sma", "seasonal", "prophet normalised", "iforest"):
+        for size in ("30", "50"):
+            r = by[(name, size)]
+            assert r[2] == f"{int(size) * 15:,}", r
+            if name == "iforest" and size == "50":
+                assert r[3].startswith("not measured"), r
+                continue
+            assert r[3].endswith(")") and " ms (" in r[3], r
+            assert r[5].endswith(("B", "KiB")) and float(r[5].split()[0].replace(",", "")) > 0, r
+            assert r[6].endswith("points/s"), r
+    assert "seasonal: the column that ends a series' warm-up costs" in out
 
 
-def test_too_few_points_is_refused() -> None:
-    with pytest.raises(SystemExit):
-        main(["--stream-n", "100"])
+def test_bad_arguments_are_refused() -> None:
+    for argv in (["--series", "ten"], ["--detectors", "nope"], ["--points", "0"]):
+        with pytest.raises(SystemExit):
+            bench.main(argv)

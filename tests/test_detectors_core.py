@@ -7,21 +7,20 @@ import math
 import numpy as np
 import pytest
 
-from monitor.detectors.base import SeriesDetector
+from monitor.detectors.base import Detector
 from monitor.detectors.ema import EMAParams, EMAZScore
 from monitor.detectors.ensemble import Ensemble, EnsembleParams, combine
 from monitor.detectors.iqr import IQRParams, RollingIQR
 from monitor.detectors.options import DetectorOptions
-from monitor.detectors.prophet import ProphetBandDetector
+from monitor.detectors.prophet import PROFILE_POINTS, Profile, ProfileBand
 from monitor.detectors.registry import DETECTORS, create, from_cli
 from monitor.detectors.scores import Direction
 from monitor.detectors.sma import SMAParams, SMAZScore
 from monitor.detectors.trend import TrendDetector, TrendParams
-from monitor.forecast import Band
 from streamwatch.errors import ConfigError
 
 
-def feed(d: SeriesDetector, xs: list[float]) -> None:
+def feed(d: Detector, xs: list[float]) -> None:
     for i, x in enumerate(xs):
         d.update_one(x, float(i))
 
@@ -194,28 +193,27 @@ def test_build_learns_the_training_data() -> None:
 
 def flat_band_detector(
     level: float, half_width: float, direction: Direction = "both", min_deviation: float = 0.0
-) -> ProphetBandDetector:
+) -> ProfileBand:
     """The Prophet band detector over a flat forecast: its real lookup and scoring, without a fit."""
-
-    def predict(ts: np.ndarray) -> np.ndarray:
-        return np.full(ts.size, level)
-
-    band = Band(0.0, 1.0, predict(np.arange(400)), half_width, predict, horizon=100.0)
-    return ProphetBandDetector(band, 60.0, options=DetectorOptions(direction, min_deviation))
+    profile = Profile(0.0, 0.0, np.array([level]), half_width)
+    return ProfileBand.of(profile, DetectorOptions(direction, min_deviation))
 
 
 def test_prophet_band_at_is_the_band_update_many_scores_against() -> None:
-    def predict(ts: np.ndarray) -> np.ndarray:
-        return 100.0 + 10.0 * np.sin(np.asarray(ts) / 7.0)
-
-    band = Band(0.0, 2.0, predict(2.0 * np.arange(200)), 3.0, predict, horizon=100.0)
-    d = ProphetBandDetector(band, 60.0)
-    ts = np.array([0.0, 1.0, 2.0, 3.9, 100.0, 101.5, 397.0])
-    scores = d.update_many(np.zeros(ts.size), ts)
+    grid = np.arange(PROFILE_POINTS) * (60.0 / PROFILE_POINTS)  # a 60 s period, sampled every 2 s
+    profile = Profile(60.0, 0.0, 100.0 + 10.0 * np.sin(grid / 7.0), 3.0, step=2.0)
+    d = ProfileBand.of(profile, rows=2)
+    ts = np.array([0.0, 1.0, 2.0, 3.9, 100.0, 101.5, 397.0, -5.0])
+    scores = d.take([0]).update_many(np.zeros(ts.size), ts)
     for i, t in enumerate(ts):
-        assert d.band_at(float(t)) == (scores.lower[i], scores.expected[i], scores.upper[i]), t
-    assert d.band_at(-5.0) is None  # outside the grid: band_at never predicts
-    assert d.band_at(band.end + 10.0) is None
+        expected, lower, upper = d.band_at(np.full(2, t))  # one value per row
+        assert (lower[1], expected[1], upper[1]) == (scores.lower[i], scores.expected[i], scores.upper[i]), t
+    # Held at the training step's sample at or before each time, every period on: 3.9 s is 2 s.
+    assert scores.expected[3] == profile.expected(np.array([2.0]))[0] == scores.expected[2]
+    assert scores.expected[6] == pytest.approx(profile.expected(np.array([36.0]))[0])
+    d.resize(3)  # a row without a profile yet has no band, and scores 0
+    assert np.isnan(d.band_at(np.zeros(3))[0][2]) and d.warming().tolist() == [False, False, True]
+    assert d.update(np.full(3, 500.0), np.zeros(3)).score.tolist()[2] == 0.0
 
 
 def test_prophet_band_direction_keeps_one_side() -> None:

@@ -10,26 +10,19 @@ import numpy as np
 import pytest
 
 from monitor.detectors import registry
-from monitor.detectors.base import PerSeries
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.normalise import Normalised, NormaliseParams
-from monitor.detectors.options import DetectorOptions
-from monitor.detectors.prophet import ProphetBandDetector
+from monitor.detectors.prophet import Profile, ProfileBand
 from monitor.evaluate import evaluate
 from monitor.evaluation.table import NAB_DIR
-from monitor.forecast import Band
 from monitor.prophet_profile import fit_profile
 from simulator import wave
 from simulator.config import default_metrics
 
 
-def flat_band(level: float = 100.0, n: int = 1000) -> ProphetBandDetector:
+def flat_band(level: float = 100.0) -> ProfileBand:
     """A fitted band that always expects ``level`` (+/- 1), as a Prophet band on a flat series would."""
-
-    def predict(ts: np.ndarray) -> np.ndarray:
-        return np.full(np.size(ts), level)
-
-    return ProphetBandDetector(Band(0.0, 1.0, predict(np.arange(n)), 1.0, predict), period=60.0)
+    return ProfileBand.of(Profile(0.0, 0.0, np.array([level]), 1.0))
 
 
 def test_hand_computed_median_iqr_and_peak() -> None:
@@ -85,14 +78,14 @@ def test_streaming_and_vectorised_agree(params: NormaliseParams) -> None:
     xs = 100.0 + np.cumsum(rng.normal(0, 1, n)) * 0.1 + rng.standard_t(3, n)
     xs[rng.choice(n, 15, replace=False)] += 40.0
     xs[1500:1510] = 100.0  # a flat run: zero spread must agree too
-    whole = Normalised(flat_band(n=n), params).update_many(xs, ts)
-    one = Normalised(flat_band(n=n), params)
+    whole = Normalised(flat_band(), params).update_many(xs, ts)
+    one = Normalised(flat_band(), params)
     each = [one.update_one(float(x), float(t)) for x, t in zip(xs, ts, strict=True)]
     assert np.allclose([e.score for e in each], whole.score, rtol=1e-9, atol=1e-12)
     assert np.allclose([e.upper for e in each], whole.upper, rtol=1e-9, equal_nan=True)
     assert whole.anomalous.sum() > 0  # the case exercises alarms and quiet periods
     # Batches split anywhere give the same results as one batch.
-    split = Normalised(flat_band(n=n), params)
+    split = Normalised(flat_band(), params)
     parts = [split.update_many(xs[a:b], ts[a:b]).score for a, b in ((0, 77), (77, 1505), (1505, n))]
     assert np.allclose(np.concatenate(parts), whole.score, rtol=1e-9, atol=1e-12)
 
@@ -102,7 +95,7 @@ def test_bad_parameters_are_refused() -> None:
         NormaliseParams(window=2)
     with pytest.raises(ValueError, match="quiet"):
         NormaliseParams(quiet=-1)
-    assert Normalised(flat_band()).p == DetectorOptions()
+    assert Normalised(flat_band()).p == ProfileBand.Params()
 
 
 @pytest.mark.skipif(not (NAB_DIR / "data").is_dir(), reason="the shared NAB part is not beside the checkout")
@@ -117,20 +110,20 @@ def test_prophet_band_normalised_scores_on_nab(tmp_path: Path) -> None:
 
 
 def test_prophet_normalise_is_applied_where_the_band_is_built() -> None:
-    """The registry's build (the monitor's path) and the evaluation both go through ProphetBandDetector.fit,
-    so ``normalise=true`` wraps the band there; a refit with the parameters it reports keeps both."""
+    """Both ways a band is fitted, ProfileBand.fit (the evaluation, registry.build) and a worker's profile
+    made a series' model (the monitor), wrap it when ``normalise=true``; columnar either way."""
     spec = default_metrics()[0]
     ts = 1_767_225_600.0 + 2.0 * np.arange(1800)
     vs = wave.values(spec, ts, seed=0)
     d = registry.build("prophet", {"normalise": "true", "period": "100"}, ts, vs)
-    assert isinstance(d, Normalised) and isinstance(d.inner, ProphetBandDetector)
+    assert isinstance(d, Normalised) and isinstance(d.inner, ProfileBand)
     assert d.fit_seconds is not None and d.fit_seconds > 0
-    # The monitor's path (a fitted profile made a series' model) honours it too.
+    assert d.p.period == 100.0 and d.p.normalise  # what a refit with the detector's parameters keeps
     profile = fit_profile(ts, vs, registry.make_params("prophet", {"period": "100"}))
-    wrapped = registry.from_profile("prophet", {"normalise": "true"}, profile)
-    assert isinstance(wrapped, PerSeries) and isinstance(wrapped.members[0], Normalised)
+    wrapped = registry.from_profile("prophet", {"normalise": "true"}, profile, rows=3)
+    assert isinstance(wrapped, Normalised) and isinstance(wrapped.inner, ProfileBand) and wrapped.rows == 3
     plain = registry.build("prophet", {"period": "100"}, ts, vs)
-    assert isinstance(plain, ProphetBandDetector)
+    assert isinstance(plain, ProfileBand)
     # The wrapper scores without learning too, as the monitor's retrain asks of every detector.
     live = ts[-1] + 2.0 * np.arange(1, 201)
     s = d.update_many(wave.values(spec, live, seed=0), live)

@@ -1,4 +1,4 @@
-"""Period detection, the Prophet band grid, the model store and calibration."""
+"""Period detection, the Prophet band's profile, the model store and calibration."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from harness.waves import CONSUMPTION, PRICE, WAVES, grid
 from monitor import forecast, modelstore
 from monitor.config import MonitorConfig
 from monitor.detectors import registry
-from monitor.detectors.base import SeriesDetector
-from monitor.detectors.prophet import ModelStore, ProphetBandDetector, ProphetParams
-from monitor.forecast import Band
+from monitor.detectors.base import Detector
+from monitor.detectors.prophet import ModelStore, Profile, ProfileBand, ProphetParams, profile_of
 from monitor.period import NoSeasonError, PeriodError, detect_period, find_season, sampling_step
 from simulator import wave
 from simulator.config import default_metrics
@@ -90,74 +89,28 @@ def test_less_than_two_periods_is_refused():
 # --- band --------------------------------------------------------------------------------------------
 
 
-class CountingPredictor:
-    """A seasonal forecast as a plain function, counting how many points it was asked for."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.points = 0
-
-    def __call__(self, ts: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        self.points += ts.size
-        return np.sin(2 * np.pi * ts / 100.0) * 10 + 50
-
-
-def make_band(horizon: float = 600.0) -> tuple[Band, CountingPredictor]:
-    pred = CountingPredictor()
-    g = START + 2.0 * np.arange(int(horizon / 2) + 1)
-    return Band(START, 2.0, pred(g), 3.0, pred, horizon=horizon), pred
+def test_profile_lookup_takes_the_grid_value_at_or_before_each_sample_every_period():
+    values = np.sin(2 * np.pi * np.arange(512) / 512) * 10 + 50  # a 100 s period, sampled every 2 s
+    profile = Profile(100.0, START, values, 3.0, step=2.0)
+    d = ProfileBand.of(profile)
+    ts = np.array([START, START + 1.9, START + 2.0, START + 3.0, START + 1.995, START + 1e6 + 4.0])
+    s = d.update_many(np.zeros(ts.size), ts)
+    # Held at the training grid's sample at or before (within 1% of a step: the next), a million s on too.
+    want = profile.expected(START + np.array([0.0, 0.0, 2.0, 2.0, 2.0, 4.0]))
+    np.testing.assert_allclose(s.expected, want)
+    np.testing.assert_allclose(s.upper - s.expected, 3.0)
+    np.testing.assert_allclose(profile.expected(ts), want)
+    assert want[1] == values[0] and want[2] != want[0]
 
 
-def test_band_lookup_takes_the_grid_point_at_or_before_each_sample():
-    band, pred = make_band()
-    ts = np.array([START, START + 1.9, START + 2.0, START + 3.0, START + 1.995])
-    expected, lower, upper = band.lookup(ts)
-    want = pred(np.array([START, START, START + 2, START + 2, START + 2]))  # within 1% of a step: next
-    np.testing.assert_allclose(expected, want)
-    np.testing.assert_allclose(upper - expected, 3.0)
-    np.testing.assert_allclose(expected - lower, 3.0)
-
-
-def test_lookups_inside_the_grid_never_predict():
-    band, pred = make_band()
-    calls = pred.calls
-    for i in range(100):
-        band.lookup(np.array([START + i * 3.0]))
-    assert pred.calls == calls
-
-
-def test_band_extends_forward_and_backward_when_the_grid_runs_short():
-    band, pred = make_band(horizon=600.0)
-    end = band.end
-    far = end + 1000.0
-    expected, _, _ = band.lookup(np.array([far]))
-    assert band.end >= far + 600.0 - 2.0  # a whole horizon ahead again, not one point at a time
-    assert expected[0] == pytest.approx(pred(np.array([START + 2.0 * math.floor((far - START) / 2)]))[0])
-    calls = pred.calls
-    band.lookup(np.array([far + 100.0]))
-    assert pred.calls == calls
-    early = band.start - 50.0
-    expected, _, _ = band.lookup(np.array([early]))
-    assert band.start <= early
-    assert expected[0] == pytest.approx(pred(np.array([START + 2.0 * math.floor((early - START) / 2)]))[0])
-
-
-def test_a_lookup_long_after_the_grid_starts_a_new_grid_instead_of_predicting_the_gap():
-    band, pred = make_band(horizon=600.0)
-    points = pred.points
-    year_later = START + 365 * 86400.0 + 1.0
-    expected, _, _ = band.lookup(np.array([year_later, year_later + 30.0]))
-    assert pred.points - points < 2 * 600 / 2  # about a horizon of points, not a year's
-    want = pred(START + 2.0 * np.floor((np.array([year_later, year_later + 30.0]) - START) / 2))
-    np.testing.assert_allclose(expected, want)
-
-
-def test_band_memory_stays_bounded_as_time_moves_on():
-    band, _ = make_band(horizon=600.0)
-    for hour in range(1, 48):
-        band.lookup(np.array([START + hour * 3600.0]))
-    assert band.expected.size < 3 * 600 / 2 + 10
+def test_the_profile_of_a_fit_is_its_forecast_on_the_training_phases(fitted_price):
+    ts, _, fitted = fitted_price
+    profile = profile_of(fitted)
+    assert profile.step == fitted.step and profile.half_width == pytest.approx(fitted.k * fitted.sigma)
+    later = ts[-1] + grid(0, 3 * 3600)  # hours on, at the training samples' phases
+    got = ProfileBand.of(profile).score_many(np.zeros(later.size), later).expected
+    # Prophet's own forecast hours later, against its one period interpolated on 512 values.
+    np.testing.assert_allclose(got, forecast.predict_expected(fitted.model, later), rtol=1e-3)
 
 
 # --- the detector, the model store and calibration ----------------------------------------------------
@@ -172,8 +125,8 @@ def fitted_price() -> tuple[np.ndarray, np.ndarray, forecast.FittedModel]:
 
 def test_prophet_band_is_a_detector_with_the_common_score(fitted_price):
     ts, _, fitted = fitted_price
-    det = ProphetBandDetector(fitted.band(float(ts[-1]), 3600.0), 80.0)
-    assert isinstance(det, SeriesDetector)
+    det = ProfileBand.of(profile_of(fitted))
+    assert isinstance(det, Detector)
     t = float(ts[-1]) + 10.0
     one = det.score_one(500.0, t)
     assert one.lower < one.expected < one.upper
@@ -190,10 +143,9 @@ def test_model_store_round_trip_gives_the_same_band(tmp_path: Path, fitted_price
     modelstore.save(path, fitted)
     loaded = modelstore.load(path)
     assert loaded is not None
-    a = fitted.band(float(ts[-1]), 600.0).lookup(ts[-1] + grid(0, 600))
-    b = loaded.band(float(ts[-1]), 600.0).lookup(ts[-1] + grid(0, 600))
-    for x, y in zip(a, b, strict=True):
-        np.testing.assert_allclose(x, y)
+    a, b = profile_of(fitted), profile_of(loaded)
+    np.testing.assert_allclose(a.values, b.values)
+    assert (a.period, a.anchor, a.half_width, a.step) == (b.period, b.anchor, b.half_width, b.step)
     assert (loaded.period, loaded.sigma, loaded.step) == (fitted.period, fitted.sigma, fitted.step)
 
 
@@ -220,11 +172,13 @@ def test_build_loads_instead_of_fitting_the_second_time(tmp_path: Path):
     store = ModelStore(tmp_path, "energy_consumption")
     first = registry.build("prophet", {}, ts, vs, store=store)
     second = registry.build("prophet", {}, ts, vs, store=store)
-    assert isinstance(first, ProphetBandDetector) and isinstance(second, ProphetBandDetector)
+    assert isinstance(first, ProfileBand) and isinstance(second, ProfileBand)
     assert (first.loaded, second.loaded) == (False, True)
     assert len(list(tmp_path.glob("energy_consumption-*.json"))) == 1
     probe = ts[-1] + grid(0, 300)
-    np.testing.assert_allclose(first.band.lookup(probe)[0], second.band.lookup(probe)[0])
+    zeros = np.zeros(probe.size)
+    a, b = first.score_many(zeros, probe), second.score_many(zeros, probe)
+    np.testing.assert_allclose(a.expected, b.expected)
 
 
 def test_a_model_save_that_fails_is_one_error_line_and_the_model_stays_in_memory(
@@ -253,9 +207,9 @@ def test_the_monitors_prophet_band_honours_direction_and_min_deviation(tmp_path:
     store = ModelStore(tmp_path, "energy_consumption")
     both = registry.build("prophet", {}, ts, vs, store=store)
     above = registry.build("prophet", registry.parse_params(["direction=above"]), ts, vs, store=store)
-    assert isinstance(both, ProphetBandDetector)
+    assert isinstance(both, ProfileBand)
     probe = ts[-1] + grid(0, 60)
-    expected = both.band.lookup(probe)[0]
+    expected = both.score_many(np.zeros(probe.size), probe).expected
     drop = expected - 200.0  # far below the band: only a both-sides band flags it
     assert np.all(both.score_many(drop, probe).score > 1)
     assert np.all(above.score_many(drop, probe).score == 0)

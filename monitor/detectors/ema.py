@@ -69,7 +69,7 @@ class EMAZScore(Detector):
         scores = self.finish(x, expected, expected - half, expected + half)
         a = self.p.alpha
         first = n == 0  # the first value only seeds the mean
-        d = x - mean
+        d = self.learnable(x, scores) - mean
         np.copyto(var, np.where(first, 0.0, (1 - a) * (var + a * d * d)), where=ok)
         np.copyto(mean, np.where(first, x, mean + a * d), where=ok)
         return scores

@@ -8,20 +8,21 @@ flags when at least ``k`` members score > 1 *and* confidence > ``min_confidence`
 common scale. ``expected`` is the weighted mean of the members' expected values where they have one;
 lower/upper are NaN (the members' bands differ). Warm-up: members in warm-up score 0.
 
-Complexity: the sum of the members' costs plus O(m log m) per point for m members.
-Members default to ``sma,ema,iqr`` (their own defaults); ``direction``/``min_deviation`` pass to them.
+Complexity: the sum of the members' costs plus O(m log m) per point for m members. The members are
+columnar detectors stepped together one time column at a time; the ensemble's state is theirs (each
+member's arrays under its name: ``sma/w.xring``). Members default to ``sma,ema,iqr`` (their own
+defaults); ``direction``/``min_deviation`` pass to them, and each learns by its own band.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
-from monitor.detectors.base import SeriesDetector
+from monitor.detectors.base import Detector
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.scores import ANOMALY_THRESHOLD, Score, Scores
 
@@ -40,6 +41,8 @@ class EnsembleParams(DetectorOptions):
             raise ValueError("members must name at least one detector")
         if "ensemble" in names:
             raise ValueError("an ensemble cannot contain an ensemble")
+        if len(set(names)) != len(names):  # member.param=value could not tell two of them apart
+            raise ValueError(f"members must be distinct, got {self.members!r}")
         if not 1 <= self.k <= len(names):
             raise ValueError(f"k must be between 1 and the number of members ({len(names)}), got {self.k}")
         if not 0 < self.min_confidence <= 1:
@@ -106,7 +109,7 @@ def combine(p: EnsembleParams, member_scores: np.ndarray, member_expected: np.nd
     return EnsembleScores(score, expected, nan, nan.copy(), confidence, agreeing)
 
 
-class Ensemble:
+class Ensemble(Detector):
     """Agreement ensemble over member detectors built by the registry (``create("ensemble")``: members
     sma, ema, iqr; k=2; min confidence 0.7 by default).
 
@@ -122,44 +125,32 @@ class Ensemble:
 
     Params = EnsembleParams
 
-    def __init__(self, params: EnsembleParams, members: Sequence[SeriesDetector]) -> None:
+    def __init__(self, params: EnsembleParams, members: Sequence[Detector], rows: int | None = None) -> None:
         """``members`` are the detectors ``params.member_names`` names, in that order, built with
         ``params.member_params`` (the registry does both; the ensemble knows no detector by name)."""
-        self.p = params
-        if len(members) != len(self.p.member_names):
-            raise ValueError(f"{len(members)} members given for {self.p.members!r}")
-        self._weights = self.p.weight_values
-        self._wsum = sum(self._weights)
-        self.members: list[SeriesDetector] = list(members)
+        if len(members) != len(params.member_names):
+            raise ValueError(f"{len(members)} members given for {params.members!r}")
+        self._members = list(members)
+        rows = members[0].rows if rows is None else rows
+        super().__init__(params, rows)
 
-    def _combine_one(self, scores: list[Score]) -> EnsembleScore:
-        """Scalar twin of :func:`combine` (the same arithmetic, without numpy's per-call overhead)."""
-        weights = self._weights
-        s = [0.0 if m.score != m.score else m.score for m in scores]
-        confidence = sum(min(max(v, 0.0), 1.0) * w for v, w in zip(s, weights, strict=True)) / self._wsum
-        agreeing = sum(v > ANOMALY_THRESHOLD for v in s)
-        kth = sorted(s, reverse=True)[self.p.k - 1]
-        score = min(kth, confidence / self.p.min_confidence)
-        have = [(m.expected, w) for m, w in zip(scores, weights, strict=True) if m.expected == m.expected]
-        wsum = sum(w for _, w in have)
-        expected = sum(e * w for e, w in have) / wsum if wsum > 0 else math.nan
-        return EnsembleScore(score, expected, math.nan, math.nan, confidence, agreeing)
+    def _children(self, rows: int) -> dict[str, Detector]:
+        for m in self._members:
+            if m.rows != rows:
+                m.resize(rows)
+        return dict(zip(self.p.member_names, self._members, strict=True))
 
-    def score_one(self, x: float, t: float) -> EnsembleScore:
-        return self._combine_one([m.score_one(x, t) for m in self.members])
+    @property
+    def members(self) -> list[Detector]:
+        return list(self.children.values())
 
-    def learn_one(self, x: float, t: float) -> None:
-        for m in self.members:
-            m.learn_one(x, t)
+    @property
+    def warmup(self) -> int:
+        return max(m.warmup for m in self.children.values())
 
-    def update_one(self, x: float, t: float) -> EnsembleScore:
-        return self._combine_one([m.update_one(x, t) for m in self.members])
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> EnsembleScores:
-        return self._combine_many([m.update_many(xs, ts) for m in self.members])
-
-    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> EnsembleScores:
-        return self._combine_many([m.score_many(xs, ts) for m in self.members])
-
-    def _combine_many(self, results: list[Scores]) -> EnsembleScores:
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> EnsembleScores:
+        results = [m._column(x, t, ok) for m in self.children.values()]
         return combine(self.p, np.array([r.score for r in results]), np.array([r.expected for r in results]))
+
+    def copy_empty(self) -> Self:
+        return type(self)(self.p, [m.copy_empty() for m in self.children.values()], rows=0)

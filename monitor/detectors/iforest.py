@@ -13,7 +13,10 @@ smaller than ``min_deviation`` never scores above 1.
 Complexity: a refit costs O(trees * history * log history) every ``refit`` points (amortised O(1) per
 point), scoring O(trees * log history) per point; memory O(history * window). The streaming path asks
 the forest about one point at a time (scikit-learn's per-call overhead: about 3,000 points/s);
-``update_many`` asks once per refit period. This detector is for comparison, not the many-series default.
+``update_many`` asks once per refit period. It is one Python object per series (the registry wraps it in
+``base.PerSeries``: one call per series per cycle, no array snapshot): for comparison, not for many
+series. Absurd values never reach it (``monitor.detectors.learning``); it caps nothing else (its trees
+rank steps, no sum can overflow).
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class IsolationForestDetector(OnlineDetector):
         self.feats: deque[tuple[float, ...]] = deque(maxlen=self.p.history)
         self.model: IsolationForest | None = None
         self.since_fit = 0
+
+    @property
+    def warmup(self) -> int:
+        """Points before the first fit (the first ``window`` steps make the first feature)."""
+        return self.p.history + self.p.window
 
     def _feature(self, x: float) -> tuple[float, ...] | None:
         if self.prev != self.prev or len(self.steps) < self.p.window - 1:

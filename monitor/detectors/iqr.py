@@ -5,28 +5,21 @@ previous ``window`` values (quantiles by linear interpolation, numpy's default).
 deviation from the median over the distance from the median to the fence on that side, so > 1 exactly
 outside the fences. Warm-up: until ``window`` values have been learnt it scores 0.
 
-Complexity: streaming keeps the window twice, in arrival order (deque) and sorted (list, ``bisect``):
-O(log w) comparisons plus an O(w) memmove per insert/remove (done in C: measured 2.6, 3.0 and 3.7 µs per
-point at w = 50, 1,000 and 10,000), then O(1) quantile reads; O(w) memory. Vectorised: pandas' rolling
-quantile, a skiplist in C, O(log w) per point for each of the three quartiles (0.7, 0.85 and 1.05 µs per
-point at the same windows), O(n + w) memory. Its linear interpolation is the same arithmetic as
-``_interp`` (``lo + frac * (hi - lo)`` at rank ``q * (w - 1)``): the two paths agree bit for bit, checked
-on random data and every NAB file.
+Complexity: per point and row, one removal and one insertion in the row's sorted window (O(w)
+comparisons and moves, vectorised over the rows: ``rolling.Sorted``), then O(1) quantile reads; state:
+the window twice (arrival order and sorted), ``16 * window`` bytes a series and a few counters.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from monitor.detectors.base import OnlineDetector
-from monitor.detectors.options import DetectorOptions, finish, finish_one
-from monitor.detectors.scores import Score, Scores
+from monitor.detectors.base import Detector, State
+from monitor.detectors.options import DetectorOptions
+from monitor.detectors.rolling import Sorted
+from monitor.detectors.scores import Scores
 
 
 @dataclass(frozen=True)
@@ -45,21 +38,7 @@ class IQRParams(DetectorOptions):
 QUARTILES = (0.25, 0.5, 0.75)
 
 
-def _positions(w: int) -> list[tuple[int, float]]:
-    """Lower index and interpolation weight of Q1, median, Q3 in a sorted window of w values."""
-    out = []
-    for q in QUARTILES:
-        pos = q * (w - 1)
-        lo = math.floor(pos)
-        out.append((lo, pos - lo))
-    return out
-
-
-def _interp(lo_v: float | np.ndarray, hi_v: float | np.ndarray, frac: float) -> float | np.ndarray:
-    return lo_v + frac * (hi_v - lo_v)
-
-
-class RollingIQR(OnlineDetector):
+class RollingIQR(Detector):
     """Rolling-IQR detector (window 50, multiplier 1.5 by default).
 
     >>> d = RollingIQR(IQRParams(window=4, multiplier=1.5))
@@ -72,50 +51,24 @@ class RollingIQR(OnlineDetector):
 
     Params = IQRParams
 
-    def __init__(self, params: IQRParams | None = None) -> None:
-        self.p = params or IQRParams()
-        self._fifo: deque[float] = deque()
-        self._sorted: list[float] = []
-        self._pos = _positions(self.p.window)
+    def __init__(self, params: IQRParams | None = None, rows: int = 1) -> None:
+        p = params or IQRParams()
+        self.win = Sorted(p.window, "w.")
+        super().__init__(p, rows)
 
-    def _band(self) -> tuple[float, float, float]:
-        if len(self._fifo) < self.p.window:
-            return math.nan, math.nan, math.nan
-        s = self._sorted
-        q1, med, q3 = (_interp(s[lo], s[min(lo + 1, len(s) - 1)], f) for lo, f in self._pos)
+    @property
+    def warmup(self) -> int:
+        return self.p.window
+
+    def fresh(self, n: int) -> State:
+        return self.win.fresh(n)
+
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
+        st = self.state
+        full = self.win.full(st)
+        q1, med, q3 = (np.where(full, q, np.nan) for q in self.win.quantiles(st, QUARTILES))
         iqr = q3 - q1
-        return med, q1 - self.p.multiplier * iqr, q3 + self.p.multiplier * iqr
-
-    def score_one(self, x: float, t: float) -> Score:
-        return finish_one(self.p, x, *self._band())
-
-    def learn_one(self, x: float, t: float) -> None:
-        x = float(x)
-        if len(self._fifo) >= self.p.window:
-            old = self._fifo.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
-        self._fifo.append(x)
-        bisect.insort(self._sorted, x)
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        xs = np.asarray(xs, dtype=np.float64)
-        w, n = self.p.window, len(xs)
-        hist = np.fromiter(self._fifo, dtype=np.float64, count=len(self._fifo))
-        full = np.concatenate((hist, xs))
-        h = len(hist)
-        expected, lower, upper = (np.full(n, np.nan) for _ in range(3))
-        first = max(w - h, 0)
-        if first < n:
-            # Point i (full index h+i) is scored against full[h+i-w : h+i], the window ending at h+i-1.
-            roll = pd.Series(full[:-1]).rolling(w)
-            q1, med, q3 = (
-                roll.quantile(q, interpolation="linear").to_numpy()[first + h - 1 :] for q in QUARTILES
-            )
-            iqr = q3 - q1
-            expected[first:] = med
-            lower[first:] = q1 - self.p.multiplier * iqr
-            upper[first:] = q3 + self.p.multiplier * iqr
-        tail = full[-w:].tolist()
-        self._fifo = deque(tail)
-        self._sorted = sorted(tail)
-        return finish(self.p, xs, expected, lower, upper)
+        m = self.p.multiplier
+        s = self.finish(x, med, q1 - m * iqr, q3 + m * iqr)
+        self.win.push(st, self.learnable(x, s), ok)
+        return s

@@ -18,25 +18,27 @@ The wrapped score is ``dev / half-width`` through ``options.finish`` (the inner 
 and ``min_deviation`` apply), with ``expected + med`` as the new expected value. The inner detector's
 warm-up (NaN expected) is skipped; this one scores 0 until it has ``window`` residuals.
 
-Complexity: streaming O(log window) for the quartiles (a sorted list, as ``iqr``) plus O(peak_window) for
-the peak (``max`` over a deque, in C); vectorised: pandas' rolling quantiles and max, then one pass for
-the quiet periods. Both give the same results (tested).
+Learning (``monitor.detectors.learning``): the inner detector learns by its own band; the residual
+history and the peak learn the residual of the value capped by the normalised band, so one anomaly does
+not raise the bar for the next one by more than ``LEARN_REACH`` half-widths.
+
+Complexity: per point and row, the inner detector's cost plus O(window) for the sorted residuals (as
+``iqr``: ``rolling.Sorted``) and O(sqrt(peak_window)) for the peak (``rolling.Maximum``); columnar over
+any inner columnar detector, whose arrays are part of this one's state (``inner/...``). State: about
+``16 * window + 8 * peak_window`` bytes a series beyond the inner detector's (11 KiB at the defaults).
 """
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections import deque
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
-import pandas as pd
 
-from monitor.detectors.base import SeriesDetector
-from monitor.detectors.iqr import QUARTILES, _interp, _positions
-from monitor.detectors.options import DetectorOptions, finish, finish_one
-from monitor.detectors.scores import Score, Scores
+from monitor.detectors.base import Detector, State
+from monitor.detectors.iqr import QUARTILES
+from monitor.detectors.rolling import Maximum, Sorted
+from monitor.detectors.scores import ANOMALY_THRESHOLD, Scores
 
 # Interquartile range of a standard normal distribution: IQR / 1.349 estimates sigma.
 IQR_TO_SIGMA = 1.349
@@ -65,7 +67,7 @@ class NormaliseParams:
             raise ValueError(f"quiet must be >= 0, got {self.quiet}")
 
 
-class Normalised:
+class Normalised(Detector):
     """``inner``'s residuals scored against their own recent median, spread and peak (see the module).
 
     >>> import numpy as np
@@ -76,144 +78,62 @@ class Normalised:
     [True, False, False]
     """
 
-    def __init__(self, inner: SeriesDetector, params: NormaliseParams | None = None) -> None:
-        self.inner = inner
+    def __init__(self, inner: Detector, params: NormaliseParams | None = None) -> None:
+        self._inner = inner
         self.params = params or NormaliseParams()
+        self.res = Sorted(self.params.window, "r.")
+        self.peak = Maximum(self.params.peak_window, "peak.") if self.params.peak_window else None
         # The inner detector's parameters stay its ``p`` (the monitor reads them back to refit it), and
         # its options (direction, min_deviation) apply to the normalised score too.
-        self.p: DetectorOptions = getattr(inner, "p", None) or DetectorOptions()
-        self._fifo: deque[float] = deque()
-        self._sorted: list[float] = []
-        self._peaks: deque[float] = deque(maxlen=self.params.peak_window or 1)
-        self._quiet_left = 0
-        self._pos = _positions(self.params.window)
+        super().__init__(inner.p, inner.rows)
 
-    # -- streaming -------------------------------------------------------------------------------------
+    def _children(self, rows: int) -> dict[str, Detector]:
+        if self._inner.rows != rows:
+            self._inner.resize(rows)
+        return {"inner": self._inner}
 
-    def _band(self) -> tuple[float, float]:
-        """(median, half-width) from the residuals learnt so far; NaN while warming up."""
-        if len(self._fifo) < self.params.window:
-            return math.nan, math.nan
-        s = self._sorted
-        q1, med, q3 = (_interp(s[lo], s[min(lo + 1, len(s) - 1)], f) for lo, f in self._pos)
-        peak = max(self._peaks) if self.params.peak_window and self._peaks else 0.0
-        return float(med), max(
-            self.params.threshold * (q3 - q1) / IQR_TO_SIGMA, self.params.peak_margin * peak
-        )
+    @property
+    def inner(self) -> Detector:
+        return self.children["inner"]
 
-    def _score(self, x: float, inner: Score) -> tuple[Score, float]:
-        r = x - inner.expected
-        if r != r:  # the inner detector is warming up: nothing to normalise
-            return Score(0.0), math.nan
-        med, half = self._band()
-        if med != med:
-            return finish_one(self.p, x, math.nan, math.nan, math.nan), r
-        e = inner.expected + med
-        s = finish_one(self.p, x, e, e - half, e + half)
-        return (Score(0.0, s.expected, s.lower, s.upper) if self._quiet_left else s), r
-
-    def score_one(self, x: float, t: float) -> Score:
-        return self._score(float(x), self.inner.score_one(x, t))[0]
-
-    def _learn(self, r: float, alarmed: bool) -> None:
-        if r != r:
-            return
-        med, _ = self._band()
-        if med == med and self.params.peak_window:
-            self._peaks.append(abs(r - med))
-        if self._quiet_left:
-            self._quiet_left -= 1
-        elif alarmed:
-            self._quiet_left = self.params.quiet
-        if len(self._fifo) >= self.params.window:
-            old = self._fifo.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
-        self._fifo.append(r)
-        bisect.insort(self._sorted, r)
-
-    def update_one(self, x: float, t: float) -> Score:
-        s, r = self._score(float(x), self.inner.update_one(x, t))
-        self._learn(r, s.score > 1.0)
-        return s
-
-    def learn_one(self, x: float, t: float) -> None:
-        self.update_one(x, t)
-
-    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        return Scores.of([self.score_one(float(x), float(t)) for x, t in zip(xs, ts, strict=True)])
+    @property
+    def warmup(self) -> int:
+        return self.inner.warmup + self.params.window
 
     @property
     def fit_seconds(self) -> float | None:
         """The inner detector's fit duration, if it has one (the monitor exports it)."""
         return getattr(self.inner, "fit_seconds", None)
 
-    # -- vectorised ------------------------------------------------------------------------------------
+    def fresh(self, n: int) -> State:
+        state = {**self.res.fresh(n), "quiet": np.zeros(n, dtype=np.int64)}
+        if self.peak is not None:
+            state.update(self.peak.fresh(n))
+        return state
 
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        xs = np.asarray(xs, dtype=np.float64)
-        inner = self.inner.update_many(xs, ts)
-        n = xs.size
-        r_all = xs - inner.expected
-        valid = np.flatnonzero(~np.isnan(r_all))
-        r = r_all[valid]
-        w, m = self.params.window, r.size
-        hist = np.fromiter(self._fifo, dtype=np.float64, count=len(self._fifo))
-        full = np.concatenate((hist, r))
-        h = hist.size
-        med, half = np.full(m, np.nan), np.full(m, np.nan)
-        first = max(w - h, 0)  # the first new residual with a full window before it
-        if first < m:
-            # Residual i (full index h+i) is scored against full[h+i-w : h+i], the window ending at h+i-1.
-            roll = pd.Series(full[:-1]).rolling(w)
-            q1, md, q3 = (
-                roll.quantile(q, interpolation="linear").to_numpy()[first + h - 1 :] for q in QUARTILES
-            )
-            med[first:] = md
-            spread = self.params.threshold * (q3 - q1) / IQR_TO_SIGMA
-            dev = np.abs(r[first:] - md)
-            if self.params.peak_window:
-                old = np.fromiter(self._peaks, dtype=np.float64, count=len(self._peaks))
-                devs = np.concatenate((old, dev))
-                # The peak before dev j is the max of the peak_window devs before it (0 with none yet).
-                peak = (
-                    pd.Series(devs).rolling(self.params.peak_window, min_periods=1).max().shift(1).to_numpy()
-                )
-                peak = np.nan_to_num(peak[old.size :], nan=0.0)
-                self._peaks.extend(dev.tolist())
-            else:
-                peak = np.zeros(dev.size)
-            half[first:] = np.maximum(spread, self.params.peak_margin * peak)
-        tail = full[-w:].tolist()
-        self._fifo = deque(tail)
-        self._sorted = sorted(tail)
-        expected, lower, upper = (np.full(n, np.nan) for _ in range(3))
-        expected[valid] = inner.expected[valid] + med
-        lower[valid] = expected[valid] - half
-        upper[valid] = expected[valid] + half
-        out = finish(self.p, xs, expected, lower, upper)
-        score = out.score
-        score[np.isnan(r_all)] = 0.0
-        self._quiet_left = _quiet(score, valid, self._quiet_left, self.params.quiet)
-        return Scores(score, out.expected, out.lower, out.upper)
+    def copy_empty(self) -> Self:
+        inner = self.inner.copy_empty()
+        return type(self)(inner, self.params)
 
-
-def _quiet(score: np.ndarray, valid: np.ndarray, left: int, quiet: int) -> int:
-    """Zero the scores of the ``quiet`` learnt residuals after each alarm, in place; the count still left.
-
-    Only points with a residual count down (they are the ones ``learn`` sees); sequential by nature, and a
-    tight loop over the alarms, not over every point.
-    """
-    i = 0
-    while i < valid.size:
-        if left:
-            take = min(left, valid.size - i)
-            score[valid[i : i + take]] = 0.0
-            left -= take
-            i += take
-            continue
-        hit = np.flatnonzero(score[valid[i:]] > 1.0)
-        if not hit.size:
-            break
-        i += int(hit[0]) + 1
-        left = quiet
-    return left
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
+        st = self.state
+        inner = self.inner._column(x, t, ok)
+        has_r = ~np.isnan(inner.expected)  # NaN while the inner detector warms up: nothing to normalise
+        full = self.res.full(st)
+        q1, med, q3 = (np.where(full, q, np.nan) for q in self.res.quantiles(st, QUARTILES))
+        half = self.params.threshold * (q3 - q1) / IQR_TO_SIGMA
+        if self.peak is not None:
+            half = np.maximum(half, self.params.peak_margin * np.maximum(self.peak.value(st), 0.0))
+        e = inner.expected + med
+        s = self.finish(x, e, e - half, e + half)
+        quiet = st["quiet"]
+        score = np.where(quiet > 0, 0.0, s.score)  # the band is kept through the quiet period
+        # Learn the residual of the value capped by this band (the inner detector capped its own).
+        learn = ok & has_r
+        r = self.learnable(x, s) - inner.expected
+        if self.peak is not None:
+            self.peak.push(st, np.abs(r - med), learn & full)
+        alarmed = score > ANOMALY_THRESHOLD
+        np.copyto(quiet, np.where(quiet > 0, quiet - 1, np.where(alarmed, self.params.quiet, 0)), where=learn)
+        self.res.push(st, r, learn)
+        return Scores(score, s.expected, s.lower, s.upper)

@@ -1,17 +1,22 @@
-"""The Prophet forecast band behind the ``Detector`` interface, and the one place it is built.
+"""The Prophet forecast band as a columnar detector: each row holds one fitted series' profile.
 
-Prophet learns in batches, not per sample: ``learn_one`` does nothing, and the detector is built by
-:meth:`ProphetBandDetector.fit` from training data (``needs_fit``: the registry's ``build`` calls it, and
-the monitor refits through the same call every ``--retrain-every`` seconds). The band is
-``monitor.forecast.Band``, ``yhat +/- k * sigma`` on a time grid predicted ahead; scores go through
-``options.finish`` / ``finish_one`` like every other detector's, so ``direction`` and ``min_deviation``
+The monitor's Prophet model has flat growth and one seasonality, so its forecast repeats exactly every
+period: a fit is kept as a :class:`Profile`, the forecast over one period on a phase grid of
+``PROFILE_POINTS`` values and the band's half-width (``k`` robust sigmas of the training residuals,
+``monitor.forecast``). A row of :class:`ProfileBand` holds one profile in arrays (``period``,
+``anchor``, ``values``, ``half_width``, ``fit_seconds``, ``step``); it scores any time with an index
+into its grid and never calls Prophet again (no grid to extend, no horizon). Prophet learns in batches,
+not per sample: the detector learns nothing online, and a refit installs a new profile (``put`` from a
+detector made with ``of``). Two ways fit one, into the same ``Profile``: ``monitor.prophet_profile.
+fit_profile`` in a worker process (the monitor), and :meth:`ProfileBand.fit` in this process (the
+evaluation, ``registry.build``; with a model store).
+
+Scores go through ``options.finish`` like every other detector's, so ``direction`` and ``min_deviation``
 mean the same here. ``normalise=true`` returns the band wrapped in ``monitor.detectors.normalise``'s
 ``Normalised``: its residuals re-scored against their own recent history, the post-processing that makes
-the band usable on NAB (docs/seasonal-baseline.md); applied here, the one place the band is built.
+the band usable on NAB (docs/seasonal-baseline.md).
 
-Complexity: O(1) per point, streaming or vectorised: an index into the precomputed grid. A point past the
-grid's end extends it by ``horizon`` at once (one Prophet ``predict`` over ``horizon / step`` grid
-points), so that cost is amortised over the points the extension covers. Memory O(horizon / step).
+Complexity: O(1) per point and row; state ``8 * PROFILE_POINTS + 48`` bytes a series (4 KiB).
 """
 
 from __future__ import annotations
@@ -21,14 +26,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from monitor.detectors.base import FittedDetector
+from monitor.detectors import learning
+from monitor.detectors.base import Detector, State
 from monitor.detectors.normalise import Normalised
-from monitor.detectors.options import DetectorOptions, finish, finish_one
-from monitor.detectors.scores import Score, Scores
-from monitor.forecast import Band
+from monitor.detectors.options import DetectorOptions
+from monitor.detectors.scores import Scores
+
+if TYPE_CHECKING:
+    from monitor.forecast import FittedModel
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +45,6 @@ log = logging.getLogger(__name__)
 # the simulator's waves, k = 4 robust sigmas flags no clean sample per hour and every quarter-range shift.
 DEFAULT_K = 4.0
 DEFAULT_FOURIER_ORDER = 12
-DEFAULT_HORIZON_S = 6 * 3600.0
 # Prophet builds 2 * fourier_order columns per row: 100 is already far more than any period's shape
 # needs, and an order of 100,000 makes it allocate until it dies (std::bad_alloc).
 MAX_FOURIER_ORDER = 100
@@ -74,33 +82,162 @@ class ModelStore:
     on_save_error: Callable[[], None] | None = None
 
 
-class ProphetBandDetector(FittedDetector):
-    """Prophet's forecast band as a detector; build it with :meth:`fit`.
+PROFILE_POINTS = 512
+"""Values a profile holds over one period (a flat one holds one)."""
 
-    >>> import numpy as np
-    >>> from monitor.forecast import Band
-    >>> flat = lambda ts: np.full(np.size(ts), 100.0)  # a forecast of 100 everywhere, band +/- 5
-    >>> d = ProphetBandDetector(Band(0.0, 1.0, flat(np.arange(60)), 5.0, flat), period=60.0)
-    >>> d.score_one(102.5, 10.0).score, d.score_one(110.0, 10.0).anomalous
-    (0.5, True)
+
+@dataclass(frozen=True)
+class Profile:
+    """What a fit leaves: ``values`` over one period from ``anchor`` (period 0: flat), and the band.
+
+    A time is looked up at the training grid's sample time at or before it (``step``; within 1% of a
+    step), in phase with the training samples: a metric that changes once per scrape holds its value
+    until the next one, as Prometheus' lookups do, where interpolating would be up to a step off. That
+    time's forecast is interpolated between the grid's values (``step`` 0: the time itself).
+
+    >>> p = Profile(60.0, 0.0, np.array([0.0, 10.0, 20.0, 30.0]), 5.0, step=15.0)
+    >>> p.expected(np.array([0.0, 14.0, 15.0, 29.99, 75.0])).tolist()
+    [0.0, 0.0, 10.0, 20.0, 10.0]
+    """
+
+    period: float  # 0.0: no season, ``values`` holds one level
+    anchor: float
+    values: np.ndarray
+    half_width: float
+    fit_seconds: float = 0.0
+    no_season: str = ""  # why the series was fitted without a season, when it was
+    step: float = 0.0  # the training samples' step (0: no holding, every time interpolated)
+
+    def expected(self, ts: np.ndarray) -> np.ndarray:
+        """The forecast at times ``ts`` (``ProfileBand``'s arithmetic, for a profile of any size)."""
+        ts = np.asarray(ts, dtype=np.float64)
+        if self.step > 0:
+            ts = self.anchor + np.floor((ts - self.anchor) / self.step + 0.01) * self.step
+        if self.period == 0.0:
+            return np.full(ts.shape, float(self.values[0]))
+        grid = np.arange(self.values.size) * (self.period / self.values.size)
+        return np.interp(np.mod(ts - self.anchor, self.period), grid, self.values, period=self.period)
+
+
+def unfitted() -> Profile:
+    """The profile of a series whose fit has not arrived: no expected value, so every point scores 0."""
+    return Profile(0.0, 0.0, np.array([np.nan]), np.nan, 0.0)
+
+
+def profile_of(fitted: FittedModel, fit_seconds: float | None = None) -> Profile:
+    """The profile of a fitted Prophet model: one period predicted on the grid from a training sample
+    (``fitted.anchor``), holding at the training step."""
+    from monitor.forecast import predict_expected
+
+    grid = fitted.anchor + np.arange(PROFILE_POINTS) * (fitted.period / PROFILE_POINTS)
+    return Profile(
+        fitted.period,
+        fitted.anchor,
+        predict_expected(fitted.model, grid),
+        fitted.k * fitted.sigma,
+        fitted.fit_seconds if fit_seconds is None else fit_seconds,
+        step=fitted.step,
+    )
+
+
+class ProfileBand(Detector):
+    """Fitted ``Profile`` bands, one per row: ``expected +/- half_width``; learns nothing online.
+
+    A row's model is installed by ``put`` from a detector made with ``of`` (a fit finished in a worker
+    process); until then its band is NaN and it scores 0 (``warming``). The expected value at any time
+    is the profile's, so ``band_at`` gives the band at scrape time as well. Absurd values
+    (``learning.sane``) score +inf, as in every detector.
+
+    >>> flat = Profile(0.0, 0.0, np.array([100.0]), 5.0, 0.1)
+    >>> d = ProfileBand.of(flat)
+    >>> d.update_many(np.array([102.5, 110.0]), np.array([10.0, 20.0])).score.tolist()
+    [0.5, 2.0]
+    >>> [float(a[0]) for a in d.band_at(np.array([30.0]))]  # (expected, lower, upper)
+    [100.0, 95.0, 105.0]
     """
 
     Params = ProphetParams
-    needs_fit = True  # built from training data by fit(), never from nothing; learn_one does nothing
+    needs_fit = True  # built from training data (``fit``, or a worker's profile), never from nothing
 
-    def __init__(
-        self,
-        band: Band,
-        period: float,
-        fit_seconds: float = 0.0,
-        loaded: bool = False,
-        options: DetectorOptions | None = None,
-    ) -> None:
-        self.band = band
-        self.period = period
-        self.fit_seconds = fit_seconds
-        self.loaded = loaded  # True when the model came from the model store instead of a fit
-        self.p = options or DetectorOptions()
+    def __init__(self, params: DetectorOptions | None = None, rows: int = 1) -> None:
+        super().__init__(params, rows)
+        self.loaded = False  # True when ``fit`` loaded its model from the model store
+
+    def fresh(self, n: int) -> State:
+        return {
+            "period": np.zeros(n),
+            "anchor": np.zeros(n),
+            "values": np.full((n, PROFILE_POINTS), np.nan),
+            "half_width": np.full(n, np.nan),
+            "fit_seconds": np.zeros(n),
+            "step": np.zeros(n),
+        }
+
+    @classmethod
+    def of(cls, profile: Profile, options: DetectorOptions | None = None, rows: int = 1) -> ProfileBand:
+        """``rows`` rows with ``profile`` as their model."""
+        d = cls(options, rows)
+        values = np.asarray(profile.values, dtype=np.float64)
+        grid = np.full(PROFILE_POINTS, values[0]) if values.size == 1 else values
+        if grid.size != PROFILE_POINTS:
+            raise ValueError(f"a profile holds 1 or {PROFILE_POINTS} values, got {values.size}")
+        st = d.state
+        st["period"][:], st["anchor"][:], st["values"][:] = profile.period, profile.anchor, grid
+        st["half_width"][:], st["fit_seconds"][:] = profile.half_width, profile.fit_seconds
+        st["step"][:] = profile.step
+        return d
+
+    def warming(self) -> np.ndarray:
+        return np.isnan(self.state["half_width"])
+
+    @property
+    def fit_seconds(self) -> float | None:
+        """The one row's fit duration; None for many rows."""
+        return float(self.state["fit_seconds"][0]) if self.rows == 1 else None
+
+    @property
+    def period(self) -> float | None:
+        """The one row's period in seconds (0: no season); None for many rows."""
+        return float(self.state["period"][0]) if self.rows == 1 else None
+
+    def expected(self, t: np.ndarray) -> np.ndarray:
+        """Each row's expected value at its times ``t`` (``(rows,)`` or ``(rows, T)``)."""
+        st = self.state
+        t = np.asarray(t, dtype=np.float64)
+        extra = (slice(None),) + (None,) * (t.ndim - 1)
+        period, anchor, step = st["period"][extra], st["anchor"][extra], st["step"][extra]
+        held = step > 0  # at the training grid's sample time at or before t (within 1% of a step)
+        with np.errstate(invalid="ignore"):
+            t = np.where(held, anchor + np.floor((t - anchor) / np.where(held, step, 1.0) + 0.01) * step, t)
+        seasonal = period > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pos = np.where(
+                seasonal,
+                np.mod(t - anchor, np.where(seasonal, period, 1.0)) / np.where(seasonal, period, 1.0),
+                0.0,
+            )
+        pos = np.nan_to_num(pos) * PROFILE_POINTS
+        i0 = np.floor(pos).astype(np.intp) % PROFILE_POINTS
+        frac = pos - np.floor(pos)
+        rows = np.arange(self.rows).reshape((-1,) + (1,) * (t.ndim - 1))
+        values = st["values"]
+        return values[rows, i0] * (1.0 - frac) + values[rows, (i0 + 1) % PROFILE_POINTS] * frac
+
+    def band_at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(expected, lower, upper) of each row at its time ``t``: what a point at ``t`` is scored against."""
+        e = self.expected(t)
+        hw = self.state["half_width"].reshape((-1,) + (1,) * (np.ndim(t) - 1))
+        return e, e - hw, e + hw
+
+    def _update(self, x: np.ndarray, t: np.ndarray) -> Scores:
+        # Every column at once: nothing is learnt, so no column depends on the one before it.
+        expected, lower, upper = self.band_at(t)
+        s = self.finish(x, expected, lower, upper)
+        sane = learning.sane(x)
+        s.score[np.isnan(x)] = np.nan
+        s.score[~np.isnan(x) & ~sane] = np.inf
+        self.state["n"] += sane.sum(axis=1)
+        return s
 
     @classmethod
     def fit(
@@ -110,19 +247,18 @@ class ProphetBandDetector(FittedDetector):
         vs: np.ndarray,
         *,
         store: ModelStore | None = None,
-        horizon: float = DEFAULT_HORIZON_S,
-        start_at: float | None = None,
         fallback_period: float | None = None,
         refuse_useless_band: bool = True,
-    ) -> ProphetBandDetector | Normalised:
+    ) -> ProfileBand | Normalised:
         """Detect the period (unless ``p.period`` is given), fit (or load from ``store``) and return a
-        detector whose band covers ``horizon`` seconds from ``start_at`` (default: the last sample).
+        one-row detector holding the fit's profile.
 
         Raises ``monitor.period.PeriodError`` (a ``ValueError``; ``NoSeasonError`` when the data holds no
         season) unless ``fallback_period`` is given, and ``forecast.UselessBandError`` when the band is
         wider than the data's range (``refuse_useless_band``). The detector's ``p`` holds the period used,
         so a refit with ``p`` keeps it. With ``p.normalise`` the detector comes wrapped in ``Normalised``
-        (which keeps the band's ``p`` and ``fit_seconds``).
+        (which keeps the band's ``p`` and ``fit_seconds``). The monitor fits in worker processes instead
+        (``monitor.prophet_profile.fit_profile``), into the same ``Profile``.
         """
         from monitor import forecast, modelstore
         from monitor.period import PeriodError, check_period, detect_period, sampling_step
@@ -149,9 +285,8 @@ class ProphetBandDetector(FittedDetector):
         if fitted is None:
             fitted = forecast.fit(ts, vs, period, step, k=p.k, fourier_order=p.fourier_order)
         if refuse_useless_band:
-            forecast.check_band_can_flag(
-                fitted.k * fitted.sigma, fitted.period, vs
-            )  # before it is stored: a refused model is never loaded
+            # Before it is stored: a refused model is never loaded.
+            forecast.check_band_can_flag(fitted.k * fitted.sigma, fitted.period, vs)
         if store is not None and path is not None and not loaded:
             try:
                 modelstore.save(path, fitted)
@@ -170,24 +305,7 @@ class ProphetBandDetector(FittedDetector):
             fitted.k * fitted.sigma,
             f"loaded from {path}" if loaded else f"fitted in {fitted.fit_seconds:.2f} s",
         )
-        band = fitted.band(float(ts[-1]) if start_at is None else start_at, horizon)
         # A loaded model reports the duration of the fit that made it: the figure an operator asks about.
-        detector = cls(
-            band, period, fitted.fit_seconds, loaded=loaded, options=dataclasses.replace(p, period=period)
-        )
+        detector = cls.of(profile_of(fitted), dataclasses.replace(p, period=period))
+        detector.loaded = loaded
         return Normalised(detector) if p.normalise else detector
-
-    def score_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        xs = np.asarray(xs, dtype=np.float64)
-        expected, lower, upper = self.band.lookup(np.asarray(ts, dtype=np.float64))
-        return finish(self.p, xs, expected, lower, upper)
-
-    def score_one(self, x: float, t: float) -> Score:
-        expected, lower, upper = self.band.lookup(np.array([t], dtype=np.float64))
-        return finish_one(self.p, float(x), float(expected[0]), float(lower[0]), float(upper[0]))
-
-    def band_at(self, t: float) -> tuple[float, float, float] | None:
-        """(lower, expected, upper) at time ``t``, the band ``update_many`` scores a sample at ``t`` against;
-        None when ``t`` is outside the predicted grid (it never predicts: the exporter calls it per scrape).
-        """
-        return self.band.peek(t)

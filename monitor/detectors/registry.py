@@ -1,31 +1,34 @@
 """Detector registry: every detector by name, with typed parameters; the one way to construct one.
 
-``create("sma", {"window": 20})`` builds a streaming detector from nothing; ``build(name, params, ts,
-values)`` builds any detector from training data, which is how the monitor gets its detector at start
-and on every retrain: a streaming detector is created and learns the training data, a detector that
-``needs_fit`` (a class attribute: Prophet's band, ``FITTED``) is fitted by its class's ``fit``.
-Parameters are the fields of each detector's ``Params`` dataclass (``direction`` and ``min_deviation``
-from ``options`` included); ``--param`` strings are read as the field's type and checked by
-``streamwatch.config``, so a bad name or value is a one-line ``ConfigError``. The ensemble also takes
-``member.param=value`` (``sma.window=20``), routed to that member.
+``create("sma", {"window": 20}, rows=1)`` builds a columnar detector (``base.Detector``) of ``rows``
+series from nothing; ``build(name, params, ts, values)`` builds a one-series detector from training
+data, which is how the monitor gets its detector at start and on every retrain: a streaming detector is
+created and learns the training data, a detector that ``needs_fit`` (a class attribute: Prophet's band,
+``FITTED``) is fitted by its class's ``fit``. A model kept as one Python object per series (``PER_SERIES``)
+is created behind ``base.PerSeries``. Parameters are the fields of each detector's ``Params`` dataclass
+(``direction`` and ``min_deviation`` from ``options`` included); ``--param`` strings are read as the
+field's type and checked by ``streamwatch.config``, so a bad name or value is a one-line ``ConfigError``.
+The ensemble also takes ``member.param=value`` (``sma.window=20``), routed to that member.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from monitor.detectors.adaptive import Adaptive
-from monitor.detectors.base import Detector, PerSeries, SeriesDetector
+from monitor.detectors.base import Detector, PerSeries
 from monitor.detectors.ema import EMAZScore
 from monitor.detectors.ensemble import Ensemble
 from monitor.detectors.iforest import IsolationForestDetector
 from monitor.detectors.iqr import RollingIQR
+from monitor.detectors.normalise import Normalised
 from monitor.detectors.options import DetectorOptions
-from monitor.detectors.prophet import DEFAULT_HORIZON_S, ModelStore, ProphetBandDetector
+from monitor.detectors.prophet import ModelStore, Profile, ProfileBand, unfitted
 from monitor.detectors.seasonal import SeasonalDetector
 from monitor.detectors.sma import SMAZScore
 from monitor.detectors.trend import TrendDetector
@@ -42,9 +45,11 @@ DETECTORS: dict[str, type] = {
     "iforest": IsolationForestDetector,
     "seasonal": SeasonalDetector,
 }
+# One Python object per series (not columnar): created behind base.PerSeries.
+PER_SERIES: frozenset[str] = frozenset({"iforest"})
 # Detectors that learn in batches from training data (``needs_fit``), never from nothing.
 FITTED: dict[str, type] = {
-    "prophet": ProphetBandDetector,
+    "prophet": ProfileBand,
 }
 # Every name the monitor's --detector and the evaluation accept.
 NAMES: tuple[str, ...] = (*FITTED, *DETECTORS)
@@ -82,9 +87,9 @@ def _split(name: str, raw: Mapping[str, Any] | None) -> tuple[Any, dict[str, dic
     return from_mapping(cls.Params, own, where=f"detector {name}", text=True), nested
 
 
-def create(name: str, params: Mapping[str, Any] | None = None, rows: int | None = None) -> Any:
-    """A fresh streaming detector ``name`` with ``params`` (typed, or strings from the command line): a
-    columnar ``Detector`` of ``rows`` series, or with ``rows`` None a one-series detector."""
+def create(name: str, params: Mapping[str, Any] | None = None, rows: int = 1) -> Detector:
+    """A fresh columnar detector ``name`` of ``rows`` series with ``params`` (typed, or strings from the
+    command line)."""
     if needs_fit(name):
         raise ConfigError(f"detector {name} learns from training data: build it with registry.build")
     cls = DETECTORS[name]
@@ -93,14 +98,21 @@ def create(name: str, params: Mapping[str, Any] | None = None, rows: int | None 
         unknown = sorted(set(nested) - set(p.member_names))
         if unknown:
             raise ConfigError(f"detector ensemble: {unknown[0]!r} is not a member ({p.members})")
+        members = [create(m, p.member_params(nested.get(m, {})), rows) for m in p.member_names]
+        return cls(p, members)
+    if name in PER_SERIES:
+        # A partial, not a lambda: the detector pickles (the monitor's snapshot of such a query).
+        factory = functools.partial(cls, p)
+        return PerSeries(factory, rows, params=p, warmup=_warmup(factory()))
+    return cls(p, rows)
 
-        def one() -> Any:
-            return cls(p, [create(m, p.member_params(nested.get(m, {}))) for m in p.member_names])
 
-        return one() if rows is None else PerSeries(one, rows, p)
-    if issubclass(cls, Detector):
-        return cls(p, 1 if rows is None else rows)
-    return cls(p) if rows is None else PerSeries(lambda: cls(p), rows, p)
+def _warmup(model: Any) -> int:
+    """A per-series model's warm-up: its ``warmup`` property, else its parameters' ``warmup``."""
+    w = getattr(model, "warmup", None)
+    if not isinstance(w, int):
+        w = getattr(model.p, "warmup", 0)
+    return int(w)
 
 
 def build(
@@ -110,19 +122,19 @@ def build(
     values: np.ndarray,
     *,
     store: ModelStore | None = None,
-    horizon: float = DEFAULT_HORIZON_S,
-) -> SeriesDetector:
-    """Detector ``name`` that has learnt the training samples: the monitor's one construction path.
+) -> Detector:
+    """A one-series detector ``name`` that has learnt the training samples: the monitor's one
+    construction path.
 
     A streaming detector is created and learns ``values``, so its windows are full and it scores from
     the first live sample instead of sitting in warm-up. A detector that ``needs_fit`` is fitted by its
-    class's ``fit`` (loading from and saving to ``store`` when given; its band covers ``horizon`` s).
+    class's ``fit`` (loading from and saving to ``store`` when given).
     """
     ts = np.asarray(ts, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     if needs_fit(name):
         cls = detector_class(name)
-        return cls.fit(make_params(name, params), ts, values, store=store, horizon=horizon)
+        return cls.fit(make_params(name, params), ts, values, store=store)
     detector = create(name, params)
     if len(values):
         detector.update_many(values, ts)  # the scores of the training data are not wanted
@@ -140,7 +152,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def from_cli(name: str, pairs: Sequence[str]) -> SeriesDetector:
+def from_cli(name: str, pairs: Sequence[str]) -> Detector:
     return create(name, parse_params(pairs))
 
 
@@ -155,20 +167,14 @@ def container(name: str, params: Mapping[str, Any] | None = None) -> Detector:
     no model until one is installed (``from_profile``) and score 0 meanwhile."""
     if not needs_fit(name):
         return create(name, params, rows=0)
-    from monitor.prophet_profile import unfitted
-
     return from_profile(name, params, unfitted(), rows=0)
 
 
-def from_profile(name: str, params: Mapping[str, Any] | None, profile: Any, rows: int = 1) -> Detector:
+def from_profile(name: str, params: Mapping[str, Any] | None, profile: Profile, rows: int = 1) -> Detector:
     """A fitted detector whose ``rows`` use the fitted ``profile`` (``monitor.prophet_profile``): how a
     fit made in a worker process becomes a series' model; ``normalise = true`` wraps it."""
-    from monitor.prophet_profile import ProfileBand
-
     p = make_params(name, params)
-    options = DetectorOptions(direction=p.direction, min_deviation=p.min_deviation)
-    if not p.normalise:
-        return ProfileBand.of(profile, options, rows)
-    from monitor.detectors.normalise import Normalised
-
-    return PerSeries(lambda: Normalised(ProfileBand.of(profile, options)), rows, p)
+    band = ProfileBand.of(
+        profile, DetectorOptions(direction=p.direction, min_deviation=p.min_deviation), rows
+    )
+    return Normalised(band) if p.normalise else band

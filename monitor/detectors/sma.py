@@ -4,21 +4,20 @@ Band: ``mean ± threshold * sd`` over the previous ``window`` values (sample sta
 as river's ``RollingVar``); score = ``|x - mean| / (threshold * sd)``, so > 1 exactly when |z| > threshold.
 Warm-up: until ``window`` values have been learnt the detector has no band and scores 0.
 
-Complexity: streaming O(1) per point (running sums, re-anchored every ``window`` points, see
-``rolling.RollingMoments``), O(window) memory; vectorised O(1) per point (chunked cumsum).
+Complexity: O(1) per point and row (running sums, re-anchored every ``window`` points, see
+``rolling.Moments``); state: the window and a few sums, ``8 * window + 88`` bytes a series.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import OnlineDetector
-from monitor.detectors.options import DetectorOptions, finish, finish_one
-from monitor.detectors.rolling import RollingMoments, window_sums
-from monitor.detectors.scores import Score, Scores
+from monitor.detectors.base import Detector, State
+from monitor.detectors.options import DetectorOptions
+from monitor.detectors.rolling import Moments
+from monitor.detectors.scores import Scores
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class SMAParams(DetectorOptions):
             raise ValueError(f"threshold must be positive, got {self.threshold}")
 
 
-class SMAZScore(OnlineDetector):
+class SMAZScore(Detector):
     """Moving-average z-score detector (window 10, threshold 2.0 by default).
 
     >>> d = SMAZScore(SMAParams(window=3, threshold=2.0))
@@ -47,36 +46,23 @@ class SMAZScore(OnlineDetector):
 
     Params = SMAParams
 
-    def __init__(self, params: SMAParams | None = None) -> None:
-        self.p = params or SMAParams()
-        self._win = RollingMoments(self.p.window)
+    def __init__(self, params: SMAParams | None = None, rows: int = 1) -> None:
+        p = params or SMAParams()
+        self.win = Moments(p.window, "w.")
+        super().__init__(p, rows)
 
-    def _band(self) -> tuple[float, float, float]:
-        if not self._win.full:
-            return math.nan, math.nan, math.nan
-        mean, sxx = self._win.mean_var()
-        half = self.p.threshold * math.sqrt(sxx / (self.p.window - 1))
-        return mean, mean - half, mean + half
+    @property
+    def warmup(self) -> int:
+        return self.p.window
 
-    def score_one(self, x: float, t: float) -> Score:
-        return finish_one(self.p, x, *self._band())
+    def fresh(self, n: int) -> State:
+        return self.win.fresh(n)
 
-    def learn_one(self, x: float, t: float) -> None:
-        self._win.push(float(x))
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        xs = np.asarray(xs, dtype=np.float64)
-        w = self.p.window
-        hist = np.fromiter(self._win.xs, dtype=np.float64, count=len(self._win.xs))
-        full = np.concatenate((hist, xs))
-        n, h = len(xs), len(hist)
-        expected = np.full(n, np.nan)
-        half = np.full(n, np.nan)
-        # Point i of the batch (index h+i of `full`) is scored against the window ending at h+i-1.
-        st = window_sums({"x": full[:-1]}, w, (("x", "x"),))
-        if len(st["mean_x"]):
-            first = max(w - h, 0)  # first batch index with a full window before it
-            expected[first:] = st["mean_x"][first + h - w :]
-            half[first:] = self.p.threshold * np.sqrt(st["Sxx"][first + h - w :] / (w - 1))
-        self._win.load(full[-w:])
-        return finish(self.p, xs, expected, expected - half, expected + half)
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
+        st = self.state
+        count, mean, sxx = self.win.moments(st)
+        expected = np.where(count >= self.p.window, mean, np.nan)
+        half = self.p.threshold * np.sqrt(sxx / (self.p.window - 1))
+        s = self.finish(x, expected, expected - half, expected + half)
+        self.win.push(st, self.learnable(x, s), ok)
+        return s

@@ -17,20 +17,24 @@ Options: ``min_deviation`` also requires the rise across the window to exceed it
 fitted line at the scored point (a smoothed level); there is no band (lower/upper NaN).
 Warm-up: scores 0 until ``smooth + window - 2`` values have been learnt.
 
-Complexity: O(1) per point (three running-sum windows, re-anchored every window, see
-``rolling.RollingMoments``); O(window) memory. Vectorised: chunked cumulative sums, O(1) per point.
+Learning (``monitor.detectors.learning``): the trend has no band of its own, so a value is learnt capped
+by its raw window's band ``mean +/- LEARN_SD * sd``: a spike does not bend the smoothed line.
+
+Complexity: O(1) per point and row (three running-sum windows, re-anchored every window, see
+``rolling.Moments``); state: the raw window, the smoothed window and its timestamps, about
+``24 * window + 8 * smooth`` bytes a series (11 KiB at the defaults).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import OnlineDetector
+from monitor.detectors import learning
+from monitor.detectors.base import Detector, State
 from monitor.detectors.options import DetectorOptions
-from monitor.detectors.rolling import RollingMoments, window_sums
+from monitor.detectors.rolling import Moments
 from monitor.detectors.scores import Score, Scores
 
 
@@ -83,27 +87,6 @@ FLAT = 1e-12
 (a moving average of equal values differs in the last bit), not a trend."""
 
 
-def _fit_one(
-    p: TrendParams, stt: float, syy: float, sty: float, span: float, sd_raw: float, level: float
-) -> tuple[float, float, float]:
-    """Scalar twin of :func:`_fit` for the streaming path (numpy per point would cost ~50 µs)."""
-    slope = sty / stt if stt > 0 else 0.0
-    den = stt * syy
-    flat = syy <= p.window * (FLAT * level) ** 2
-    r2 = min(sty * sty / den, 1.0) if den > 0 and not flat else 0.0
-    rise = abs(slope) * span
-    score = r2 / p.r2_threshold
-    if p.min_rise > 0:
-        floor = p.min_rise * sd_raw
-        rel = rise / floor if floor > 0 else math.inf
-        score = min(score, rel if rise > 0 else 0.0)
-    if p.min_deviation > 0:
-        score = min(score, rise / p.min_deviation)
-    if (p.direction == "above" and not slope > 0) or (p.direction == "below" and not slope < 0):
-        score = 0.0
-    return slope, r2, score
-
-
 def _fit(
     p: TrendParams,
     stt: np.ndarray,
@@ -113,7 +96,7 @@ def _fit(
     sd_raw: np.ndarray,
     level: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Slope (per second), r squared and score from centred sums, as :func:`_fit_one` for each point."""
+    """Slope (per second), r squared and score from centred sums, for every row at once."""
     den = stt * syy
     ok = (den > 0) & (syy > p.window * (FLAT * level) ** 2)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -134,7 +117,11 @@ def _fit(
     return slope, r2, score
 
 
-class TrendDetector(OnlineDetector):
+LEARN_SD = 4.0
+"""The band a value is learnt by: the raw window's mean +/- this many standard deviations."""
+
+
+class TrendDetector(Detector):
     """Rolling least-squares trend detector (window 450, smoothing 50, r2 0.6, rise 0.5 sd by default).
 
     >>> d = TrendDetector(TrendParams(window=3, smooth=1, r2_threshold=0.5, min_rise=0.0))
@@ -147,87 +134,69 @@ class TrendDetector(OnlineDetector):
 
     Params = TrendParams
 
-    def __init__(self, params: TrendParams | None = None) -> None:
-        self.p = params or TrendParams()
-        w = self.p.window
-        self._ma = RollingMoments(max(self.p.smooth - 1, 1))  # raw values for the moving average
-        self._raw = RollingMoments(w - 1)  # raw values for the window's spread
-        self._fit = RollingMoments(w - 1, with_t=True)  # smoothed values and their timestamps
+    def __init__(self, params: TrendParams | None = None, rows: int = 1) -> None:
+        p = params or TrendParams()
+        self.ma = Moments(p.smooth - 1, "ma.") if p.smooth > 1 else None  # raw values averaged with x
+        self.raw = Moments(p.window - 1, "raw.")  # raw values for the window's spread
+        self.fit = Moments(p.window - 1, "fit.", with_t=True)  # smoothed values and their timestamps
+        super().__init__(p, rows)
 
-    def _smoothed(self, x: float) -> float | None:
-        m = self.p.smooth
-        if m == 1:
-            return x
-        ma = self._ma
-        if len(ma) < m - 1:
-            return None
-        return ma.cx + (ma.sx + (x - ma.cx)) / m
+    @property
+    def warmup(self) -> int:
+        return self.p.smooth + self.p.window - 2
 
-    def score_one(self, x: float, t: float) -> TrendScore:
-        x, t = float(x), float(t)
-        y = self._smoothed(x)
-        f, r = self._fit, self._raw
-        if y is None or len(f) < self.p.window - 1 or len(r) < self.p.window - 1:
-            return TrendScore(0.0)
+    def fresh(self, n: int) -> State:
+        state = {**self.raw.fresh(n), **self.fit.fresh(n)}
+        if self.ma is not None:
+            state.update(self.ma.fresh(n))
+        return state
+
+    def _smoothed(self, st: State, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the moving average ending at ``x``, True where the average has its ``smooth`` values)."""
+        if self.ma is None:
+            return x, np.ones(x.shape, dtype=bool)
+        c, s, _ = self.ma.sums(st)
+        return c + (s + (x - c)) / self.p.smooth, self.ma.full(st)
+
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> TrendScores:
+        st = self.state
         n = self.p.window
-        dy, dt = y - f.cx, t - f.ct
-        sy, st = f.sx + dy, f.st + dt
-        syy = max(f.sxx + dy * dy - sy * sy / n, 0.0)
-        stt = max(f.stt + dt * dt - st * st / n, 0.0)
-        sty = f.stx + dt * dy - st * sy / n
-        dx = x - r.cx
-        sx = r.sx + dx
-        sxx = max(r.sxx + dx * dx - sx * sx / n, 0.0)
-        mean_y = f.cx + sy / n
-        slope, r2, score = _fit_one(self.p, stt, syy, sty, t - f.ts[0], math.sqrt(sxx / n), abs(mean_y))
-        expected = mean_y + slope * (dt - st / n)
-        return TrendScore(score, expected, math.nan, math.nan, (slope > 0) - (slope < 0), slope * 3600.0, r2)
-
-    def learn_one(self, x: float, t: float) -> None:
-        x, t = float(x), float(t)
-        y = self._smoothed(x)
-        if self.p.smooth > 1:
-            self._ma.push(x)
-        self._raw.push(x)
-        if y is not None:
-            self._fit.push(y, t)
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> TrendScores:
-        xs = np.asarray(xs, dtype=np.float64)
-        ts = np.asarray(ts, dtype=np.float64)
-        w, m, n = self.p.window, self.p.smooth, len(xs)
-        h = len(self._raw)  # every learnt value while fewer than w - 1, else the last w - 1
-        fx = np.concatenate((np.fromiter(self._raw.xs, np.float64, h), xs))
-        # Smoothed value of batch point i: mean of fx[h+i-m+1 .. h+i], once m values exist.
-        i0 = min(max(m - 1 - h, 0), n)
-        ys = window_sums({"x": fx}, m, ())["mean_x"][h + i0 - m + 1 :] if m > 1 else xs
-        g = len(self._fit)
-        fy = np.concatenate((np.fromiter(self._fit.xs, np.float64, g), ys))
-        ft = np.concatenate((np.fromiter(self._fit.ts, np.float64, g), ts[i0:]))
-        score, expected, slope, r2 = np.zeros(n), np.full(n, np.nan), np.zeros(n), np.zeros(n)
-        # Point i >= i0 sits at fy index g + i - i0 and at fx index h + i; both windows must be full.
-        first = max(i0, w - 1 - g + i0, w - 1 - h)
-        if first < n:
-            fit = window_sums({"t": ft, "y": fy}, w, (("t", "t"), ("y", "y"), ("t", "y")))
-            k = slice(g + first - i0 - w + 1, None)
-            raw = window_sums({"x": fx}, w, (("x", "x"),))
-            sd = np.sqrt(raw["Sxx"][h + first - w + 1 :] / w)
-            span = ft[g + first - i0 :] - ft[g + first - i0 - w + 1 : len(ft) - w + 1]
-            mean_y = fit["mean_y"][k]
-            sl, rr, sc = _fit(self.p, fit["Stt"][k], fit["Syy"][k], fit["Sty"][k], span, sd, np.abs(mean_y))
-            score[first:], slope[first:], r2[first:] = sc, sl, rr
-            expected[first:] = mean_y + sl * fit["dlast_t"][k]
-        if m > 1:
-            self._ma.load(fx[-(m - 1) :])
-        self._raw.load(fx[-(w - 1) :])
-        self._fit.load(fy[-(w - 1) :], ft[-(w - 1) :])
-        nan = np.full(n, np.nan)
-        return TrendScores(
-            score=score,
+        y, has_y = self._smoothed(st, x)
+        ready = has_y & self.fit.full(st) & self.raw.full(st)
+        fc, fs, fss = self.fit.sums(st, "x")
+        tc, ts, tss = self.fit.sums(st, "t")
+        dy, dt = y - fc, t - tc
+        sy, stn = fs + dy, ts + dt
+        syy = np.maximum(fss + dy * dy - sy * sy / n, 0.0)
+        stt = np.maximum(tss + dt * dt - stn * stn / n, 0.0)
+        sty = st["fit.stx"] + dt * dy - stn * sy / n
+        rc, rs, rss = self.raw.sums(st)
+        dx = x - rc
+        sx = rs + dx
+        sxx = np.maximum(rss + dx * dx - sx * sx / n, 0.0)
+        mean_y = fc + sy / n
+        span = t - self.fit.oldest(st, "t")
+        slope, r2, score = _fit(self.p, stt, syy, sty, span, np.sqrt(sxx / n), np.abs(mean_y))
+        slope = np.where(ready & ok, slope, 0.0)
+        expected = np.where(ready, mean_y + slope * (dt - stn / n), np.nan)
+        nan = np.full(x.shape, np.nan)
+        out = TrendScores(
+            score=np.where(ready, score, 0.0),
             expected=expected,
             lower=nan,
             upper=nan.copy(),
-            direction=np.sign(slope).astype(int),
+            direction=np.sign(slope).astype(np.int64),
             slope_per_hour=slope * 3600.0,
-            r2=r2,
+            r2=np.where(ready & ok, r2, 0.0),
         )
+        # Learn, capped by the raw window's band (the learning rule), what scoring just used.
+        _, mean, rsxx = self.raw.moments(st)
+        half = LEARN_SD * np.sqrt(rsxx / max(n - 1, 1))
+        band = np.where(self.raw.full(st), mean, np.nan)
+        xl = learning.learnable(x, band, band - half, band + half)
+        yl, has_yl = self._smoothed(st, xl)
+        if self.ma is not None:
+            self.ma.push(st, xl, ok)
+        self.raw.push(st, xl, ok)
+        self.fit.push(st, yl, ok & has_yl, t)
+        return out

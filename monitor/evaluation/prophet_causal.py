@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.detectors.prophet import ProphetBandDetector, ProphetParams
+from monitor.detectors.prophet import ProfileBand, ProphetParams
 from monitor.evaluation.metrics import probation_rows
 
 FALLBACK_PERIOD_S = 86400.0
@@ -20,7 +20,7 @@ FALLBACK_PERIOD_S = 86400.0
 
 def score_file(ts: np.ndarray, values: np.ndarray, p: ProphetParams) -> np.ndarray:
     """Scores of every row (0 in the prefix). Raises ``PeriodError`` when the prefix cannot be fitted."""
-    from monitor.period import PeriodError, sampling_step
+    from monitor.period import PeriodError
 
     n = len(values)
     m = max(probation_rows(n), 2)
@@ -32,14 +32,11 @@ def score_file(ts: np.ndarray, values: np.ndarray, p: ProphetParams) -> np.ndarr
             f"Prophet is fitted on the probationary prefix (the first {rows}), which needs at least two "
             "distinct timestamps"
         )
-    step = sampling_step(pts)
     # The evaluation scores whatever the band does: a band too wide to flag is a result, not an error.
-    detector = ProphetBandDetector.fit(
+    detector = ProfileBand.fit(
         p,
         pts,
         pvs,
-        horizon=float(np.ptp(ts)) + step,
-        start_at=float(ts[m]) if m < n else float(pts[-1]),
         fallback_period=FALLBACK_PERIOD_S,
         refuse_useless_band=False,
     )
