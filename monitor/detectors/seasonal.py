@@ -1,21 +1,34 @@
-"""The seasonal baseline (``monitor.seasonal``) as a streaming detector: Prophet's daily shapes, cheaply.
+"""Seasonal baseline: Prophet-like daily shapes, cheaply, as streaming per-phase profiles in rows of arrays.
 
-The detector keeps the last ``history`` samples and fits the profile on them once ``warmup`` samples
-have been learnt, then again every ``refit_every`` samples. The period is ``period`` when given, else
-found at the first fit that shows one (``monitor.period``) and kept from then on, as the monitor keeps
-Prophet's; while none is found the model is flat (the history's median, a median-and-MAD band), and
-detection is tried again at each refit. The level is the median over the last ``refit_every`` samples
-(or the last period, if longer), so an anomaly under way at a refit does not become the baseline.
-Band: ``expected +/- k * sigma``, scored by ``options.finish`` like every other detector (score > 1:
-outside the band); before the first fit every point scores 0.
+Each row (series) keeps a level, a profile of ``bins`` offsets over one period, and a residual spread;
+``expected = level + profile(phase)``, the profile linearly interpolated between bin centres, and the
+band is ``expected +/- k * sigma``, scored by ``options.finish`` like every other detector. It is
+additive Holt-Winters without a trend, with three robust touches:
 
-Streaming order holds: a point is scored against the model fitted on the points before it, and a refit
-happens after the point that completes a schedule step, in both paths, so ``update_many`` equals
-``update_one`` point by point. Non-finite values are scored but never learnt.
+1. **Warm-up.** A row keeps its first ``warmup`` samples (the only per-sample memory it ever has). Then
+   the period is found in them (``monitor.period``, unless ``period`` is given), the sampling step is
+   measured, ``bins = min(max_bins, period / step)`` (one bin per sample of a period when that fits), and
+   the kept samples are replayed into the learner below, so nothing of the warm-up is wasted. With no
+   season the row is flat (the median and a MAD band of its warm-up) and looks for a period again every
+   ``warmup`` samples, in the samples it keeps meanwhile.
+2. **Learning the shape.** During its first period a bin's value is the running mean of the samples that
+   fell in it (split between the two nearest bins by their distance); then the level is their mean, the
+   profile their offsets from it, and from then on each residual ``e = x - expected`` moves the level by
+   ``e / memory`` and the two nearest bins by their share of ``e`` over the samples they have seen, but
+   never less than ``1 / profile_memory`` of the samples a period brings them: a bin's value is the mean
+   of its samples until ``profile_memory`` periods have been seen, then an exponentially weighted one.
+3. **The band.** Over the second period the residuals' mean absolute value is averaged; from then on it
+   is an exponentially weighted mean over ``memory`` samples, and ``sigma = sqrt(pi / 2) * mean |e|``
+   (exact for normal noise). A row scores once it has seen ``warmup`` samples and two periods.
+   What is learnt is capped by the band (``monitor.detectors.learning``), so an anomaly moves neither the
+   level, the profile nor the spread by more than a point at ``LEARN_REACH`` half-widths would.
 
-Complexity: scoring is O(1) per point (an index into the profile); a refit is O(h log h) for a history
-of h samples, amortised over ``refit_every`` points. Memory: 16 bytes per sample of history (time and
-value), so 0.2 MiB per series at the default 14,400.
+This replaces a detector that kept 14,400 samples per series and refitted medians on them every 1,800
+samples (2 GiB and a refit per series every hour at 10,000 series): here a series costs its profile and
+counts (``16 * max_bins`` bytes, 4.5 KiB at 288 bins) plus the warm-up's samples (``16 * warmup``, 9.4 KiB),
+and a point costs O(1). Finding the period costs about 15 ms per series, once, at the end of its warm-up
+(``period=`` skips it). What it does not catch: a change lasting longer than about ``memory`` samples
+becomes the level; a shape that changes from day to day needs ``period=604800`` (a week).
 """
 
 from __future__ import annotations
@@ -25,41 +38,46 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.detectors.base import OnlineDetector
-from monitor.detectors.options import DetectorOptions, finish, finish_one
-from monitor.detectors.scores import Score, Scores
-from monitor.period import PeriodError
-from monitor.seasonal import SeasonalModel, find_period, fit
+from monitor.detectors.base import Detector, State
+from monitor.detectors.options import DetectorOptions
+from monitor.detectors.scores import Scores
+from monitor.period import PeriodError, detect_period, sampling_step
+
+# Period detection folds the samples 601 times: it looks at the most recent samples only.
+DETECT_MAX_POINTS = 10_000
+MAD_TO_SIGMA = 1.4826
+ABS_TO_SIGMA = math.sqrt(math.pi / 2)  # sigma / E|e| for normal noise
+SIGMA_FLOOR = 1e-9  # times max(1, |level|): a flat series still has a band to score against
+MIN_RESIDUALS = 30  # residuals the spread is a plain mean of before it scores (and before it decays)
 
 
 @dataclass(frozen=True)
 class SeasonalParams(DetectorOptions):
-    k: float = 4.0  # band half-width in robust sigmas of the in-sample residuals (as Prophet's band)
-    period: float = 0.0  # seconds; 0: detect it from the history (kept once found)
-    max_bins: int = 1440  # phase bins per period at most (a day in minutes); fewer when samples are fewer
-    smooth: int = 1  # neighbouring bins on each side averaged into a bin holding few samples
-    warmup: int = 600  # samples learnt before the first fit
-    refit_every: int = 1800  # samples between refits
-    history: int = 14_400  # most recent samples kept and fitted on
+    k: float = 4.0  # band half-width in sigmas of the residuals (as Prophet's band)
+    period: float = 0.0  # seconds; 0: found in the warm-up's samples
+    max_bins: int = 288  # phase bins per period at most (a day in 5-minute bins)
+    warmup: int = 600  # samples kept before the period is looked for and the profile set up
+    memory: int = 1800  # samples over which the level and the spread adapt (by a factor e)
+    profile_memory: int = 20  # periods over which a phase's value adapts (by a factor e)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.k > 0:
             raise ValueError(f"k must be positive, got {self.k}")
-        if self.period < 0:
+        if not self.period >= 0:
             raise ValueError(f"period must be >= 0, got {self.period}")
-        if self.max_bins < 1 or self.smooth < 0:
-            raise ValueError(f"max_bins must be >= 1 and smooth >= 0, got {self.max_bins}, {self.smooth}")
-        if self.warmup < 8 or self.refit_every < 1:
+        if not 1 <= self.max_bins <= 100_000:
+            raise ValueError(f"max_bins must be between 1 and 100000, got {self.max_bins}")
+        if not 8 <= self.warmup <= 100_000:
+            raise ValueError(f"warmup must be between 8 and 100000, got {self.warmup}")
+        if self.memory < 1 or self.profile_memory < 1:
             raise ValueError(
-                f"warmup must be >= 8 and refit_every >= 1, got {self.warmup}, {self.refit_every}"
+                f"memory and profile_memory must be >= 1, got {self.memory}, {self.profile_memory}"
             )
-        if self.history < self.warmup:
-            raise ValueError(f"history ({self.history}) must hold at least warmup ({self.warmup}) samples")
 
 
-class SeasonalDetector(OnlineDetector):
-    """Per-phase median profile with a residual band (k = 4, refit every 1,800 samples by default).
+class SeasonalDetector(Detector):
+    """Per-phase streaming profile with a residual band (k = 4 by default; see the module).
 
     >>> import numpy as np
     >>> ts = 2.0 * np.arange(700)
@@ -73,103 +91,193 @@ class SeasonalDetector(OnlineDetector):
 
     Params = SeasonalParams
 
-    def __init__(self, params: SeasonalParams | None = None) -> None:
-        self.p = params or SeasonalParams()
-        self.model: SeasonalModel | None = None
-        self.period = self.p.period  # the period in use; 0 until one is given or found
-        self.n = 0  # samples seen (the refit schedule counts them all)
-        self.fits = 0
-        cap = self.p.history
-        self._ts = np.empty(cap)
-        self._xs = np.empty(cap)
-        self._head = 0  # next slot of the ring buffer
-        self._size = 0
+    @property
+    def warmup(self) -> int:
+        return self.p.warmup
 
-    # -- the model --------------------------------------------------------------------------------------
+    def fresh(self, n: int) -> State:
+        w, b = self.p.warmup, self.p.max_bins
+        return {
+            "period": np.full(n, np.nan),  # NaN until the warm-up ends; 0: flat (no season)
+            "anchor": np.zeros(n),  # phase 0
+            "start": np.zeros(n),  # when the profile began to learn
+            "bins": np.ones(n, dtype=np.int64),
+            "level": np.zeros(n),
+            "mabs": np.zeros(n),  # mean |residual|
+            "nres": np.zeros(n, dtype=np.int64),  # residuals averaged into mabs while it is a plain mean
+            "profile": np.zeros((n, b)),
+            "count": np.zeros((n, b)),  # samples each bin has learnt (fractions: split between two bins)
+            "bt": np.zeros((n, w)),  # the warm-up's samples (a ring while a flat row looks for a season)
+            "bx": np.zeros((n, w)),
+            "blen": np.zeros(n, dtype=np.int64),
+            "since": np.zeros(n, dtype=np.int64),  # samples kept since the last look for a period
+            "last": np.full(n, np.nan),  # time of the last sample learnt
+        }
 
-    def _next_fit(self) -> int:
-        """The sample count after which the next fit happens."""
-        if self.n < self.p.warmup:
-            return self.p.warmup
-        return self.p.warmup + ((self.n - self.p.warmup) // self.p.refit_every + 1) * self.p.refit_every
+    # --- the model ------------------------------------------------------------------------------------
 
-    def _due(self) -> bool:
-        return self.n >= self.p.warmup and (self.n - self.p.warmup) % self.p.refit_every == 0
+    def _cycles(self, st: State, idx: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Periods seen by rows ``idx`` at ``t`` since their profile began (inf for flat rows)."""
+        period = st["period"][idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(period > 0, (t - st["start"][idx]) / np.where(period > 0, period, 1.0), np.inf)
 
-    def history(self) -> tuple[np.ndarray, np.ndarray]:
-        """The kept samples, oldest first."""
-        if self._size < self.p.history:
-            return self._ts[: self._size].copy(), self._xs[: self._size].copy()
-        order = np.roll(np.arange(self.p.history), -self._head)
-        return self._ts[order], self._xs[order]
+    def _phase(self, st: State, idx: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bin, next bin, fraction of the way to it) of time ``t`` in rows ``idx``."""
+        period, bins = st["period"][idx], st["bins"][idx]
+        safe = np.where(period > 0, period, 1.0)
+        pos = np.where(period > 0, np.mod(t - st["anchor"][idx], safe) / safe * bins, 0.0)
+        lo = np.floor(pos)
+        i = lo.astype(np.int64) % bins
+        return i, (i + 1) % bins, pos - lo
 
-    def _refit(self) -> None:
-        ts, xs = self.history()
-        if ts.size < 8:
+    def _expected(self, st: State, idx: np.ndarray, t: np.ndarray) -> np.ndarray:
+        i, j, frac = self._phase(st, idx, t)
+        prof = st["profile"]
+        a, b = prof[idx, i], prof[idx, j]
+        return st["level"][idx] + (a + frac * (b - a))
+
+    def _sigma(self, st: State, idx: np.ndarray) -> np.ndarray:
+        return np.maximum(
+            ABS_TO_SIGMA * st["mabs"][idx], SIGMA_FLOOR * np.maximum(1.0, np.abs(st["level"][idx]))
+        )
+
+    def warming(self) -> np.ndarray:
+        """Per row: True until it scores (its warm-up, two periods and ``MIN_RESIDUALS`` residuals)."""
+        st = self.state
+        out = np.ones(self.rows, dtype=bool)
+        known = np.flatnonzero(~np.isnan(st["period"]))
+        out[known] = ~self._ready(st, known, st["last"][known])
+        return out
+
+    def _ready(self, st: State, idx: np.ndarray, t: np.ndarray) -> np.ndarray:
+        cycles = self._cycles(st, idx, t)
+        return (st["n"][idx] >= self.p.warmup) & (cycles >= 2) & (st["nres"][idx] >= MIN_RESIDUALS)
+
+    # --- a column -------------------------------------------------------------------------------------
+
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
+        st = self.state
+        rows = x.shape[0]
+        expected, half = np.full(rows, np.nan), np.full(rows, np.nan)
+        known = np.flatnonzero(~np.isnan(st["period"]))
+        if known.size:
+            ready = self._ready(st, known, t[known])
+            r = known[ready]
+            expected[r] = self._expected(st, r, t[r])
+            half[r] = self.p.k * self._sigma(st, r)
+        s = self.finish(x, expected, expected - half, expected + half)
+        xl = self.learnable(x, s)
+        # Rows with a period learn the sample; rows in warm-up (and flat rows) keep it.
+        learn = np.flatnonzero(ok & ~np.isnan(st["period"]))
+        if learn.size:
+            self._learn(st, learn, xl[learn], t[learn])
+        np.copyto(st["last"], t, where=ok)
+        keep = ok & (np.isnan(st["period"]) | (st["period"] == 0))
+        if keep.any():
+            self._keep(st, np.flatnonzero(keep), xl, t)
+        return s
+
+    def _learn(self, st: State, idx: np.ndarray, x: np.ndarray, t: np.ndarray) -> None:
+        """One sample per row of ``idx``: the learner of the module's step 2 and 3."""
+        cycles = self._cycles(st, idx, t)
+        # A row whose first period just ended turns its bins' means into a level and offsets.
+        first = idx[(cycles >= 1) & (st["nres"][idx] == 0) & (st["period"][idx] > 0)]
+        if first.size:
+            self._settle(st, first)
+        i, j, frac = self._phase(st, idx, t)
+        period = st["period"][idx]
+        seasonal = period > 0
+        shape_i, shape_j = st["profile"][idx, i], st["profile"][idx, j]
+        level = st["level"][idx]
+        in_first = cycles < 1
+        # First period: raw running means per bin. Later: residuals against level + profile.
+        e = np.where(in_first, 0.0, x - (level + shape_i + frac * (shape_j - shape_i)))
+        a = 1.0 / self.p.memory
+        st["level"][idx] = level + np.where(in_first, 0.0, a * e)
+        if seasonal.any():
+            s_idx, si, sj, sf = idx[seasonal], i[seasonal], j[seasonal], frac[seasonal]
+            count = st["count"]
+            count[s_idx, si] += 1 - sf
+            count[s_idx, sj] += sf
+            # Mean of a bin's samples until profile_memory periods, then about 1 / profile_memory of what a
+            # period brings it: count / cycles samples a period.
+            slow = np.maximum(1.0, cycles[seasonal] / self.p.profile_memory)
+            first_p = in_first[seasonal]
+            for b, w in ((si, 1 - sf), (sj, sf)):
+                c = count[s_idx, b]
+                g = np.where(c > 0, w * slow / np.where(c > 0, c, 1.0), 0.0)
+                target = np.where(first_p, x[seasonal] - st["profile"][s_idx, b], (1 - a) * e[seasonal])
+                st["profile"][s_idx, b] += np.minimum(g, 1.0) * target
+        # The spread: a plain mean over the second period, then exponentially weighted.
+        learn_sigma = ~in_first
+        if learn_sigma.any():
+            r = idx[learn_sigma]
+            ae = np.abs(e[learn_sigma])
+            nres = st["nres"][r]
+            plain = (self._cycles(st, r, t[learn_sigma]) < 2) | (nres < MIN_RESIDUALS)
+            w = np.where(plain, 1.0 / (nres + 1), a)
+            st["mabs"][r] += w * (ae - st["mabs"][r])
+            st["nres"][r] = nres + 1
+
+    def _settle(self, st: State, idx: np.ndarray) -> None:
+        """End of the first period: level = mean of the bins' means, profile = offsets from it; a bin
+        no sample reached takes the line between its neighbours (around the period)."""
+        for r in idx.tolist():
+            nb = int(st["bins"][r])
+            prof, cnt = st["profile"][r, :nb], st["count"][r, :nb]
+            seen = cnt > 0
+            if not seen.all():
+                pos = np.arange(nb)
+                prof[:] = np.interp(pos, pos[seen], prof[seen], period=nb)
+            level = float(prof.mean())
+            st["level"][r] = level
+            prof -= level
+
+    def _keep(self, st: State, idx: np.ndarray, x: np.ndarray, t: np.ndarray) -> None:
+        """Keep the sample of rows ``idx`` (warming up, or flat); look for a period where one is due."""
+        w = self.p.warmup
+        blen, since = st["blen"], st["since"]
+        slot = blen[idx] % w
+        st["bt"][idx, slot] = t[idx]
+        st["bx"][idx, slot] = x[idx]
+        blen[idx] += 1
+        since[idx] += 1
+        due = idx[since[idx] >= w]
+        if not due.size:
             return
-        period = self.period
-        if not period:
-            try:
-                period = find_period(ts, xs)
-            except PeriodError:
-                period = 0.0  # no season yet: a flat model, and detection again at the next refit
+        # Oldest first (a flat row's kept samples are a ring).
+        order = (np.arange(w)[None, :] + blen[due][:, None]) % w
+        ts = np.take_along_axis(st["bt"][due], order, axis=1)
+        xs = np.take_along_axis(st["bx"][due], order, axis=1)
+        since[due] = 0
+        found = np.array(
+            [self._look(st, int(r), ts[k], xs[k]) for k, r in enumerate(due.tolist())], dtype=bool
+        )
+        if found.any():
+            # Replay the kept samples into the new profiles, in time order, every such row at once.
+            new, ts, xs = due[found], ts[found], xs[found]
+            for c in range(w):
+                self._learn(st, new, xs[:, c], ts[:, c])
+
+    def _look(self, st: State, r: int, ts: np.ndarray, xs: np.ndarray) -> bool:
+        """Row ``r``'s kept samples are a warm-up's worth: find its period (True) and reset its profile,
+        or make it flat if it has no model yet (False)."""
         try:
-            self.model = fit(ts, xs, period, self.p.max_bins, self.p.smooth, self.p.refit_every)
-        except PeriodError:  # a given period the history cannot hold twice yet: keep waiting
-            return
-        self.period = period
-        self.fits += 1
-
-    def _keep(self, ts: np.ndarray, xs: np.ndarray) -> None:
-        ok = np.isfinite(xs)
-        ts, xs = ts[ok][-self.p.history :], xs[ok][-self.p.history :]
-        cap, m = self.p.history, xs.size
-        first = min(m, cap - self._head)
-        self._ts[self._head : self._head + first] = ts[:first]
-        self._xs[self._head : self._head + first] = xs[:first]
-        self._ts[: m - first] = ts[first:]
-        self._xs[: m - first] = xs[first:]
-        self._head = (self._head + m) % cap
-        self._size = min(cap, self._size + m)
-
-    # -- streaming ----------------------------------------------------------------------------------------
-
-    def score_one(self, x: float, t: float) -> Score:
-        if self.model is None:
-            return finish_one(self.p, x, math.nan, math.nan, math.nan)
-        e = self.model.expected_one(float(t))
-        half = self.p.k * self.model.sigma
-        return finish_one(self.p, x, e, e - half, e + half)
-
-    def learn_one(self, x: float, t: float) -> None:
-        x = float(x)
-        if math.isfinite(x):
-            self._ts[self._head] = t
-            self._xs[self._head] = x
-            self._head = (self._head + 1) % self.p.history
-            self._size = min(self.p.history, self._size + 1)
-        self.n += 1
-        if self._due():
-            self._refit()
-
-    # -- vectorised ---------------------------------------------------------------------------------------
-
-    def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
-        xs = np.asarray(xs, dtype=np.float64)
-        ts = np.asarray(ts, dtype=np.float64)
-        n = xs.size
-        expected = np.full(n, np.nan)
-        half = np.full(n, np.nan)
-        i = 0
-        while i < n:
-            # Every point up to the next scheduled fit is scored against the same model.
-            j = min(n, i + self._next_fit() - self.n)
-            if self.model is not None:
-                expected[i:j] = self.model.expected(ts[i:j])
-                half[i:j] = self.p.k * self.model.sigma
-            self._keep(ts[i:j], xs[i:j])
-            self.n += j - i
-            if self._due():
-                self._refit()
-            i = j
-        return finish(self.p, xs, expected, expected - half, expected + half)
+            step = sampling_step(ts)
+            period = self.p.period or detect_period(ts[-DETECT_MAX_POINTS:], xs[-DETECT_MAX_POINTS:])
+        except PeriodError:
+            if np.isnan(st["period"][r]):  # no season yet: flat, from the warm-up's median and spread
+                level = float(np.median(xs))
+                st["period"][r] = 0.0
+                st["level"][r] = level
+                st["mabs"][r] = MAD_TO_SIGMA * float(np.median(np.abs(xs - level))) / ABS_TO_SIGMA
+                st["nres"][r] = max(self.p.warmup, MIN_RESIDUALS)
+            return False
+        st["period"][r] = period
+        st["bins"][r] = max(1, min(self.p.max_bins, round(period / step)))
+        st["anchor"][r] = st["start"][r] = ts[0]
+        st["level"][r] = st["mabs"][r] = 0.0
+        st["nres"][r] = 0
+        st["profile"][r] = st["count"][r] = 0.0
+        return True
