@@ -74,11 +74,11 @@ PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "adaptive": st.fixed_dictionaries(
         {
-            "warmup": st.integers(5, 30),
-            "suppress": st.integers(0, 8),
-            "memory": st.integers(5, 50),
+            "warmup": st.integers(2, 30),
+            "memory": st.integers(2, 50),
             "period_s": st.sampled_from([40.0, 100.0]),
             "bins": st.integers(2, 6),
+            "jitter": st.integers(0, 1),
             "shape_days": st.integers(1, 2),
         }
     ),

@@ -11,9 +11,8 @@ A new detector subclasses :class:`Detector` and writes a ``Params`` dataclass (a
 ``fresh(n)`` and ``_step`` (one time column over all rows), plus a registry line. A detector built of
 others (the ensemble, the normalising wrapper) lists them in ``children``: their state is part of its own.
 
-A model kept as one Python object per series (``iforest``'s scikit-learn trees, and ``adaptive`` until
-its columnar successor) subclasses :class:`OnlineDetector` and reaches the monitor through
-:class:`PerSeries`.
+A model kept as one Python object per series (``iforest``'s scikit-learn trees) subclasses
+:class:`OnlineDetector` and reaches the monitor through :class:`PerSeries`.
 """
 
 from __future__ import annotations
@@ -152,8 +151,8 @@ class Detector:
             return type(out)(**{f.name: getattr(out, f.name)[:, 0] for f in dataclasses.fields(out)})
         return out
 
-    def _column(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
-        """One column: ``_step``, then count what was learnt (a parent steps its children with this)."""
+    def _advance(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
+        """One column: ``_step``, then count what was learnt (a parent advances its children with this)."""
         s = self._step(x, t, ok)
         self._own["n"] += ok
         return s
@@ -167,7 +166,7 @@ class Detector:
             if not present[:, j].any():
                 continue
             ok = ok_all[:, j]
-            s = self._column(np.where(ok, x[:, j], np.nan), t[:, j], ok)
+            s = self._advance(np.where(ok, x[:, j], np.nan), t[:, j], ok)
             if not out:
                 kind = type(s)
                 out = {f.name: _blank(x.shape, getattr(s, f.name)) for f in dataclasses.fields(s)}

@@ -149,7 +149,7 @@ class Ensemble(Detector):
         return max(m.warmup for m in self.children.values())
 
     def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> EnsembleScores:
-        results = [m._column(x, t, ok) for m in self.children.values()]
+        results = [m._advance(x, t, ok) for m in self.children.values()]
         return combine(self.p, np.array([r.score for r in results]), np.array([r.expected for r in results]))
 
     def copy_empty(self) -> Self:

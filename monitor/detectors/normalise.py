@@ -117,7 +117,7 @@ class Normalised(Detector):
 
     def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
         st = self.state
-        inner = self.inner._column(x, t, ok)
+        inner = self.inner._advance(x, t, ok)
         has_r = ~np.isnan(inner.expected)  # NaN while the inner detector warms up: nothing to normalise
         full = self.res.full(st)
         q1, med, q3 = (np.where(full, q, np.nan) for q in self.res.quantiles(st, QUARTILES))
