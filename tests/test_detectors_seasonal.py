@@ -27,7 +27,7 @@ def test_first_period_gives_level_and_offsets_by_hand() -> None:
     # First period: each bin the mean of its one sample; then level 5 and offsets 0, 10, 0, -10.
     assert st["level"][0] == 5.0 and st["profile"][0, :4].tolist() == [0.0, 10.0, 0.0, -10.0]
     # A perfect fit leaves no residual: the spread is the floor, and every value is as expected.
-    assert st["mabs"][0] == 0.0 and s.expected[-4:].tolist() == [5.0, 15.0, 5.0, -5.0]
+    assert st["spread"][0] < 1e-8 and s.expected[-4:].tolist() == [5.0, 15.0, 5.0, -5.0]
     # It scores once it has the warm-up, two periods and 30 residuals (from the second period on).
     assert np.isnan(s.expected[:33]).all() and not np.isnan(s.expected[34:]).any()
     assert s.score.tolist() == [0.0] * 48 and not d.warming()[0]

@@ -3,7 +3,7 @@
 Each row (series) keeps a level, a profile of ``bins`` offsets over one period, and a residual spread;
 ``expected = level + profile(phase)``, the profile linearly interpolated between bin centres, and the
 band is ``expected +/- k * sigma``, scored by ``options.finish`` like every other detector. It is
-additive Holt-Winters without a trend, with three robust touches:
+additive Holt-Winters without a trend, made robust where the refitted medians it replaces were:
 
 1. **Warm-up.** A row keeps its first ``warmup`` samples (the only per-sample memory it ever has). Then
    the period is found in them (``monitor.period``, unless ``period`` is given), the sampling step is
@@ -12,16 +12,21 @@ additive Holt-Winters without a trend, with three robust touches:
    season the row is flat (the median and a MAD band of its warm-up) and looks for a period again every
    ``warmup`` samples, in the samples it keeps meanwhile.
 2. **Learning the shape.** During its first period a bin's value is the running mean of the samples that
-   fell in it (split between the two nearest bins by their distance); then the level is their mean, the
-   profile their offsets from it, and from then on each residual ``e = x - expected`` moves the level by
-   ``e / memory`` and the two nearest bins by their share of ``e`` over the samples they have seen, but
-   never less than ``1 / profile_memory`` of the samples a period brings them: a bin's value is the mean
-   of its samples until ``profile_memory`` periods have been seen, then an exponentially weighted one.
-3. **The band.** Over the second period the residuals' mean absolute value is averaged; from then on it
-   is an exponentially weighted mean over ``memory`` samples, and ``sigma = sqrt(pi / 2) * mean |e|``
-   (exact for normal noise). A row scores once it has seen ``warmup`` samples and two periods.
-   What is learnt is capped by the band (``monitor.detectors.learning``), so an anomaly moves neither the
-   level, the profile nor the spread by more than a point at ``LEARN_REACH`` half-widths would.
+   fell in it (split between the two nearest bins by their distance); then the level is their mean and
+   the profile their offsets from it. From then on each residual ``e = x - expected``, clipped to
+   ``HUBER`` (2) sigmas, moves the level by ``e / memory`` and the two nearest bins by their share of
+   ``e`` over the samples they have seen, but never less than ``1 / profile_memory`` of the samples a
+   period brings them: Huber means, so an anomaly moves the shape and the level little more than a
+   normal point does (the refitted medians' robustness, without the history).
+3. **The band.** ``sigma = 1.4826 * median |e|``, as the old fit's MAD band: over the second period the
+   median is estimated from the residuals' plain mean (times 0.845, the ratio for normal noise), then
+   tracked: each residual inside the band moves it by a factor ``exp(+/- step)`` towards itself (step
+   ``2 / n`` for the ``n``-th residual, then ``1 / memory``), so it settles where half of them are
+   larger; a residual outside the band says nothing of the normal spread and is not learnt (a wider
+   noise still widens the band, through the residuals inside it). A row scores once it has seen
+   ``warmup`` samples, two periods and ``MIN_RESIDUALS`` residuals.
+
+What is learnt is also capped by the band, as in every detector (``monitor.detectors.learning``).
 
 This replaces a detector that kept 14,400 samples per series and refitted medians on them every 1,800
 samples (2 GiB and a refit per series every hour at 10,000 series): here a series costs its profile and
@@ -45,9 +50,10 @@ from monitor.period import PeriodError, detect_period, sampling_step
 
 # Period detection folds the samples 601 times: it looks at the most recent samples only.
 DETECT_MAX_POINTS = 10_000
-MAD_TO_SIGMA = 1.4826
-ABS_TO_SIGMA = math.sqrt(math.pi / 2)  # sigma / E|e| for normal noise
+MAD_TO_SIGMA = 1.4826  # sigma / median |e| for normal noise
+MEAN_TO_MEDIAN = 0.6745 / math.sqrt(2 / math.pi)  # median |e| / mean |e| for normal noise
 SIGMA_FLOOR = 1e-9  # times max(1, |level|): a flat series still has a band to score against
+HUBER = 2.0  # a residual enters the level and the profile at most this many sigmas (Huber means)
 MIN_RESIDUALS = 30  # residuals the spread is a plain mean of before it scores (and before it decays)
 
 
@@ -103,8 +109,8 @@ class SeasonalDetector(Detector):
             "start": np.zeros(n),  # when the profile began to learn
             "bins": np.ones(n, dtype=np.int64),
             "level": np.zeros(n),
-            "mabs": np.zeros(n),  # mean |residual|
-            "nres": np.zeros(n, dtype=np.int64),  # residuals averaged into mabs while it is a plain mean
+            "spread": np.zeros(n),  # median |residual| (tracked; first from a plain mean)
+            "nres": np.zeros(n, dtype=np.int64),  # residuals learnt by the spread
             "profile": np.zeros((n, b)),
             "count": np.zeros((n, b)),  # samples each bin has learnt (fractions: split between two bins)
             "bt": np.zeros((n, w)),  # the warm-up's samples (a ring while a flat row looks for a season)
@@ -139,7 +145,7 @@ class SeasonalDetector(Detector):
 
     def _sigma(self, st: State, idx: np.ndarray) -> np.ndarray:
         return np.maximum(
-            ABS_TO_SIGMA * st["mabs"][idx], SIGMA_FLOOR * np.maximum(1.0, np.abs(st["level"][idx]))
+            MAD_TO_SIGMA * st["spread"][idx], SIGMA_FLOOR * np.maximum(1.0, np.abs(st["level"][idx]))
         )
 
     def warming(self) -> np.ndarray:
@@ -193,10 +199,16 @@ class SeasonalDetector(Detector):
         in_first = cycles < 1
         # First period: raw running means per bin. Later: residuals against level + profile.
         e = np.where(in_first, 0.0, x - (level + shape_i + frac * (shape_j - shape_i)))
+        # The level and the bins learn Huber means: a residual enters them at most HUBER sigmas from the
+        # model, so an anomaly moves them little more than a normal point does (as the refitted medians
+        # did); while the spread is still unknown, as it is.
+        sig = MAD_TO_SIGMA * st["spread"][idx]
+        e_h = np.where(sig > 0, np.clip(e, -HUBER * sig, HUBER * sig), e)
         a = 1.0 / self.p.memory
-        st["level"][idx] = level + np.where(in_first, 0.0, a * e)
+        st["level"][idx] = level + np.where(in_first, 0.0, a * e_h)
         if seasonal.any():
             s_idx, si, sj, sf = idx[seasonal], i[seasonal], j[seasonal], frac[seasonal]
+            e_s = e_h[seasonal]
             count = st["count"]
             count[s_idx, si] += 1 - sf
             count[s_idx, sj] += sf
@@ -207,17 +219,26 @@ class SeasonalDetector(Detector):
             for b, w in ((si, 1 - sf), (sj, sf)):
                 c = count[s_idx, b]
                 g = np.where(c > 0, w * slow / np.where(c > 0, c, 1.0), 0.0)
-                target = np.where(first_p, x[seasonal] - st["profile"][s_idx, b], (1 - a) * e[seasonal])
+                target = np.where(first_p, x[seasonal] - st["profile"][s_idx, b], (1 - a) * e_s)
                 st["profile"][s_idx, b] += np.minimum(g, 1.0) * target
-        # The spread: a plain mean over the second period, then exponentially weighted.
+        # The spread: the median |residual|, first as MEAN_TO_MEDIAN times their plain mean (the second
+        # period), then tracked by a step of 1 / memory of itself towards each new one: it settles where
+        # half the residuals are larger, and a burst of L anomalous points moves it by exp(L / memory)
+        # at most (a mean moves by L times their size over memory).
         learn_sigma = ~in_first
         if learn_sigma.any():
             r = idx[learn_sigma]
             ae = np.abs(e[learn_sigma])
             nres = st["nres"][r]
+            spread = st["spread"][r]
             plain = (self._cycles(st, r, t[learn_sigma]) < 2) | (nres < MIN_RESIDUALS)
-            w = np.where(plain, 1.0 / (nres + 1), a)
-            st["mabs"][r] += w * (ae - st["mabs"][r])
+            floor = SIGMA_FLOOR * np.maximum(1.0, np.abs(st["level"][r])) / MAD_TO_SIGMA
+            step = np.maximum(2.0 / (nres + 1), a)  # fast while few residuals were seen, then 1 / memory
+            # Only a residual inside the band tells the spread of normal points (a wider noise widens the
+            # band through them); one outside it says nothing of it and is not learnt.
+            inside = ae <= self.p.k * MAD_TO_SIGMA * np.maximum(spread, floor)
+            tracked = np.maximum(spread, floor) * np.exp(np.where(inside, np.sign(ae - spread), 0.0) * step)
+            st["spread"][r] = np.where(plain, spread + (MEAN_TO_MEDIAN * ae - spread) / (nres + 1), tracked)
             st["nres"][r] = nres + 1
 
     def _settle(self, st: State, idx: np.ndarray) -> None:
@@ -271,13 +292,13 @@ class SeasonalDetector(Detector):
                 level = float(np.median(xs))
                 st["period"][r] = 0.0
                 st["level"][r] = level
-                st["mabs"][r] = MAD_TO_SIGMA * float(np.median(np.abs(xs - level))) / ABS_TO_SIGMA
+                st["spread"][r] = float(np.median(np.abs(xs - level)))
                 st["nres"][r] = max(self.p.warmup, MIN_RESIDUALS)
             return False
         st["period"][r] = period
         st["bins"][r] = max(1, min(self.p.max_bins, round(period / step)))
         st["anchor"][r] = st["start"][r] = ts[0]
-        st["level"][r] = st["mabs"][r] = 0.0
+        st["level"][r] = st["spread"][r] = 0.0
         st["nres"][r] = 0
         st["profile"][r] = st["count"][r] = 0.0
         return True
