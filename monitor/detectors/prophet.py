@@ -229,6 +229,11 @@ class ProfileBand(Detector):
         hw = self.state["half_width"].reshape((-1,) + (1,) * (np.ndim(t) - 1))
         return e, e - hw, e + hw
 
+    def _step(self, x: np.ndarray, t: np.ndarray, ok: np.ndarray) -> Scores:
+        # One column (as a wrapper such as ``Normalised`` steps its inner detector): nothing to learn.
+        expected, lower, upper = self.band_at(t)
+        return self.finish(x, expected, lower, upper)
+
     def _update(self, x: np.ndarray, t: np.ndarray) -> Scores:
         # Every column at once: nothing is learnt, so no column depends on the one before it.
         expected, lower, upper = self.band_at(t)

@@ -51,7 +51,7 @@ class Moments:
     ...     m.push(st, np.array([v]), np.array([True]))
     >>> count, mean, sxx = m.moments(st)  # the window is 2, 3, 5
     >>> int(count[0]), float(mean[0]), round(float(sxx[0]), 12)
-    (3, 3.3333333333333335, 4.666666666666667)
+    (3, 3.3333333333333335, 4.666666666667)
     """
 
     def __init__(self, w: int, prefix: str, with_t: bool = False) -> None:
