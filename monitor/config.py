@@ -85,7 +85,7 @@ class QueryConfig:
 
     name: str  # exported as the `metric` label
     expr: str  # any PromQL expression: a selector, rate(...), sum by (...) (...), ...
-    detector: str = "ema"  # any registered detector (monitor.detectors.registry.NAMES)
+    detector: str = "adaptive"  # any registered detector (monitor.detectors.registry.NAMES)
     params: dict[str, Any] = field(default_factory=dict)  # the detector's parameters
     step: float = 15.0  # seconds between the points read with query_range (and of the training history)
     fit_window: float = 3600.0  # seconds of Prometheus history a new series is trained on

@@ -61,6 +61,7 @@ def test_fifty_series_give_fifty_detectors_and_a_spike_on_one_raises_only_its_sc
                 "expr": "energy_price_metric",
                 "step": 1,
                 "fit_window": 120,
+                "detector": "ema",  # this test is about one detector per series, not about which
                 "params": {"threshold": 4},
             },
             {
@@ -199,7 +200,7 @@ def test_a_replica_killed_during_an_anomaly_resumes_from_its_early_snapshot_scor
         return len(found) == 3 and min(len(s) for s in found) >= 30
 
     assert wait_until(history, 60, 0.5)
-    query = {"name": "price", "expr": "energy_price_metric", "step": 1, "fit_window": 40}
+    query = {"name": "price", "expr": "energy_price_metric", "detector": "ema", "step": 1, "fit_window": 40}
     mon = start_fleet_monitor(prom.url, [query], interval=2.0)
     fitted = lambda: self_metric(scrape(mon.url), "streamwatch_monitor_fits_total", "price") == 3  # noqa: E731
     assert wait_until(fitted, 30)
@@ -250,3 +251,34 @@ def test_a_replica_killed_during_an_anomaly_resumes_from_its_early_snapshot_scor
         sum(cycle_samples(log.read_text())) == expected
     )  # every point of the gap once: none lost, none twice
     assert "skipped" not in log.read_text()
+
+
+@pytest.mark.e2e
+def test_the_default_detector_is_ready_at_start_on_existing_metrics(
+    start_simulator, start_prometheus, start_fleet_monitor
+):
+    """Issue 20: a series reads enough history to finish the default detector's warm-up before its first
+    scored cycle (fit_window is 10 s here: the warm-up, not fit_window, decides how much is read), and
+    the query says how many of its series still warm up."""
+    from monitor.config import QueryConfig
+    from monitor.detectors import registry
+
+    q = QueryConfig(name="price", expr="energy_price_metric")
+    warmup = registry.container(q.detector, q.params).warmup
+    assert warmup > 10
+    sim = start_simulator(None, "--series", "2")
+    prom = start_prometheus([ScrapeTarget("simulator", sim.address)])  # scraped every second
+
+    def history() -> bool:
+        found = prom.client.query(f"energy_price_metric[{warmup + 5}s]")
+        return len(found) == 2 and min(len(s) for s in found) >= warmup + 2
+
+    assert wait_until(history, warmup + 60, 1.0)
+    mon = start_fleet_monitor(
+        prom.url, [{"name": "price", "expr": "energy_price_metric", "step": 1, "fit_window": 10}]
+    )
+    fitted = lambda: self_metric(scrape(mon.url), "streamwatch_monitor_fits_total", "price") == 2  # noqa: E731
+    assert wait_until(fitted, 30, 0.3), mon.process.log_tail()
+    m = scrape(mon.url)
+    assert self_metric(m, "streamwatch_monitor_series_warming", "price") == 0
+    assert f"price = energy_price_metric ({q.detector})" in mon.process.log_tail()

@@ -63,7 +63,7 @@ def test_layout_puts_each_series_run_in_its_row():
 
 
 def test_each_label_set_gets_its_own_row_and_each_point_is_scored_once():
-    w = watch(QueryConfig(name="price", expr="price"), Recording(rows=0))
+    w = watch(QueryConfig(name="price", detector="ema", expr="price"), Recording(rows=0))
     a = {"__name__": "price", "series": "0"}
     b = {"__name__": "price", "series": "1"}
     ts = T0 + np.arange(4.0)
@@ -82,7 +82,7 @@ def test_each_label_set_gets_its_own_row_and_each_point_is_scored_once():
 
 
 def test_rows_are_scored_together_whatever_their_number_of_new_points():
-    w = watch(QueryConfig(name="q", expr="x", params={"warmup": 1, "alpha": 0.5}))
+    w = watch(QueryConfig(name="q", detector="ema", expr="x", params={"warmup": 1, "alpha": 0.5}))
     series = [({"i": str(i)}, T0 + np.arange(3.0), [1.0, 1.0, 1.0]) for i in range(3)]
     w.observe(read(*series), T0 + 3)
     install_all(w, T0 + 2)
@@ -96,7 +96,7 @@ def test_rows_are_scored_together_whatever_their_number_of_new_points():
 
 
 def test_silent_series_are_dropped_after_stale_after_and_readmitted_fresh():
-    w = watch(QueryConfig(name="q", expr="x", stale_after=60.0))
+    w = watch(QueryConfig(name="q", detector="ema", expr="x", stale_after=60.0))
     a, b = {"i": "a"}, {"i": "b"}
     w.observe(read((a, [T0], [1.0]), (b, [T0], [1.0])), T0)
     install_all(w, T0)
@@ -110,7 +110,7 @@ def test_silent_series_are_dropped_after_stale_after_and_readmitted_fresh():
 
 
 def test_a_freed_row_is_reused_and_forgets_what_its_last_series_learnt():
-    w = watch(QueryConfig(name="q", expr="x", stale_after=60.0, params={"warmup": 1}))
+    w = watch(QueryConfig(name="q", detector="ema", expr="x", stale_after=60.0, params={"warmup": 1}))
     w.observe(read(({"i": "a"}, [T0], [1.0])), T0)
     install_all(w, T0)
     w.observe(read(({"i": "a"}, T0 + np.arange(1.0, 30.0), np.full(29, 5.0))), T0 + 30)
@@ -122,7 +122,7 @@ def test_a_freed_row_is_reused_and_forgets_what_its_last_series_learnt():
 
 
 def test_beyond_max_series_new_series_are_refused_counted_once_and_logged_once(caplog):
-    w = watch(QueryConfig(name="q", expr="x", max_series=2, stale_after=60.0))
+    w = watch(QueryConfig(name="q", detector="ema", expr="x", max_series=2, stale_after=60.0))
     series = [{"i": str(i)} for i in range(5)]
     with caplog.at_level(logging.WARNING, logger="monitor.query"):
         for k in range(3):
@@ -138,13 +138,15 @@ def test_beyond_max_series_new_series_are_refused_counted_once_and_logged_once(c
 
 
 def test_the_preferred_series_is_admitted_first_when_only_one_is_watched():
-    w = watch(QueryConfig(name="q", expr="x", max_series=1), prefer={"__name__": "x", "i": "2"})
+    w = watch(
+        QueryConfig(name="q", detector="ema", expr="x", max_series=1), prefer={"__name__": "x", "i": "2"}
+    )
     w.observe(read(*[({"__name__": "x", "i": str(i)}, [T0], [1.0]) for i in range(4)]), T0)
     assert list(w.table.index) == [series_key({"__name__": "x", "i": "2"})]
 
 
 def test_accept_decides_which_series_this_process_watches():
-    w = watch(QueryConfig(name="q", expr="x"), accept=lambda labels: labels["i"] != "1")
+    w = watch(QueryConfig(name="q", detector="ema", expr="x"), accept=lambda labels: labels["i"] != "1")
     w.observe(read(*[({"i": str(i)}, [T0], [1.0]) for i in range(3)]), T0)
     assert sorted(dict(k)["i"] for k in w.table.index) == ["0", "2"] and w.refused_total == 0
 
@@ -161,7 +163,7 @@ def exposition(watches: list[QueryWatch]) -> str:
 
 
 def test_per_series_families_are_the_score_and_the_anomaly_count_and_pass_promtool():
-    w = watch(QueryConfig(name="cpu", expr="rate(x[1m])", params={"warmup": 2}))
+    w = watch(QueryConfig(name="cpu", detector="ema", expr="rate(x[1m])", params={"warmup": 2}))
     labels = [{"cpu": str(i), "mode": "user", "metric": "clash", "job": 'a"b\\c'} for i in range(3)]
     w.observe(read(*[(lab, T0 + np.arange(30.0), np.ones(30)) for lab in labels]), T0 + 30)
     install_all(w, T0 + 10)
@@ -188,7 +190,7 @@ def test_per_series_families_are_the_score_and_the_anomaly_count_and_pass_promto
 
 
 def test_export_band_adds_the_value_and_the_band_per_series():
-    q = QueryConfig(name="cpu", expr="x", params={"warmup": 2}, export_band=True)
+    q = QueryConfig(name="cpu", detector="ema", expr="x", params={"warmup": 2}, export_band=True)
     w = watch(q)
     w.observe(read(({"cpu": "0"}, T0 + np.arange(10.0), np.arange(10.0))), T0 + 10)
     install_all(w, T0 + 4)
@@ -202,7 +204,7 @@ def test_export_band_adds_the_value_and_the_band_per_series():
 
 
 def test_nan_is_left_out_and_inf_is_an_anomaly_never_learnt():
-    w = watch(QueryConfig(name="q", expr="x"), Recording(rows=0))
+    w = watch(QueryConfig(name="q", detector="ema", expr="x"), Recording(rows=0))
     w.observe(read(({"i": "a"}, [T0], [1.0])), T0)
     install_all(w, T0, Recording(rows=1))
     report = w.observe(read(({"i": "a"}, T0 + np.arange(1.0, 5.0), [2.0, np.nan, np.inf, 3.0])), T0 + 5)
@@ -213,7 +215,7 @@ def test_nan_is_left_out_and_inf_is_an_anomaly_never_learnt():
 
 
 def test_mae_and_mape_leave_out_zero_actuals_and_points_without_an_expected_value():
-    w = watch(QueryConfig(name="q", expr="x"), Recording(rows=0))
+    w = watch(QueryConfig(name="q", detector="ema", expr="x"), Recording(rows=0))
     w.observe(read(({"i": "a"}, [T0], [1.0])), T0)
     install_all(w, T0, Recording(rows=1))
     r = w.observe(read(({"i": "a"}, T0 + np.arange(1.0, 4.0), [2.0, 0.0, -4.0])), T0 + 4)
@@ -223,7 +225,7 @@ def test_mae_and_mape_leave_out_zero_actuals_and_points_without_an_expected_valu
 
 
 def test_series_differing_only_in_their_name_are_watched_once(caplog):
-    w = watch(QueryConfig(name="q", expr='{__name__=~"a|b"}'))
+    w = watch(QueryConfig(name="q", detector="ema", expr='{__name__=~"a|b"}'))
     with caplog.at_level(logging.WARNING, logger="monitor.query"):
         w.observe(read(*[({"__name__": n, "job": "j"}, [T0], [1.0]) for n in ("a", "b")]), T0)
     assert len(w.table) == 1 and len(caplog.records) == 1  # one child, never two identical ones
@@ -233,7 +235,7 @@ def test_series_differing_only_in_their_name_are_watched_once(caplog):
 
 
 def test_restored_series_are_exported_only_once_prometheus_returns_them():
-    w = watch(QueryConfig(name="q", expr="x"))
+    w = watch(QueryConfig(name="q", detector="ema", expr="x"))
     saved = registry.create("ema", {}, rows=2)
     cols = {
         "trained_until": np.array([T0, T0]),
@@ -249,7 +251,7 @@ def test_restored_series_are_exported_only_once_prometheus_returns_them():
 
 
 def test_warming_counts_series_whose_detector_has_not_seen_enough():
-    w = watch(QueryConfig(name="q", expr="x", params={"warmup": 10}))
+    w = watch(QueryConfig(name="q", detector="ema", expr="x", params={"warmup": 10}))
     w.observe(read(({"i": "a"}, [T0], [1.0]), ({"i": "b"}, [T0], [1.0])), T0)
     rows = w.waiting()
     trained = registry.create("ema", {"warmup": 10}, rows=2)
