@@ -11,6 +11,7 @@ from monitor.detectors.base import Detector
 from monitor.detectors.ema import EMAParams, EMAZScore
 from monitor.detectors.ensemble import Ensemble, EnsembleParams, combine
 from monitor.detectors.iqr import IQRParams, RollingIQR
+from monitor.detectors.learning import LEARN_REACH
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.prophet import PROFILE_POINTS, Profile, ProfileBand
 from monitor.detectors.registry import DETECTORS, create, from_cli
@@ -242,3 +243,28 @@ def test_prophet_band_min_deviation_silences_tiny_wiggles() -> None:
     one = [quiet.update_one(float(x), float(t)).score for x, t in zip(xs, ts, strict=True)]
     assert list(many.anomalous) == [False, False, True, True]
     assert many.score == pytest.approx(one, rel=1e-12)
+
+
+def test_a_point_far_outside_the_band_is_learnt_as_a_point_at_learn_reach_half_widths() -> None:
+    """The learning rule (monitor.detectors.learning): EMA learns a 1e9 spike as expected + reach * half."""
+    d = EMAZScore(EMAParams(alpha=0.5, threshold=2.0, warmup=2))
+    d.update_one(0.0, 0.0)
+    d.update_one(2.0, 1.0)  # mean 1, variance 1: band 1 +/- 2
+    s = d.update_one(1e9, 2.0)
+    assert s.anomalous and s.score == pytest.approx((1e9 - 1.0) / 2.0)
+    learnt = 1.0 + LEARN_REACH * 2.0  # capped at LEARN_REACH half-widths above expected
+    assert learnt < 1e9
+    assert d.state["mean"][0] == pytest.approx(1.0 + 0.5 * (learnt - 1.0))
+    assert d.state["var"][0] == pytest.approx(0.5 * (1.0 + 0.5 * (learnt - 1.0) ** 2))
+
+
+@pytest.mark.filterwarnings("error")  # float32 overflow in the trees is a warning, then inf
+@pytest.mark.parametrize("huge", [1e39, -1e60, 1e99])
+def test_iforest_scores_a_value_beyond_float32_instead_of_raising(huge: float) -> None:
+    """scikit-learn's trees hold float32 (at most 3.4e38): a larger finite step is clipped to the largest,
+    in training and in scoring, instead of a ValueError from the monitor's scoring call."""
+    rng = np.random.default_rng(3)
+    d = create("iforest", {"history": 64, "refit": 32, "trees": 10})
+    xs = np.concatenate([100.0 + rng.normal(0.0, 1.0, 100), [huge], 100.0 + rng.normal(0.0, 1.0, 100)])
+    s = d.update_many(xs, np.arange(xs.size, dtype=float))  # refits twice after the huge point
+    assert np.isfinite(s.score).all()  # its scores are ranks in trees: no value makes them overflow

@@ -4,7 +4,9 @@
   added, reset and moved between) give the same scores to 1e-9;
 - a snapshot (``arrays`` -> ``np.savez`` -> ``np.load(allow_pickle=False)`` -> ``restore``) continues
   exactly as the detector it was taken from, and a damaged or foreign one is a ``ValueError``;
-- absurd values (+/-1e100 to 1e308) and infinities score +inf and never enter any state.
+- absurd values (+/-1e100 to 1e308) and infinities score +inf and never enter any state, and huge
+  finite ones (1e6 to 1e99) are learnt capped by the band: every state stays finite and the detector
+  scores normal values normally again.
 
 The rolling windows (``monitor.detectors.rolling``) are checked against exact arithmetic too.
 """
@@ -326,6 +328,42 @@ def test_absurd_values_score_inf_and_never_enter_any_state(name: str, data: st.D
     more_t = 2.0 * np.arange(n, n + 20)
     more = 100.0 + rng.normal(0.0, 5.0, 20)
     assert close(d.update_many(more, more_t).score, twin.update_many(more, more_t).score)
+
+
+huge = st.builds(
+    lambda m, e, s: s * m * 10.0**e,
+    st.floats(1.0, 9.99),
+    st.integers(6, 99),
+    st.sampled_from([-1.0, 1.0]),
+)
+
+
+@given(name=st.sampled_from(NAMES), data=st.data())
+def test_huge_values_are_learnt_capped_and_the_detector_recovers(name: str, data: st.DataObject) -> None:
+    d, twin = fixed(name, 1), fixed(name, 1)
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000), label="seed"))
+    t = 0.0
+    while d.warming()[0] or t < 200.0:  # warmed up: the cap needs a band
+        x = 100.0 + rng.normal(0.0, 5.0)
+        d.update_one(x, t)
+        twin.update_one(x, t)
+        t += 2.0
+    values = data.draw(st.lists(huge, min_size=1, max_size=5), label="huge")
+    for v in values:
+        d.update_one(v, t)
+        t += 2.0
+    # Finite wherever a fresh detector is: NaN and +/-inf only as placeholders (no profile, no window yet).
+    for key, v in d.state.items():
+        if v.dtype.kind == "f":
+            assert np.all(np.isfinite(v) | ~np.isfinite(fixed(name, 1).state[key])), key
+    # Then 300 normal points: the last 100 are flagged about as often as on the twin that never saw them.
+    normal = 100.0 + rng.normal(0.0, 5.0, 300)
+    ts = t + 2.0 * np.arange(300)
+    after = d.update_many(normal, ts)
+    calm = twin.update_many(normal, ts)  # the same times: the twin saw a gap where the huge points were
+    assert after.anomalous[-100:].mean() <= calm.anomalous[-100:].mean() + 0.05
+    if not np.isnan(after.expected[-1]) and not np.isnan(calm.expected[-1]):
+        assert abs(after.expected[-1] - calm.expected[-1]) < 5 * 5.0  # within a few noise sds
 
 
 # --- the rolling windows against exact arithmetic ----------------------------------------------------

@@ -33,6 +33,13 @@ from monitor.detectors.base import OnlineDetector
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.scores import Score, Scores
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32(features: np.ndarray) -> np.ndarray:
+    """Steps as scikit-learn's trees hold them (float32): a huge step is the largest one, not an overflow."""
+    return np.clip(features, -FLOAT32_MAX, FLOAT32_MAX)
+
 
 @dataclass(frozen=True)
 class IForestParams(DetectorOptions):
@@ -94,7 +101,7 @@ class IsolationForestDetector(OnlineDetector):
         f = self._feature(x)
         if f is None or self.model is None:
             return Score(0.0)
-        raw = float(-self.model.score_samples(np.array([f]))[0])
+        raw = float(-self.model.score_samples(_float32(np.array([f])))[0])
         return Score(self._score(x, raw))
 
     def learn_one(self, x: float, t: float) -> None:
@@ -113,7 +120,7 @@ class IsolationForestDetector(OnlineDetector):
     def _fit(self) -> None:
         self.model = IsolationForest(
             n_estimators=self.p.trees, max_samples=min(256, len(self.feats)), random_state=self.p.seed
-        ).fit(np.array(self.feats))
+        ).fit(_float32(np.array(self.feats)))
         self.since_fit = 0
 
     def update_many(self, xs: np.ndarray, ts: np.ndarray) -> Scores:
@@ -156,7 +163,7 @@ class IsolationForestDetector(OnlineDetector):
             rows = feat_of[seg]
             m = rows >= 0
             if m.any():
-                raw = -self.model.score_samples(feats[rows[m]])
+                raw = -self.model.score_samples(_float32(feats[rows[m]]))
                 prev = np.concatenate(([self.prev], xs[seg[:-1]]))
                 score[seg[m]] = self._scores(xs[seg[m]], prev[m], raw)
             for i in seg.tolist():
