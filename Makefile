@@ -30,8 +30,11 @@ lint: $(STAMP)
 TEST_WORKERS ?= 4
 PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --durations=15
 
+# Tests marked quiet_cpu load the CPUs and watch the host (tests/test_watch_load_e2e.py): they run alone,
+# after the parallel ones, and skip with the measured load when other processes keep the machine busy.
 test: setup lint
-	$(PYTEST)
+	$(PYTEST) -m "not quiet_cpu"
+	$(VENV)/bin/pytest -m quiet_cpu -rs
 
 # The tests that start no process: the quick check before a commit.
 unit: setup
@@ -57,3 +60,11 @@ vendor:
 .PHONY: demo
 demo: setup
 	$(PY) -m stack
+
+# Watch this host instead of the simulator: Prometheus scraping Debian's node exporter, a --config monitor
+# on the node_exporter preset (watch.toml, or WATCH=your.toml), the incident detector, Alertmanager and
+# the receiver (docs/watch.md). Its data stays in var/watch/.
+.PHONY: watch
+WATCH ?= watch.toml
+watch: setup
+	$(PY) -m stack --watch $(WATCH)

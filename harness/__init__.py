@@ -5,7 +5,8 @@ Imported by ``tests/``, ``bench/`` and ``scripts/``; never by the product, and n
 
 - ``procs``: ManagedProcess (a child with its log, stopped without leftovers) and the command lines.
 - ``services``: Prometheus, the simulator, node exporter and the many-series monitor on free ports.
-- ``stack_variant``: a fast copy of stack.toml; ``stack_run`` runs it as `make demo` does;
+- ``stack_variant``: a fast copy of stack.toml; ``stack_run`` runs it as `make demo` (or `make watch`) does;
+  ``hostload``: the host's CPU load from /proc, and CPU-bound processes (the quiet_cpu tests);
   ``quickstack``: that stack with the dashboard, for the browser test and the screenshot script.
 - ``fleet``: a many-series exporter (``python -m harness.fleet``); ``service_metrics``: the monitors' and
   the detector's gauges on a free port; ``fake_monitors``: the monitors' anomaly counters, fast.

@@ -25,6 +25,26 @@ def write_test_stack(tmp_path: Path, *, dashboard: bool = False) -> Path:
     return write_fast_config(tmp_path, replace(FAST, dashboard=dashboard))
 
 
+# The watch stack's monitor, fast: the node_exporter preset on one-second points (rate over 5 s, the fill
+# rate over a minute) and a 2 s cycle; the stack scrapes every second (FAST).
+FAST_WATCH = """[monitor]
+interval = 2
+
+[[monitor.queries]]
+preset = "node_exporter"
+vars = { rate_window = "5s", fill_window = "1m" }
+step = 1
+"""
+
+
+def write_watch_stack(tmp_path: Path, timing: Timing = FAST) -> tuple[Path, Path]:
+    """``tmp_path/stack.toml`` (as ``write_test_stack``) and ``tmp_path/watch.toml`` (``FAST_WATCH``): what
+    ``start_stack(config, tmp_path, watch=...)`` runs as `make watch` runs the real ones."""
+    watch = tmp_path / "watch.toml"
+    watch.write_text(FAST_WATCH)
+    return write_fast_config(tmp_path, replace(timing, dashboard=False)), watch
+
+
 @dataclass
 class RunningStack:
     cfg: StackConfig
@@ -57,12 +77,14 @@ class RunningStack:
         return self.proc.returncode
 
 
-def start_stack(config: Path, tmp_path: Path) -> RunningStack:
-    """Run ``python -m stack --config config`` (what `make demo` runs); wait for its banner."""
+def start_stack(config: Path, tmp_path: Path, watch: Path | None = None) -> RunningStack:
+    """Run ``python -m stack --config config`` (what `make demo` runs), or with ``watch`` the watch stack
+    on that monitor config (what `make watch` runs); wait for its banner."""
     out = tmp_path / "stack.out"
     fh = out.open("w")
+    extra = [] if watch is None else ["--watch", str(watch)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stack", "--config", str(config)],
+        [sys.executable, "-m", "stack", "--config", str(config), *extra],
         stdout=fh,
         stderr=subprocess.STDOUT,
         text=True,
@@ -70,7 +92,7 @@ def start_stack(config: Path, tmp_path: Path) -> RunningStack:
         start_new_session=True,  # so a failed test can still kill the whole tree
     )
     fh.close()
-    stack = RunningStack(load_stack(config), proc, out)
+    stack = RunningStack(load_stack(config, profile="demo" if watch is None else "watch"), proc, out)
     cfg = stack.cfg
     if not wait_until(stack.ready, cfg.health_timeout_s + 30, 0.5):
         stack.stop()

@@ -25,6 +25,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
 
 Kind = Literal["python", "prometheus", "alertmanager"]
+# The stacks stack.toml describes: `make demo` (the simulator and its monitors) and `make watch` (this
+# host's node exporter, watched by a --config monitor: docs/watch.md).
+Profile = Literal["demo", "watch"]
+PROFILES: tuple[Profile, ...] = ("demo", "watch")
 
 
 @dataclass
@@ -48,6 +52,9 @@ class ServiceConfig:
     # More than 1: that many processes NAME-0 .. NAME-(N-1) on consecutive ports from `port`, replica I
     # started with `--shard I/N` (a monitor splitting its series), all scraped under the one `job`.
     replicas: int = 1
+    # The stacks it runs in (empty: every one): Prometheus, Alertmanager and the incident detector serve
+    # both, the simulator only `make demo`, the node exporter only `make watch`.
+    profiles: list[Profile] = field(default_factory=list)
 
     RANGES: ClassVar[dict[str, Range]] = {"port": PORT, "replicas": Range(1, 64)}
 
@@ -102,6 +109,9 @@ class StackConfig:
     grafana_port: int = 3000  # compose only: no Grafana runs locally
     demo_metric: str = "energy_price"  # used in the banner's ready-made curl and graph query
     services: dict[str, ServiceConfig] = field(default_factory=dict)
+    # Which stack runs: `python -m stack` is the demo, `python -m stack --watch FILE` the watch stack,
+    # whose data is kept apart in <data_dir>/watch.
+    profile: Profile = "demo"
 
     RANGES: ClassVar[dict[str, Range]] = {
         "health_timeout_s": Range(1, 3600, "s"),
@@ -142,7 +152,12 @@ class StackConfig:
             raise ValueError("exactly one enabled service must have kind = 'prometheus'")
 
     def enabled_services(self) -> dict[str, ServiceConfig]:
-        return {name: svc for name, svc in self.services.items() if svc.enabled}
+        """The services this stack's ``profile`` runs, in start order."""
+        return {
+            name: svc
+            for name, svc in self.services.items()
+            if svc.enabled and (not svc.profiles or self.profile in svc.profiles)
+        }
 
     def replicas_of(self, name: str) -> list[Process]:
         """The processes of service ``name``: one, or ``replicas`` on consecutive ports."""
@@ -163,14 +178,20 @@ class StackConfig:
         return None
 
     def data_path(self, root: Path = ROOT) -> Path:
-        return self.data_dir if self.data_dir.is_absolute() else root / self.data_dir
+        """Where this run keeps its data: ``data_dir``, or a folder of it per stack other than the demo (a
+        watch stack must not resume the demo's incidents, nor mix its TSDB with the simulator's)."""
+        base = self.data_dir if self.data_dir.is_absolute() else root / self.data_dir
+        return base if self.profile == "demo" else base / self.profile
 
 
-def load_stack(path: str | Path | None = None) -> StackConfig:
-    """Read ``stack.toml`` (or ``path``): ``[stack]`` settings and ``[services.NAME]`` tables."""
+def load_stack(path: str | Path | None = None, profile: Profile | None = None) -> StackConfig:
+    """Read ``stack.toml`` (or ``path``): ``[stack]`` settings and ``[services.NAME]`` tables; ``profile``
+    picks the stack (default: the file's ``profile``, else the demo)."""
     doc = config_loader.read_toml(path or DEFAULT_CONFIG)
     data = dict(doc.get("stack", {}))
     data["services"] = doc.get("services", {})
+    if profile is not None:
+        data["profile"] = profile
     unknown = sorted(set(doc) - {"stack", "services"})
     if unknown:
         raise ConfigError(f"{path or DEFAULT_CONFIG}: unknown table(s) {', '.join(unknown)}")

@@ -52,9 +52,10 @@ class Context:
     urls: dict[str, str]
     hostnames: dict[str, str]  # the name other services call each one by (its Host header)
     dashboard_origin: str  # a regex for Prometheus' --web.cors.origin
+    watch_config: str = ""  # the --config file of the watch stack's monitor (python -m stack --watch FILE)
 
 
-def local_context(cfg: StackConfig, root: Path, python: str) -> Context:
+def local_context(cfg: StackConfig, root: Path, python: str, watch_config: Path | None = None) -> Context:
     services = cfg.enabled_services()
     return Context(
         python=python,
@@ -65,6 +66,7 @@ def local_context(cfg: StackConfig, root: Path, python: str) -> Context:
         urls={name: f"http://{cfg.host}:{svc.port}" for name, svc in services.items()},
         hostnames=dict.fromkeys(services, cfg.host),
         dashboard_origin=dashboard_origin(cfg, cfg.host),
+        watch_config=str(watch_config or ""),
     )
 
 
@@ -115,9 +117,12 @@ def render_command(name: str, svc: ServiceConfig, ctx: Context) -> list[str]:
         "urls": ctx.urls,
         "hostname": ctx.hostnames.get(name, ctx.host),
         "dashboard_origin": ctx.dashboard_origin,
+        "watch_config": ctx.watch_config,
     }
     out = []
     for arg in svc.command:
+        if "{watch_config}" in arg and not ctx.watch_config:
+            raise ConfigError(f"service {name!r} watches a --config file: run python -m stack --watch FILE")
         try:
             out.append(arg.format(**values))
         except (KeyError, IndexError, ValueError) as exc:
@@ -472,6 +477,17 @@ def banner(cfg: StackConfig, root: Path, cwd: Path | None = None) -> str:
             f"    curl -s -X POST {ctx.urls['simulator']}/anomalies -H 'Content-Type: application/json' "
             f"-d {shlex.quote(body)}"
         )
+    watching = [p for p in processes.values() if any("{watch_config}" in a for a in p.config.command)]
+    if watching:
+        monitor = f"http://{cfg.host}:{watching[0].port}/metrics"
+        lines.append(
+            "  series still learning from Prometheus' history (a few minutes on a fresh Prometheus):"
+        )
+        lines.append(f"    curl -s {monitor} | grep '^streamwatch_monitor_series_warming'")
+        lines.append(
+            "  keep every CPU busy for a minute (with the node_exporter preset: a Sev 2 on cpu_busy):"
+        )
+        lines.append("    for i in $(seq \"$(nproc)\"); do timeout 60 sh -c 'while :; do :; done' & done")
     lines.append("  watch incidents open and resolve:")
     lines.append(f"    tail -f {shown / 'incidents.log'}")
     if any("alerts.log" in arg for svc in services.values() for arg in svc.command):
@@ -485,8 +501,12 @@ def banner(cfg: StackConfig, root: Path, cwd: Path | None = None) -> str:
         lines.append(f"    amtool --alertmanager.url={am_url} --http.config.file={amtool_yml} alert query")
         lines.append(f"    curl -s -u {credentials.USER}:$(cat {password}) {am_url}/api/v2/alerts")
     prom_name, _ = prometheus_service(cfg)
-    expr = f'{{__name__=~"streamwatch_monitor_(actual|forecast)",metric="{cfg.demo_metric}"}}'
-    lines.append("  actual value against its forecast band, in Prometheus:")
+    if sim is not None:
+        expr = f'{{__name__=~"streamwatch_monitor_(actual|forecast)",metric="{cfg.demo_metric}"}}'
+        lines.append("  actual value against its forecast band, in Prometheus:")
+    else:
+        expr = "topk(10, streamwatch_monitor_anomaly_score)"
+        lines.append("  the series by anomaly score (above 1: anomalous), in Prometheus:")
     lines.append(f"    {prometheus_graph_url(ctx.urls[prom_name], expr)}")
     lines.append("")
     lines.append(

@@ -53,9 +53,9 @@ def check_programs(commands: dict[str, list[str]]) -> None:
 
 
 def service_commands(
-    cfg: StackConfig, root: Path = ROOT, python: str = sys.executable
+    cfg: StackConfig, root: Path = ROOT, python: str = sys.executable, watch_config: Path | None = None
 ) -> dict[str, list[str]]:
-    ctx = render.local_context(cfg, root, python)
+    ctx = render.local_context(cfg, root, python, watch_config)
     return {name: render.process_command(proc, ctx) for name, proc in cfg.processes().items()}
 
 
@@ -182,9 +182,16 @@ class _Manager(Manager):  # type: ignore[misc]
 class Stack:
     """One run of the stack: check, prepare, start, wait for health, announce, stop."""
 
-    def __init__(self, cfg: StackConfig, root: Path = ROOT, console: IO[str] | None = None):
+    def __init__(
+        self,
+        cfg: StackConfig,
+        root: Path = ROOT,
+        console: IO[str] | None = None,
+        watch_config: Path | None = None,
+    ):
         self.cfg = cfg
         self.root = root
+        self.watch_config = watch_config  # the watch stack's monitor config (python -m stack --watch FILE)
         self.console = console or sys.stdout
         self.stopping = threading.Event()
         self.failure: str | None = None
@@ -196,7 +203,7 @@ class Stack:
 
     def run(self) -> int:
         check_ports(self.cfg)
-        commands = service_commands(self.cfg, self.root)
+        commands = service_commands(self.cfg, self.root, watch_config=self.watch_config)
         check_programs(commands)
         data = prepare_data_dir(self.cfg, self.root)
         printer = LogPrinter(data / "logs", self.console, self.cfg.echo_logs, self._on_stop, commands)
