@@ -28,7 +28,6 @@ Kind = Literal["python", "prometheus", "alertmanager"]
 # The stacks stack.toml describes: `make demo` (the simulator and its monitors) and `make watch` (this
 # host's node exporter, watched by a --config monitor: docs/watch.md).
 Profile = Literal["demo", "watch"]
-PROFILES: tuple[Profile, ...] = ("demo", "watch")
 
 
 @dataclass
