@@ -2,9 +2,10 @@
 
 ``preset = "node_exporter"`` in ``[monitor]`` (or a list of names), or a ``[[monitor.queries]]`` table
 holding ``preset = "NAME"`` (with ``vars``, ``prefix`` and the timing keys of a query), expands into the
-preset's queries, each a ``QueryConfig`` like any other: its detector (the ``--config`` default, unless
-the metric needs another), the side that is trouble (``direction``) and the smallest move worth an alert
-(``min_deviation``, in the query's unit), chosen for what the metric means; ``why`` says so.
+preset's queries, each a ``QueryConfig`` like any other: its detector (``ema``, the one the presets were
+measured with, unless the metric needs another), the side that is trouble (``direction``) and the
+smallest move worth an alert (``min_deviation``, in the query's unit), chosen for what the metric
+means; ``why`` says so.
 ``python monitor.py presets`` lists them and ``python monitor.py presets NAME`` prints the expanded TOML
 to copy and edit (``to_toml``; it loads back to the same queries). docs/watch.md explains each choice.
 
@@ -61,7 +62,10 @@ class PresetQuery:
     expr: str
     why: str  # what the query measures and why this detector, direction and min_deviation
     params: Mapping[str, Any]  # direction, min_deviation (every detector takes both), detector options
-    detector: str | None = None  # None: QueryConfig's default, the --config default
+    # ema unless the metric needs another: the detector the presets were measured with
+    # (docs/benchmarks.md#presets-on-a-busy-host), named so a change of the --config default does not
+    # change a preset silently.
+    detector: str = "ema"
 
 
 @dataclass(frozen=True)
@@ -300,9 +304,7 @@ def expand(
     values = _values(preset, variables or {})
     out = []
     for q in preset.queries:
-        kwargs: dict[str, Any] = {"params": dict(q.params), **query_settings}
-        if q.detector is not None:
-            kwargs["detector"] = q.detector
+        kwargs: dict[str, Any] = {"params": dict(q.params), "detector": q.detector, **query_settings}
         try:
             out.append(QueryConfig(name=prefix + q.name, expr=render_expr(preset, q, values), **kwargs))
         except ValueError as exc:

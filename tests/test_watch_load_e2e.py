@@ -68,7 +68,9 @@ def sev2_alerts(stack: RunningStack) -> list[dict]:
 def skip_if_busy(when: str, load: HostLoad, report: list[str]) -> None:
     report.append(f"{when}: {load.text()}")
     print(report[-1])
-    if load.busy > BUSY_BEFORE or load.loadavg[0] >= load.cores:
+    # The CPU's busy share now, not the load average: that lags a minute behind, so right after the
+    # parallel tests it would still skip on a host that has gone quiet.
+    if load.busy > BUSY_BEFORE:
         pytest.skip(f"the machine was already busy {when} ({load.text()}): no room to saturate it")
 
 
