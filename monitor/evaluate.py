@@ -8,7 +8,7 @@ before it is learnt). Writes ``RESULTS_DIR/<name>/<category>/<name>_<file>.csv``
 maps the common scale monotonically into [0, 1) with the alert threshold s = 1 at 0.5; infinite scores
 map to 1), which is the layout NAB's scorer reads, plus ``summary.csv`` and ``summary.json`` there, and
 prints the table. Metrics: see ``monitor.evaluation.metrics`` (precision/recall/F1 at the detector's own
-threshold, score > 1) and ``monitor.evaluation.nabscore`` (NAB's standard, low-FP and low-FN profiles,
+threshold, score above 1) and ``monitor.evaluation.nabscore`` (NAB's standard, low-FP and low-FN profiles,
 each at that threshold and at its own swept best threshold, as NAB's optimiser picks one per profile).
 """
 
@@ -177,7 +177,7 @@ def evaluate(
     n_windows = total.windows
     fixed_raw = sum(r.nab_raw for r in results)
     threshold, best_raw = nabscore.best_threshold(swept["standard"])
-    # NAB's other two profiles, each at its own best threshold as NAB's optimiser finds it, and at score > 1.
+    # NAB's other two profiles, each at its own best threshold as NAB's optimiser finds it, and above 1.
     others: dict[str, object] = {}
     for key, short in (("reward_low_FP_rate", "low_fp"), ("reward_low_FN_rate", "low_fn")):
         profile = nabscore.PROFILES[key]

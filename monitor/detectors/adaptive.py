@@ -36,7 +36,7 @@ Three more signals on the same scale, the score being the largest:
 understates the series' worst (the maximum of ``n`` draws of a light tail grows as ``log n``), so the
 reference is raised by ``log(memory) / log(n)`` until ``n`` reaches ``memory``.
 
-**Nothing is learnt uncapped from an anomalous point** (score > 1): its errors enter the scales up to
+**Nothing is learnt uncapped from an anomalous point** (score above 1): its errors enter the scales up to
 ``CAP`` band half-widths, the day and week profiles learn the value clipped into the band, the references
 learn its surprise capped at the threshold it crossed (so a burst that recurs is learnt in a few repeats,
 an isolated one barely), the typical magnitude skips it, the range widens by at most ``range_margin`` of
@@ -70,7 +70,7 @@ import numpy as np
 from monitor.detectors.base import Detector, State
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.scores import Scores
-from streamwatch.scores import mask_direction
+from streamwatch.scores import anomalous, mask_direction
 
 SCALE_ALPHA = 0.01
 """Weight of a new error in a scale, after the first ``1 / SCALE_ALPHA`` errors (which are averaged)."""
@@ -310,7 +310,7 @@ class Adaptive(Detector):
         s_state = mask_direction(p.direction, state, 0.0, np.abs(state) / max(p.min_surprise, TINY))
         s_state = s_state if p.min_surprise > 0 else 0.0 * x
         score = np.maximum(score, np.where(warm, 0.0, s_state))
-        anom = score > 1.0
+        anom = anomalous(score)
         away = anom | (state != 0)
         self._learn(
             x, t, ok, anom, away, thr, week_thr, b, own, wb, wpred, phase, ppred, d, step_err, z_ref, z_week

@@ -3,7 +3,7 @@
 Each member scores the point on the common scale. ``confidence`` is the weighted mean of the members'
 scores clipped to [0, 1] (a member past its threshold counts fully, one at 80% of the way to its band's
 edge counts 0.8), so it is the weighted share of members flagging, softened for near misses. The ensemble
-flags when at least ``k`` members score > 1 *and* confidence > ``min_confidence``; its score
+flags when at least ``k`` members score above 1 *and* confidence > ``min_confidence``; its score
 ``min(k-th highest member score, confidence / min_confidence)`` is > 1 exactly then, so it stays on the
 common scale. ``expected`` is the weighted mean of the members' expected values where they have one;
 lower/upper are NaN (the members' bands differ). Warm-up: members in warm-up score 0.

@@ -6,7 +6,7 @@ Each point is described by the last ``window`` differences ``x[i] - x[i-1]`` up 
 points (with a fixed ``seed``: the same data gives the same forest). Until the first fit it scores 0.
 
 Score: scikit-learn's anomaly score ``s = -score_samples`` (about 0.5 for ordinary points, towards 1 for
-points isolated in few splits) over ``threshold``, so ``score > 1`` means ``s > threshold``. There is no
+points isolated in few splits) over ``threshold``, so a score above 1 means ``s > threshold``. There is no
 band (expected, lower and upper are NaN); ``direction`` keeps points whose step goes that way, and a step
 smaller than ``min_deviation`` never scores above 1.
 

@@ -11,7 +11,7 @@ tiny on another and no single threshold fits (the Prophet band scores 0 at NAB's
 - ``dev = |r - med|``, and the band's half-width is ``max(threshold * scale, peak_margin * peak)``
   where ``peak`` is the largest ``dev`` of the previous ``peak_window`` scored residuals: a deviation
   must also beat everything seen lately (a daily edge the forecast always misses is not news every day);
-- after an alarm (score > 1) the next ``quiet`` points score 0: NAB rewards only the first detection in
+- after an alarm (score above 1) the next ``quiet`` points score 0: NAB rewards only the first detection in
   a window and charges every later one outside it, and an SRE wants one page per incident.
 
 The wrapped score is ``dev / half-width`` through ``options.finish`` (the inner detector's ``direction``
