@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SeriesKey = tuple[tuple[str, str], ...]
 """A series' identity: its whole label set as (name, value) pairs sorted by name, as Prometheus
@@ -81,6 +84,8 @@ class Series:
 
     def to_frame(self) -> pd.DataFrame:
         """Prophet's layout: ``ds`` (naive UTC datetimes) and ``y``."""
+        import pandas as pd  # here, not at import: a process watching no Prophet query never loads pandas
+
         ds = pd.to_datetime(self.timestamps, unit="s")
         return pd.DataFrame({"ds": ds, "y": self.values})
 

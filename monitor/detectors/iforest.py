@@ -24,14 +24,17 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.ensemble import IsolationForest
 
 from monitor.detectors.base import OnlineDetector
 from monitor.detectors.options import DetectorOptions
 from monitor.detectors.scores import Score, Scores
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -74,7 +77,7 @@ class IsolationForestDetector(OnlineDetector):
         self.prev = math.nan
         self.steps: deque[float] = deque(maxlen=self.p.window)
         self.feats: deque[tuple[float, ...]] = deque(maxlen=self.p.history)
-        self.model: IsolationForest | None = None
+        self.model: IsolationForest | None = None  # scikit-learn is imported at the first fit
         self.since_fit = 0
 
     @property
@@ -118,6 +121,8 @@ class IsolationForestDetector(OnlineDetector):
                 self._fit()
 
     def _fit(self) -> None:
+        from sklearn.ensemble import IsolationForest  # ~100 MiB: only in processes that use this detector
+
         self.model = IsolationForest(
             n_estimators=self.p.trees, max_samples=min(256, len(self.feats)), random_state=self.p.seed
         ).fit(_float32(np.array(self.feats)))
