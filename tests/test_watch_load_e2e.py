@@ -22,6 +22,8 @@ import requests
 
 from harness.hostload import HostLoad, cpu_burners
 from harness.stack_run import FAST, RunningStack, start_stack, write_watch_stack
+from monitor import presets
+from monitor.detectors import registry
 from streamwatch.net import wait_until
 from streamwatch.promapi import PrometheusClient
 
@@ -31,7 +33,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.quiet_cpu]
 TIMING = replace(FAST, half_life_s=60.0, threshold=10.0)
 MONITOR_CYCLE_S = 2.0  # FAST_WATCH's interval
 RATE_WINDOW_S = 5.0  # FAST_WATCH's rate_window
-IQR_WINDOW = 40  # the preset's cpu_busy detector window
+CPU_BUSY = next(q for q in presets.expand("node_exporter") if q.name == "cpu_busy")
+WARMUP = registry.container(CPU_BUSY.detector, CPU_BUSY.params).warmup  # points
 QUIET_S = 30.0  # scored quiet seconds after the warm-up, on top of the warm-up itself
 LOAD_S = 60.0
 BUSY_BEFORE = 0.5  # the host busier than this before the load: it has no room for a saturation to show
@@ -83,11 +86,11 @@ def test_a_minute_of_cpu_saturation_is_a_sev2_alert_and_the_quiet_minutes_before
     stack = start_stack(config, tmp_path, watch)
     try:
         prom = PrometheusClient(stack.url("prometheus"))
-        # The warm-up: cpu_busy's detector (iqr over 40 points) has scored a window's worth of points, so
-        # its fences are learnt whatever the warming gauge says, and no series of it is warming.
+        # The warm-up: cpu_busy's detector has scored its warm-up's worth of points and no series of it
+        # is warming.
         warm = wait_until(
             lambda: (
-                monitor_figure(stack, "streamwatch_monitor_samples_scored_total", "cpu_busy") >= IQR_WINDOW
+                monitor_figure(stack, "streamwatch_monitor_samples_scored_total", "cpu_busy") >= WARMUP
                 and monitor_figure(stack, "streamwatch_monitor_series_warming", "cpu_busy") == 0
             ),
             120,
