@@ -35,7 +35,7 @@ MONITOR_CYCLE_S = 2.0  # FAST_WATCH's interval
 RATE_WINDOW_S = 5.0  # FAST_WATCH's rate_window
 CPU_BUSY = next(q for q in presets.expand("node_exporter") if q.name == "cpu_busy")
 WARMUP = registry.container(CPU_BUSY.detector, CPU_BUSY.params).warmup  # points
-QUIET_S = 30.0  # scored quiet seconds after the warm-up, on top of the warm-up itself
+QUIET_S = 15.0  # scored quiet seconds after the warm-up (itself quiet, and checked with it)
 LOAD_S = 60.0
 BUSY_BEFORE = 0.5  # the host busier than this before the load: it has no room for a saturation to show
 # Flagged within two monitor cycles once the load has filled rate()'s window and been scraped.
