@@ -27,7 +27,7 @@ lint: $(STAMP)
 # Tests run in parallel (pytest-xdist): most of the suite's wall time is waiting on real processes, so
 # more workers than the 2 cores pay off (4: 21 min sequential -> 8 min 42 s; docs/benchmarks.md). The
 # slowest 15 are printed at the end, so the CI log shows what to shorten next.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --durations=15
 
 # Tests marked quiet_cpu load the CPUs and watch the host (tests/test_watch_load_e2e.py): they run alone,

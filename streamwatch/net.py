@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import random
 import socket
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -73,8 +75,36 @@ def _bind_error(host: str, port: int) -> OSError | None:
     return None
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS just handed out, for tests and for stacks started on free ports."""
+FREE_PORTS_FROM = 20_000
+"""Free ports are picked from here up to the start of the OS's ephemeral range."""
+_given: set[int] = set()  # handed out by this process: never twice (two services of one stack)
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def free_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
+    """A port free now, for tests and for stacks started on free ports: a random one below the OS's
+    ephemeral range, so that no outgoing connection (which takes its local port from that range) can
+    take it between now and the moment the service binds it (with many tests in parallel, a port from
+    ``bind(0)`` was taken that way); the OS's pick when none is found."""
+    rng = rng or random.SystemRandom()
+    end = _ephemeral_start()
+    for _ in range(50 if end - FREE_PORTS_FROM > 1000 else 0):
+        port = rng.randrange(FREE_PORTS_FROM, end)
+        if port in _given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

@@ -406,3 +406,19 @@ def test_the_polling_services_share_one_shortest_interval() -> None:
         with pytest.raises(ValueError, match=r"^interval must be 0.1 to 86,400 s, got 0.05"):
             cls(interval=0.05)
         assert cls(interval=config.MIN_INTERVAL_S).interval == 0.1
+
+
+def test_free_ports_are_below_the_ephemeral_range_and_bindable() -> None:
+    """An outgoing connection takes its local port from the ephemeral range, so a free port from there
+    could be taken before the service binds it (a parallel test run saw it): free_port picks below it."""
+    import socket
+    from pathlib import Path
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    picked = [free_port() for _ in range(200)]
+    ports = set(picked)
+    assert len(ports) == len(picked)  # never the same port twice in one process
+    for port in ports:
+        assert 20_000 <= port < low
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
