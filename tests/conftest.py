@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -18,7 +18,7 @@ from hypothesis import settings
 # failures as it does a test's.
 pytest.register_assert_rewrite("harness")
 
-from harness import ROOT  # noqa: E402
+from harness import ROOT, quickstack  # noqa: E402
 from harness.fake_monitors import FakeMonitors, start_fake_monitors  # noqa: E402
 from harness.services import (  # noqa: E402
     FleetMonitorFactory,
@@ -128,3 +128,15 @@ def monitors(start_prometheus: PrometheusFactory) -> Iterator[FakeMonitors]:
     fm, server = start_fake_monitors(start_prometheus)
     yield fm
     server.shutdown()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser), closed after the test."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(quickstack.CHROMIUM).exists():
+        pytest.fail(f"{quickstack.CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
+    with sync_api.sync_playwright() as p:
+        b = quickstack.launch_chromium(p)
+        yield b
+        b.close()

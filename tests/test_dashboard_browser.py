@@ -38,16 +38,6 @@ PAINTED = """sel => Array.from(document.querySelectorAll(sel)).map(el => {
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    if not Path(quickstack.CHROMIUM).exists():
-        pytest.fail(f"{quickstack.CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
-    with sync_api.sync_playwright() as p:
-        b = quickstack.launch_chromium(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
 def stack(tmp_path: Path) -> Iterator[quickstack.QuickStack]:
     qs = quickstack.start(tmp_path / "stack", TIMING, BUTTONS)
     yield qs

@@ -7,16 +7,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import quickstack
 from harness.cli import assert_one_line_error, run_python
 from harness.services import ScrapeTarget
 from streamwatch.net import wait_until
@@ -66,17 +63,6 @@ def monitor_figures(url: str) -> dict[str, dict[str, float]]:
 
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(quickstack.CHROMIUM).exists():
-        pytest.fail(f"{quickstack.CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
-    with sync_api.sync_playwright() as p:
-        b = quickstack.launch_chromium(p)
-        yield b
-        b.close()
 
 
 def test_the_backtest_names_the_injected_series_counts_as_the_live_monitor_and_draws_it(
