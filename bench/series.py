@@ -228,7 +228,14 @@ def reconfigure(stack: Stack, work: Path, config: dict) -> None:
 
 
 def part_peer(
-    work: Path, stack: Stack, n: int, interval: float, detector: str, rules: Path, window: float
+    work: Path,
+    stack: Stack,
+    n: int,
+    interval: float,
+    detector: str,
+    rules: Path,
+    window: float,
+    scrapes: Sequence[float] = (15.0,),
 ) -> None:
     adaptive = rules / "adaptive.yml"
     if not adaptive.is_file():
@@ -242,25 +249,30 @@ def part_peer(
 
     port = free_port()
     mon = start_monitor(work, "peer", stack.url, interval, monitor_query(detector), port=port)
-    wait_until(lambda: len(mon.cycles()) >= 2, 3 * interval + 600, 1.0)
-    scraped = {
-        **config,
-        "scrape_configs": [
-            *config["scrape_configs"],
-            {
-                "job_name": "streamwatch",
-                "scrape_interval": "15s",
-                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-            },
-        ],
-    }
-    reconfigure(stack, work, scraped)
-    prom, monitor = prometheus_cpu(stack, window, mon.process.proc.pid)
-    streamwatch = monitor + (prom - base)
-    print(
-        f"  Streamwatch ({detector}): monitor {monitor:.2f} s + Prometheus scraping its exports "
-        f"{prom - base:+.2f} s = {streamwatch:.2f} s   load {load()}"
-    )
+    # Past the start: the first cycles train every series and write the first snapshot.
+    wait_until(lambda: len(mon.cycles()) >= 4, 5 * interval + 600, 1.0)
+    totals = []
+    # The monitor's exports change once a cycle: scraped every `interval` Prometheus misses nothing,
+    # scraped more often it stores the same values again. Each scrape interval is measured in turn.
+    for every in scrapes:
+        scraped = {
+            **config,
+            "scrape_configs": [
+                *config["scrape_configs"],
+                {
+                    "job_name": "streamwatch",
+                    "scrape_interval": f"{every:g}s",
+                    "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                },
+            ],
+        }
+        reconfigure(stack, work, scraped)
+        prom, monitor = prometheus_cpu(stack, window, mon.process.proc.pid)
+        totals.append(monitor + (prom - base))
+        print(
+            f"  Streamwatch ({detector}), its exports scraped every {every:g} s: monitor {monitor:.2f} s + "
+            f"Prometheus scraping its exports {prom - base:+.2f} s = {totals[-1]:.2f} s   load {load()}"
+        )
     mon.process.stop()
 
     # Grafana's framework takes any series tagged anomaly_name / anomaly_type (its rules/README.md); the
@@ -289,7 +301,9 @@ def part_peer(
     prom, _ = prometheus_cpu(stack, window)
     grafana = prom - base
     print(f"  Grafana's rules (adaptive.yml): Prometheus {grafana:+.2f} s   load {load()}")
-    print(f"  ratio Streamwatch / Grafana: {streamwatch / grafana:.2f}" if grafana > 0 else "  ratio: n/a")
+    for every, total in zip(scrapes, totals, strict=True):
+        ratio = f"{total / grafana:.2f}" if grafana > 0 else "n/a"
+        print(f"  ratio Streamwatch (scraped every {every:g} s) / Grafana: {ratio}")
     print(
         "  (Grafana's bands span up to 26 h: their evaluations grow as history accumulates, so a run of "
         "minutes measures their cheapest hours.)"
@@ -471,6 +485,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--peer-window", type=float, default=180.0, help="seconds each side-by-side phase is measured"
     )
+    p.add_argument(
+        "--peer-scrape",
+        default="15,30",
+        help="scrape intervals of the monitor's /metrics to measure side by side, in s (default 15,30)",
+    )
     p.add_argument("--inprocess-series", default="10000,100000")
     p.add_argument("--cycles", type=int, default=10, help="cycles measured after the first (default 10)")
     p.add_argument("--interval", type=float, default=30.0)
@@ -502,6 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         args.detector,
                         args.peer_rules,
                         args.peer_window,
+                        [float(v) for v in args.peer_scrape.split(",")],
                     )
             finally:
                 stack.stop()
