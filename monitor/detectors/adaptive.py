@@ -288,9 +288,7 @@ class Adaptive(Detector):
         up = np.where(p.direction != "below", x - np.maximum(st["hi"], near_hi), 0.0)
         down = np.where(p.direction != "above", np.minimum(st["lo"], near_lo) - x, 0.0)
         beyond = np.maximum(np.maximum(up, down), 0.0)
-        # min_deviation floors every signal's unit as it floors the band: a move smaller than it is never 1.
-        md = p.min_deviation
-        s_range = np.where((width > 0) & (p.range_margin > 0) & ~warm, beyond / np.maximum(unit, md), 0.0)
+        s_range = np.where((width > 0) & (p.range_margin > 0) & ~warm, beyond / unit, 0.0)
         score = np.maximum(score, np.nan_to_num(s_range, nan=0.0))
         # The week's shape.
         wb = np.floor((t % shape_s) / shape_s * p.bins * p.shape_days).astype(np.int64) % (
@@ -301,10 +299,7 @@ class Adaptive(Detector):
         w_dev = np.where(t - st["t0"] > shape_s, x - wpred, np.nan)
         z_week = np.where(w_dev == w_dev, np.abs(w_dev) / w_sc, 0.0)
         week_thr = np.maximum(p.season_margin * st["week_peak"], p.min_surprise)
-        s_week = z_week / week_thr
-        if md > 0:
-            s_week = np.minimum(s_week, np.abs(np.nan_to_num(w_dev)) / md)
-        s_week = mask_direction(p.direction, w_dev, 0.0, s_week)  # the side of the deviation
+        s_week = mask_direction(p.direction, w_dev, 0.0, z_week / week_thr)  # the side of the deviation
         score = np.maximum(score, np.where(warm | (st["week_peak"] <= 0), 0.0, s_week))
         # The state: the deviation from the course that the last STATE_POINTS values kept on one side.
         d = _closest([np.where(day_on, (x - pred) / day_sc, np.nan), p_dev / p_sc, w_dev / w_sc])
@@ -314,9 +309,6 @@ class Adaptive(Detector):
         state = np.where(low > 0, low, np.where(high < 0, high, 0.0))
         s_state = mask_direction(p.direction, state, 0.0, np.abs(state) / max(p.min_surprise, TINY))
         s_state = s_state if p.min_surprise > 0 else 0.0 * x
-        if md > 0:  # the state's deviation in the metric's unit: the course nearest the value
-            course = _closest([np.where(day_on, x - pred, np.nan), p_dev, w_dev])
-            s_state = np.minimum(s_state, np.where(np.isfinite(course), np.abs(course), 0.0) / md)
         score = np.maximum(score, np.where(warm, 0.0, s_state))
         anom = anomalous(score)
         away = anom | (state != 0)
