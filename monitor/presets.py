@@ -2,10 +2,10 @@
 
 ``preset = "node_exporter"`` in ``[monitor]`` (or a list of names), or a ``[[monitor.queries]]`` table
 holding ``preset = "NAME"`` (with ``vars``, ``prefix`` and the timing keys of a query), expands into the
-preset's queries, each a ``QueryConfig`` like any other: its detector (``adaptive``, the ``--config``
-default, named so a change of the default does not change a preset silently), the side that is
-trouble (``direction``) and the smallest move worth an alert (``min_deviation``, in the query's unit),
-chosen for what the metric means; ``why`` says so.
+preset's queries, each a ``QueryConfig`` like any other: its detector (``ema``, the one the presets were
+measured with, unless the metric needs another), the side that is trouble (``direction``) and the
+smallest move worth an alert (``min_deviation``, in the query's unit), chosen for what the metric
+means; ``why`` says so.
 ``python monitor.py presets`` lists them and ``python monitor.py presets NAME`` prints the expanded TOML
 to copy and edit (``to_toml``; it loads back to the same queries). docs/watch.md explains each choice.
 
@@ -62,9 +62,10 @@ class PresetQuery:
     expr: str
     why: str  # what the query measures and why this detector, direction and min_deviation
     params: Mapping[str, Any]  # direction, min_deviation (every detector takes both), detector options
-    # adaptive, the --config default (it keeps a saturation that lasts above 1), named here so that a
-    # change of the default does not change a preset silently (docs/benchmarks.md#presets-on-a-busy-host).
-    detector: str = "adaptive"
+    # ema unless the metric needs another: the detector the presets were measured with
+    # (docs/benchmarks.md#presets-on-a-busy-host), named so a change of the --config default does not
+    # change a preset silently.
+    detector: str = "ema"
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,11 @@ NODE_EXPORTER = Preset(
             "avg without (cpu) (sum without (mode) "
             '(rate(node_cpu_seconds_total{mode!~"idle|iowait|steal"}[$rate_window])))',
             "fraction of the host's CPU time doing work (all CPUs averaged): only high is trouble, and a "
-            "rise under a quarter of the host's capacity is an ordinary busy spell",
-            {"direction": "above", "min_deviation": 0.25},
+            "rise under a quarter of the host's capacity is an ordinary busy spell. IQR over the last 40 "
+            "points (10 minutes at a 15 s step): its fences do not follow a saturation that lasts, so every "
+            "point of it is flagged for about half the window",
+            {"direction": "above", "min_deviation": 0.25, "window": 40},
+            detector="iqr",
         ),
         PresetQuery(
             "cpu_waiting",

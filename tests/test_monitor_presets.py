@@ -152,4 +152,4 @@ def test_docs_watch_has_a_row_for_every_preset_query_with_its_side() -> None:
             row = next((r for key, r in rows.items() if f"`{q.name}`" in key), None)
             assert row is not None, f"docs/watch.md: no row for {name}'s {q.name}"
             assert f"| {q.params['direction']} |" in row, (q.name, row)
-            assert q.detector == "adaptive" or f"`{q.detector}`" in row, (q.name, row)
+            assert q.detector == "ema" or f"`{q.detector}`" in row, (q.name, row)

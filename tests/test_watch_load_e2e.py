@@ -86,8 +86,8 @@ def test_a_minute_of_cpu_saturation_is_a_sev2_alert_and_the_quiet_minutes_before
     stack = start_stack(config, tmp_path, watch)
     try:
         prom = PrometheusClient(stack.url("prometheus"))
-        # The warm-up: cpu_busy's detector has scored its warm-up's worth of points and no series of it
-        # is warming.
+        # The warm-up: cpu_busy's detector has scored its warm-up's worth of points (iqr: its window), so
+        # its fences are learnt whatever the warming gauge says, and no series of it is warming.
         warm = wait_until(
             lambda: (
                 monitor_figure(stack, "streamwatch_monitor_samples_scored_total", "cpu_busy") >= WARMUP
