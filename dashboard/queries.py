@@ -129,7 +129,7 @@ def score_expr(metric: str) -> str:
 
 def summary_expr() -> str:
     return (
-        '{__name__=~"streamwatch_monitor_(cycle_anomalies|anomalies_total|mae|mape_ratio)'
+        '{__name__=~"streamwatch_monitor_(cycle_anomalies|anomalies_total|mae|mape_ratio|series_warming)'
         '|streamwatch_incident_(score|threshold|severity|open)"}'
     )
 

@@ -225,6 +225,8 @@ def summary_payload(
             "mae": _latest(instant, __name__="streamwatch_monitor_mae", metric=m),
             "mape_ratio": _latest(instant, __name__="streamwatch_monitor_mape_ratio", metric=m),
             "score": _latest(instant, __name__=queries.SCORE, metric=m),
+            # Series still learning (issue 20): scored once their detector's warm-up is done.
+            "warming": _latest(instant, __name__="streamwatch_monitor_series_warming", metric=m),
         }
     severity = _latest(instant, __name__=queries.SEVERITY)
     return {

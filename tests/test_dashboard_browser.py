@@ -112,6 +112,9 @@ def test_live_page_charts_data_and_turns_sev1_then_normal(stack: quickstack.Quic
         '.metric[data-metric="energy_price"] [data-field="anomalies_in_range"]'
     ).inner_text()
     assert int(anomalies) > 0
+    # The monitor's model is fitted: no series of the query is still learning (the gauge, read by the page).
+    warming = page.locator('.metric[data-metric="energy_price"] [data-field="warming"]').inner_text()
+    assert warming == "0"
 
     assert problems == []
 

@@ -249,6 +249,7 @@ def test_summary_payload_takes_the_latest_values_and_labels_the_severity() -> No
     instant = [
         series("streamwatch_monitor_mae", [1.0], [12.5], metric="energy_price"),
         series("streamwatch_monitor_mape_ratio", [1.0], [0.04], metric="energy_price"),
+        series("streamwatch_monitor_series_warming", [1.0], [3.0], metric="energy_price"),
         series("streamwatch_incident_score", [1.0], [3.0], metric="energy_price"),
         series("streamwatch_incident_threshold", [1.0], [2.0]),
         series("streamwatch_incident_severity", [1.0], [2.0]),
@@ -267,6 +268,7 @@ def test_summary_payload_takes_the_latest_values_and_labels_the_severity() -> No
         "mae": 12.5,
         "mape_ratio": 0.04,
         "score": 3.0,
+        "warming": 3.0,
     }
     assert p["metrics"]["energy_consumption"]["mae"] is None
     assert p["targets"] == {"up": 1, "total": 2, "down": ["monitor"]}

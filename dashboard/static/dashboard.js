@@ -234,6 +234,7 @@
       $('[data-field="cycle_anomalies"]', card).textContent = fmtCount(s.cycle_anomalies);
       $('[data-field="mae"]', card).textContent = fmtNumber(s.mae);
       $('[data-field="mape_ratio"]', card).textContent = fmtPercent(s.mape_ratio);
+      $('[data-field="warming"]', card).textContent = fmtCount(s.warming);
       const score = $('[data-field="score"]', card);
       score.textContent = s.score === null ? "–" : fmtNumber(s.score, 1) + " / " + fmtNumber(summary.threshold, 1);
       score.classList.toggle("hot", s.score !== null && summary.threshold !== null && s.score > summary.threshold);
