@@ -88,9 +88,12 @@ class Stack:
         return requests.get(f"{self.detector_url}/state", timeout=5).json()
 
     def wait_normal(self, timeout_s: float = 60) -> None:
-        ok = wait_until(
-            lambda: self.severity() == 0 and max(self.state()["scores"].values()) < 5, timeout_s, 0.5
-        )
+        def normal() -> bool:
+            # No scores yet is not normal: the detector has not read the monitors (a loaded machine).
+            scores = self.state()["scores"]
+            return self.severity() == 0 and bool(scores) and max(scores.values()) < 5
+
+        ok = wait_until(normal, timeout_s, 0.5)
         assert ok, self.diagnostics()
 
     def diagnostics(self) -> str:
