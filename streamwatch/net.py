@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import random
 import socket
 import threading
@@ -80,6 +81,7 @@ FREE_PORTS_FROM = 20_000
 _given: set[int] = set()  # handed out by this process: never twice (two services of one stack)
 
 
+@functools.cache
 def _ephemeral_start() -> int:
     try:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
@@ -96,13 +98,8 @@ def free_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
     end = _ephemeral_start()
     for _ in range(50 if end - FREE_PORTS_FROM > 1000 else 0):
         port = rng.randrange(FREE_PORTS_FROM, end)
-        if port in _given:
+        if port in _given or _bind_error(host, port) is not None:
             continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
         _given.add(port)
         return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
