@@ -370,20 +370,25 @@ class PerSeries(Detector):
     def warmup(self) -> int:
         return self._warmup
 
-    def _update(self, x: np.ndarray, t: np.ndarray) -> Scores:
-        shape = x.shape
-        cols = [np.full(shape, np.nan) for _ in range(4)]
-        present = ~np.isnan(x)
+    def _each(self, x: np.ndarray, t: np.ndarray, learn: bool) -> tuple[Scores, np.ndarray]:
+        """Each member's row through ``update_many`` (``learn``) or ``score_many``: sane values only,
+        +inf where an absurd value was, NaN where there is no sample; and where values were sane."""
+        cols = [np.full(x.shape, np.nan) for _ in range(4)]
         ok_all = learning.sane(x)
         for i, member in enumerate(self.members):
             ok = ok_all[i]
             if ok.any():
-                s = member.update_many(x[i, ok], t[i, ok])
+                call = member.update_many if learn else member.score_many
+                s = call(x[i, ok], t[i, ok])
                 for c, v in zip(cols, (s.score, s.expected, s.lower, s.upper), strict=True):
                     c[i, ok] = v
-        self._own["n"] += ok_all.sum(axis=1)
-        cols[0][present & ~ok_all] = np.inf
-        return Scores(*cols)
+        cols[0][~np.isnan(x) & ~ok_all] = np.inf
+        return Scores(*cols), ok_all
+
+    def _update(self, x: np.ndarray, t: np.ndarray) -> Scores:
+        scores, ok = self._each(x, t, learn=True)
+        self._own["n"] += ok.sum(axis=1)
+        return scores
 
     def score(self, x: np.ndarray, t: np.ndarray) -> Scores:
         # Each member scores its row's points without learning: no copy of a model per time column.
@@ -391,16 +396,8 @@ class PerSeries(Detector):
         t = np.asarray(t, dtype=np.float64)
         column = x.ndim == 1
         x2, t2 = (x[:, None], t[:, None]) if column else (x, t)
-        cols = [np.full(x2.shape, np.nan) for _ in range(4)]
-        ok_all = learning.sane(x2)
-        for i, member in enumerate(self.members):
-            ok = ok_all[i]
-            if ok.any():
-                s = member.score_many(x2[i, ok], t2[i, ok])
-                for c, v in zip(cols, (s.score, s.expected, s.lower, s.upper), strict=True):
-                    c[i, ok] = v
-        cols[0][~np.isnan(x2) & ~ok_all] = np.inf
-        return Scores(*(c[:, 0] if column else c for c in cols))
+        s, _ = self._each(x2, t2, learn=False)
+        return Scores(*(c[:, 0] if column else c for c in (s.score, s.expected, s.lower, s.upper)))
 
     def resize(self, n: int) -> None:
         self.members = self.members[:n] + [self.factory() for _ in range(n - len(self.members))]
