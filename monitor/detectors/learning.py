@@ -16,11 +16,8 @@ Two parts, applied in one place each:
    expected value's magnitude (at least ``FLAT_FLOOR``), so a flat series that moves still learns the
    move. ``LEARN_REACH`` is 1000 and ``FLAT_FLOOR`` 1e-3: the cap only keeps out what no band could
    follow (1e17 on a series at 100 blinded ``ema`` for thousands of points; now it is learnt as 1000
-   half-widths and forgotten within about a hundred), while ordinary anomalies are learnt as before.
-   A tight cap costs accuracy: at 3 half-widths (1e-9 floor) the simulator's swept NAB-standard score
-   fell from 69 to 6 for ``iqr`` and 87 to 52 for the ensemble; at 1000 and 1e-3 the table's scores
-   moved by at most 3 points, apart from tuned ``ema``'s held-out NAB mean (8.4 to 2.2; NAB's swept
-   11.5 unchanged); ``adaptive`` has rules of its own and did not move (docs/detectors.md, 2026-12-04).
+   half-widths and forgotten within about a hundred), while ordinary anomalies are learnt as before; a
+   tight cap (3 half-widths) cost far more accuracy (docs/benchmarks.md, "The learning cap").
    A real level shift is still learnt: each capped point widens the band it is capped by, so the
    detector catches up geometrically (EMA's default band grows about 2.4 times a point), and the shift
    is flagged for longer than when it was learnt at once. Before its band exists (warm-up) a row learns
